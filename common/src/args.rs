@@ -1,0 +1,46 @@
+//! Command-line flags every process of a run shares, so actor, learner and
+//! recorder agree on the run id, the architecture and the unroll layout.
+
+use std::path::PathBuf;
+
+use crate::config::{ModelConfig, Preset};
+use crate::rundir::RunDir;
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct RunArgs {
+    /// Experiment id: names the run directory `<runs-root>/<xpid>` and is the
+    /// run id on every message, so two runs never mix.
+    #[arg(long, env = "AAA_XPID", default_value = "default")]
+    pub xpid: String,
+    /// Directory that holds the run directories.
+    #[arg(long, env = "AAA_RUNS_ROOT", default_value = "runs")]
+    pub runs_root: PathBuf,
+    /// Model preset: `paper` (RGB 210x160, the paper's agent) or `small`
+    /// (RGB 42x42, for the built-in game on a CPU).
+    #[arg(long, default_value = "paper")]
+    pub preset: Preset,
+    /// Game: an Atari game name (`seaquest`, `pong`, ...) or `catch`, the
+    /// built-in game that needs no ROM.
+    #[arg(long, default_value = "seaquest")]
+    pub game: String,
+    /// Use Atari's full 18-action set instead of the game's minimal one.
+    #[arg(long)]
+    pub full_action_set: bool,
+    /// Unroll length T: each trajectory holds T+1 steps.
+    #[arg(long, default_value_t = 50)]
+    pub unroll_length: usize,
+    /// Run seed; every environment's seed derives from it, the actor id and the env index.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+impl RunArgs {
+    pub fn run_dir(&self) -> Result<RunDir, String> {
+        RunDir::new(&self.runs_root, &self.xpid)
+    }
+
+    /// The model config for this run, given the environment's action count.
+    pub fn model_config(&self, num_actions: usize) -> ModelConfig {
+        ModelConfig::preset(self.preset, num_actions)
+    }
+}

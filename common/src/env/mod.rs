@@ -1,0 +1,1 @@
+//! Environments the actor drives: Atari through ALE and the built-in game.

@@ -1,0 +1,459 @@
+//! The wire protocol (SPEC section 2).
+//!
+//! Every message is one MessagePack document holding an [`Envelope`]:
+//! `{ protocol, run, body }`. Bulk arrays travel as MessagePack `bin` with
+//! their dtype and shape ([`Array`]); numbers are little-endian. A receiver
+//! calls [`decode`], which checks the protocol version and the run id before
+//! it decodes the body, and then `validate` on the body against the run's
+//! [`ModelConfig`]; every failure is a typed [`ProtocolError`], never a panic.
+//!
+//! Step alignment of a [`Trajectory`] of unroll length T (steps 0..=T):
+//! `frame[t]` is what the agent saw, `reward[t]` and `done[t]` arrived with it
+//! (`done[t] = 1`: frame t starts a new episode), `last_action[t]` led to it,
+//! `action[t]` and `policy_logits[t]` were chosen at it. Step 0 repeats step T
+//! of the previous unroll of the same env, and `initial_state` is the agent's
+//! recurrent state before frame 0 was processed.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::ModelConfig;
+
+/// Version of this protocol; a receiver drops messages of any other.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// Bytes of Atari RAM sent per step when RAM recording is on.
+pub const RAM_BYTES: usize = 128;
+
+/// Why a message was refused. Callers tell the cases apart to count them.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ProtocolError {
+    #[error("cannot decode message: {0}")]
+    Decode(String),
+    #[error("cannot encode message: {0}")]
+    Encode(String),
+    #[error("protocol version {got} differs from ours ({want}): run the same build of actor, learner and recorder")]
+    WrongProtocol { got: u16, want: u16 },
+    #[error("message of run {got:?} reached run {want:?}: two runs share an address; give each run its own run dir or ports")]
+    WrongRun { got: String, want: String },
+    #[error("expected a {want} message, got {got}")]
+    UnexpectedBody { got: &'static str, want: &'static str },
+    #[error("field {field}: dtype {got:?}, expected {want:?}")]
+    DType { field: &'static str, got: DType, want: DType },
+    #[error("field {field}: shape {got:?}, expected {want:?}")]
+    Shape { field: &'static str, got: Vec<usize>, want: Vec<usize> },
+    #[error("field {field}: {len} data bytes do not fill shape {shape:?} of {dtype:?}")]
+    Length { field: &'static str, len: usize, shape: Vec<usize>, dtype: DType },
+    #[error("field {field}: action {action} outside 0..{num_actions}")]
+    ActionOutOfRange { field: &'static str, action: i64, num_actions: usize },
+    #[error("field {field}: holds NaN or infinity")]
+    NonFinite { field: &'static str },
+    #[error("weights for architecture {got}, this process runs {want}: actor and learner need the same --preset and game")]
+    Fingerprint { got: String, want: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+type Result<T> = std::result::Result<T, ProtocolError>;
+
+/// Element type of an [`Array`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DType {
+    U8,
+    I64,
+    F32,
+}
+
+impl DType {
+    pub fn size(self) -> usize {
+        match self {
+            DType::U8 => 1,
+            DType::I64 => 8,
+            DType::F32 => 4,
+        }
+    }
+}
+
+/// A dense little-endian array that travels as MessagePack `bin`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Array {
+    pub dtype: DType,
+    pub shape: Vec<usize>,
+    #[serde(with = "serde_bytes")]
+    pub data: Vec<u8>,
+}
+
+impl Array {
+    pub fn from_u8(shape: Vec<usize>, data: Vec<u8>) -> Self {
+        Array { dtype: DType::U8, shape, data }
+    }
+
+    pub fn from_f32(shape: Vec<usize>, values: &[f32]) -> Self {
+        let mut data = Vec::with_capacity(values.len() * 4);
+        for v in values {
+            data.extend_from_slice(&v.to_le_bytes());
+        }
+        Array { dtype: DType::F32, shape, data }
+    }
+
+    pub fn from_i64(shape: Vec<usize>, values: &[i64]) -> Self {
+        let mut data = Vec::with_capacity(values.len() * 8);
+        for v in values {
+            data.extend_from_slice(&v.to_le_bytes());
+        }
+        Array { dtype: DType::I64, shape, data }
+    }
+
+    /// Number of elements the shape describes.
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// Checks dtype, shape and that the data fills the shape exactly.
+    pub fn check(&self, field: &'static str, dtype: DType, shape: &[usize]) -> Result<()> {
+        if self.dtype != dtype {
+            return Err(ProtocolError::DType { field, got: self.dtype, want: dtype });
+        }
+        if self.shape != shape {
+            return Err(ProtocolError::Shape { field, got: self.shape.clone(), want: shape.to_vec() });
+        }
+        self.check_len(field)
+    }
+
+    fn check_len(&self, field: &'static str) -> Result<()> {
+        let want = self.shape.iter().try_fold(self.dtype.size(), |acc, &d| acc.checked_mul(d));
+        if want != Some(self.data.len()) {
+            return Err(ProtocolError::Length {
+                field,
+                len: self.data.len(),
+                shape: self.shape.clone(),
+                dtype: self.dtype,
+            });
+        }
+        Ok(())
+    }
+
+    /// The elements as f32; errors unless the dtype is f32 and the length fits.
+    pub fn to_f32(&self, field: &'static str) -> Result<Vec<f32>> {
+        self.expect_dtype(field, DType::F32)?;
+        Ok(self.data.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect())
+    }
+
+    /// The elements as i64; errors unless the dtype is i64 and the length fits.
+    pub fn to_i64(&self, field: &'static str) -> Result<Vec<i64>> {
+        self.expect_dtype(field, DType::I64)?;
+        Ok(self.data.chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap())).collect())
+    }
+
+    fn expect_dtype(&self, field: &'static str, dtype: DType) -> Result<()> {
+        if self.dtype != dtype {
+            return Err(ProtocolError::DType { field, got: self.dtype, want: dtype });
+        }
+        self.check_len(field)
+    }
+
+    fn check_finite(&self, field: &'static str) -> Result<()> {
+        if self.to_f32(field)?.iter().all(|v| v.is_finite()) {
+            Ok(())
+        } else {
+            Err(ProtocolError::NonFinite { field })
+        }
+    }
+
+    fn check_actions(&self, field: &'static str, num_actions: usize) -> Result<()> {
+        match self.to_i64(field)?.into_iter().find(|&a| a < 0 || a as u64 >= num_actions as u64) {
+            Some(action) => Err(ProtocolError::ActionOutOfRange { field, action, num_actions }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The agent's recurrent state: ConvLSTM (h, c) [C, h, w] and policy core (h, c) [units].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RecurrentState {
+    pub vision_h: Array,
+    pub vision_c: Array,
+    pub core_h: Array,
+    pub core_c: Array,
+}
+
+impl RecurrentState {
+    pub fn validate(&self, cfg: &ModelConfig) -> Result<()> {
+        let (h, w) = cfg.grid();
+        let vision = [cfg.convlstm_channels, h, w];
+        self.vision_h.check("initial_state.vision_h", DType::F32, &vision)?;
+        self.vision_c.check("initial_state.vision_c", DType::F32, &vision)?;
+        self.core_h.check("initial_state.core_h", DType::F32, &[cfg.core_units])?;
+        self.core_c.check("initial_state.core_c", DType::F32, &[cfg.core_units])?;
+        for (field, a) in [
+            ("initial_state.vision_h", &self.vision_h),
+            ("initial_state.vision_c", &self.vision_c),
+            ("initial_state.core_h", &self.core_h),
+            ("initial_state.core_c", &self.core_c),
+        ] {
+            a.check_finite(field)?;
+        }
+        Ok(())
+    }
+}
+
+/// One unroll of T+1 steps of one environment, actor -> learner.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Trajectory {
+    pub actor_id: u32,
+    pub env_index: u32,
+    /// The params version the actor acted with (policy lag = learner's version - this).
+    pub params_version: u64,
+    /// u8 [T+1, H, W, C]
+    pub frame: Array,
+    /// f32 [T+1], raw (unclipped) reward that arrived with each frame.
+    pub reward: Array,
+    /// u8 [T+1], 1 where the frame starts a new episode.
+    pub done: Array,
+    /// i64 [T+1]
+    pub last_action: Array,
+    /// i64 [T+1]
+    pub action: Array,
+    /// f32 [T+1, A], the behaviour policy's logits.
+    pub policy_logits: Array,
+    /// f32 [T+1], raw return of the episode so far.
+    pub episode_return: Array,
+    /// i64 [T+1], agent steps of the episode so far.
+    pub episode_step: Array,
+    /// The agent's recurrent state before frame 0 was processed.
+    pub initial_state: RecurrentState,
+}
+
+impl Trajectory {
+    /// Unroll length T (the trajectory holds T+1 steps).
+    pub fn unroll_length(&self) -> usize {
+        self.reward.shape.first().copied().unwrap_or(0).saturating_sub(1)
+    }
+
+    /// Checks every field against the run's model config and unroll length.
+    pub fn validate(&self, cfg: &ModelConfig, unroll_length: usize) -> Result<()> {
+        let n = unroll_length + 1;
+        self.frame.check("frame", DType::U8, &[n, cfg.height, cfg.width, cfg.in_channels])?;
+        self.reward.check("reward", DType::F32, &[n])?;
+        self.done.check("done", DType::U8, &[n])?;
+        self.last_action.check("last_action", DType::I64, &[n])?;
+        self.action.check("action", DType::I64, &[n])?;
+        self.policy_logits.check("policy_logits", DType::F32, &[n, cfg.num_actions])?;
+        self.episode_return.check("episode_return", DType::F32, &[n])?;
+        self.episode_step.check("episode_step", DType::I64, &[n])?;
+        self.reward.check_finite("reward")?;
+        self.policy_logits.check_finite("policy_logits")?;
+        self.episode_return.check_finite("episode_return")?;
+        self.last_action.check_actions("last_action", cfg.num_actions)?;
+        self.action.check_actions("action", cfg.num_actions)?;
+        if self.done.data.iter().any(|&d| d > 1) {
+            return Err(ProtocolError::Invalid("field done: values other than 0 and 1".into()));
+        }
+        self.initial_state.validate(cfg)
+    }
+}
+
+/// Actor -> learner: "send me weights newer than `version`" (0 = I hold none).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParamsRequest {
+    pub actor_id: u32,
+    pub version: u64,
+}
+
+/// Learner -> actor: weights of one version as safetensors bytes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Params {
+    pub version: u64,
+    /// [`ModelConfig::fingerprint`] of the architecture the weights belong to.
+    pub fingerprint: String,
+    #[serde(with = "serde_bytes")]
+    pub weights: Vec<u8>,
+}
+
+impl Params {
+    /// Refuses weights of another architecture.
+    pub fn check_fingerprint(&self, cfg: &ModelConfig) -> Result<()> {
+        let want = cfg.fingerprint();
+        if self.fingerprint != want {
+            return Err(ProtocolError::Fingerprint { got: self.fingerprint.clone(), want });
+        }
+        Ok(())
+    }
+}
+
+/// Learner -> actor: the asker already holds the newest version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpToDate {
+    pub version: u64,
+}
+
+/// Identifies one episode across chunks: (actor, env, counter within that env).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct EpisodeUid {
+    pub actor: u32,
+    pub env: u32,
+    pub counter: u64,
+}
+
+impl std::fmt::Display for EpisodeUid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "a{}-e{}-n{}", self.actor, self.env, self.counter)
+    }
+}
+
+/// How an episode ended; carried by its last chunk only.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpisodeEnd {
+    /// Raw, unclipped return.
+    pub episode_return: f64,
+    /// Agent steps.
+    pub length: u64,
+    /// False when the episode was cut short (actor stopped, frame cap).
+    pub complete: bool,
+}
+
+/// A run of consecutive steps of one recorded episode, actor -> recorder.
+/// Chunks keep every message small however long the episode is.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpisodeChunk {
+    pub uid: EpisodeUid,
+    /// 0, 1, 2, ... within the episode.
+    pub sequence: u32,
+    pub params_version: u64,
+    /// u8 [n, H, W, 3], full-resolution RGB as the environment rendered it.
+    pub frame: Array,
+    /// i64 [n]
+    pub action: Array,
+    /// f32 [n], raw reward that arrived with each frame.
+    pub reward: Array,
+    /// f32 [n]
+    pub baseline: Array,
+    /// f32 [n, A]
+    pub policy_logits: Array,
+    /// f32 [n, heads, h, w], each map sums to 1.
+    pub attention: Array,
+    /// f32 [n, heads, h, w], content part of the attention logits (query . key).
+    pub attention_content: Array,
+    /// f32 [n, heads, h, w], place part of the attention logits (query . spatial basis).
+    pub attention_place: Array,
+    /// u8 [n, 128], Atari RAM, when recorded.
+    pub ram: Option<Array>,
+    /// f32 [n, objects, 2], ground-truth (row, column) in frame pixels, NaN where absent.
+    pub objects: Option<Array>,
+    /// Names of the objects in `objects`, in order.
+    pub object_names: Vec<String>,
+    /// Present on the last chunk of the episode only.
+    pub end: Option<EpisodeEnd>,
+}
+
+impl EpisodeChunk {
+    /// Steps in this chunk.
+    pub fn len(&self) -> usize {
+        self.action.shape.first().copied().unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Checks every field against the run's model config.
+    pub fn validate(&self, cfg: &ModelConfig) -> Result<()> {
+        let n = self.len();
+        if self.frame.shape.len() != 4 || self.frame.shape[0] != n || self.frame.shape[3] != 3 {
+            return Err(ProtocolError::Shape {
+                field: "frame",
+                got: self.frame.shape.clone(),
+                want: vec![n, 0, 0, 3],
+            });
+        }
+        self.frame.check("frame", DType::U8, &self.frame.shape.clone())?;
+        let (h, w) = cfg.grid();
+        self.action.check("action", DType::I64, &[n])?;
+        self.reward.check("reward", DType::F32, &[n])?;
+        self.baseline.check("baseline", DType::F32, &[n])?;
+        self.policy_logits.check("policy_logits", DType::F32, &[n, cfg.num_actions])?;
+        let maps = [n, cfg.heads, h, w];
+        self.attention.check("attention", DType::F32, &maps)?;
+        self.attention_content.check("attention_content", DType::F32, &maps)?;
+        self.attention_place.check("attention_place", DType::F32, &maps)?;
+        if let Some(ram) = &self.ram {
+            ram.check("ram", DType::U8, &[n, RAM_BYTES])?;
+        }
+        if let Some(objects) = &self.objects {
+            objects.check("objects", DType::F32, &[n, self.object_names.len(), 2])?;
+        }
+        self.action.check_actions("action", cfg.num_actions)?;
+        for (field, a) in [
+            ("reward", &self.reward),
+            ("baseline", &self.baseline),
+            ("policy_logits", &self.policy_logits),
+            ("attention", &self.attention),
+            ("attention_content", &self.attention_content),
+            ("attention_place", &self.attention_place),
+        ] {
+            a.check_finite(field)?;
+        }
+        Ok(())
+    }
+}
+
+/// The body of an [`Envelope`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Body {
+    Trajectory(Box<Trajectory>),
+    ParamsRequest(ParamsRequest),
+    Params(Params),
+    UpToDate(UpToDate),
+    EpisodeChunk(Box<EpisodeChunk>),
+}
+
+impl Body {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Body::Trajectory(_) => "Trajectory",
+            Body::ParamsRequest(_) => "ParamsRequest",
+            Body::Params(_) => "Params",
+            Body::UpToDate(_) => "UpToDate",
+            Body::EpisodeChunk(_) => "EpisodeChunk",
+        }
+    }
+}
+
+/// `{ protocol, run, body }`: what travels on every socket.
+#[derive(Serialize, Deserialize)]
+pub struct Envelope<B> {
+    pub protocol: u16,
+    pub run: String,
+    pub body: B,
+}
+
+/// Encodes `body` for run `run` into `out` (any writer; an `nng::Message`
+/// avoids a copy).
+pub fn encode_into<W: std::io::Write>(out: &mut W, run: &str, body: &Body) -> Result<()> {
+    let envelope = Envelope { protocol: PROTOCOL_VERSION, run: run.to_owned(), body };
+    rmp_serde::encode::write_named(out, &envelope).map_err(|e| ProtocolError::Encode(e.to_string()))
+}
+
+/// Encodes `body` for run `run`.
+pub fn encode(run: &str, body: &Body) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    encode_into(&mut out, run, body)?;
+    Ok(out)
+}
+
+/// Decodes a message of run `run`. Checks the protocol version and the run id
+/// first, so a message of another build or run is named as such rather than
+/// reported as undecodable.
+pub fn decode(bytes: &[u8], run: &str) -> Result<Body> {
+    let header: Envelope<serde::de::IgnoredAny> =
+        rmp_serde::from_slice(bytes).map_err(|e| ProtocolError::Decode(e.to_string()))?;
+    if header.protocol != PROTOCOL_VERSION {
+        return Err(ProtocolError::WrongProtocol { got: header.protocol, want: PROTOCOL_VERSION });
+    }
+    if header.run != run {
+        return Err(ProtocolError::WrongRun { got: header.run, want: run.to_owned() });
+    }
+    let envelope: Envelope<Body> =
+        rmp_serde::from_slice(bytes).map_err(|e| ProtocolError::Decode(e.to_string()))?;
+    Ok(envelope.body)
+}

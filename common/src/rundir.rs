@@ -1,0 +1,132 @@
+//! The run directory `runs/<xpid>/` (SPEC section 5) and its `endpoints.json`.
+//!
+//! The run id that every message carries is the xpid, so processes of two runs
+//! that share a host or a cluster never mix.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Paths inside one run directory.
+#[derive(Clone, Debug)]
+pub struct RunDir {
+    root: PathBuf,
+    xpid: String,
+}
+
+impl RunDir {
+    /// `runs_root/xpid`. The xpid must be a plain name (it is the run id on the wire).
+    pub fn new(runs_root: &Path, xpid: &str) -> Result<Self, String> {
+        if xpid.is_empty()
+            || !xpid.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            || xpid.starts_with('.')
+        {
+            return Err(format!(
+                "xpid {xpid:?} must be a plain name of letters, digits, '-', '_' and '.'"
+            ));
+        }
+        Ok(RunDir { root: runs_root.join(xpid), xpid: xpid.to_owned() })
+    }
+
+    /// The run id carried by every message.
+    pub fn xpid(&self) -> &str {
+        &self.xpid
+    }
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+    pub fn create(&self) -> std::io::Result<()> {
+        std::fs::create_dir_all(self.checkpoints())?;
+        std::fs::create_dir_all(self.sockets())
+    }
+    pub fn sockets(&self) -> PathBuf {
+        self.root.join("sock")
+    }
+    pub fn checkpoints(&self) -> PathBuf {
+        self.root.join("checkpoints")
+    }
+    pub fn endpoints(&self) -> PathBuf {
+        self.root.join("endpoints.json")
+    }
+    pub fn logs_csv(&self) -> PathBuf {
+        self.root.join("logs.csv")
+    }
+    pub fn meta_json(&self) -> PathBuf {
+        self.root.join("meta.json")
+    }
+    /// The default `ipc://` address of socket `name` on this host.
+    pub fn ipc(&self, name: &str) -> String {
+        let path = self.sockets().join(name);
+        let path = std::path::absolute(&path).unwrap_or(path);
+        format!("ipc://{}", path.display())
+    }
+}
+
+/// Addresses the learner and recorder bound, as written to `endpoints.json`.
+/// Each process rewrites only its own entries.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoints {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trajectories: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub episodes: Option<String>,
+}
+
+impl Endpoints {
+    /// Reads `endpoints.json`; a missing file is an empty set.
+    pub fn read(path: &Path) -> std::io::Result<Self> {
+        match std::fs::read(path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Endpoints::default()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Merges `update` into the file (write-then-rename, so a reader on another
+    /// node never sees half a file). Fields `update` leaves empty are kept.
+    pub fn merge_into(path: &Path, update: &Endpoints) -> std::io::Result<()> {
+        let mut current = Self::read(path).unwrap_or_default();
+        if update.trajectories.is_some() {
+            current.trajectories.clone_from(&update.trajectories);
+        }
+        if update.params.is_some() {
+            current.params.clone_from(&update.params);
+        }
+        if update.episodes.is_some() {
+            current.episodes.clone_from(&update.episodes);
+        }
+        let tmp = path.with_extension(format!("json.tmp{}", std::process::id()));
+        std::fs::write(&tmp, serde_json::to_vec_pretty(&current)?)?;
+        std::fs::rename(&tmp, path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xpid_must_be_a_plain_name() {
+        assert!(RunDir::new(Path::new("runs"), "seaquest-1").is_ok());
+        assert!(RunDir::new(Path::new("runs"), "../etc").is_err());
+        assert!(RunDir::new(Path::new("runs"), "").is_err());
+        assert!(RunDir::new(Path::new("runs"), "a/b").is_err());
+    }
+
+    #[test]
+    fn endpoints_merge_keeps_other_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("endpoints.json");
+        let learner = Endpoints { trajectories: Some("ipc:///t".into()), params: Some("ipc:///p".into()), episodes: None };
+        Endpoints::merge_into(&path, &learner).unwrap();
+        let recorder = Endpoints { episodes: Some("ipc:///e".into()), ..Default::default() };
+        Endpoints::merge_into(&path, &recorder).unwrap();
+        let read = Endpoints::read(&path).unwrap();
+        assert_eq!(read.trajectories.as_deref(), Some("ipc:///t"));
+        assert_eq!(read.episodes.as_deref(), Some("ipc:///e"));
+        assert_eq!(Endpoints::read(&dir.path().join("missing.json")).unwrap(), Endpoints::default());
+    }
+}

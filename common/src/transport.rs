@@ -1,0 +1,282 @@
+//! NNG sockets that speak the wire protocol.
+//!
+//! Four roles, one per socket kind of SPEC section 1:
+//! [`Pull`] (learner: trajectories; recorder: episodes), [`Push`] (actor),
+//! [`ParamsServer`] (learner, REP) and [`ParamsClient`] (actor, REQ).
+//! Every receiving socket sets a maximum message size, dialers redial by
+//! themselves when the peer goes away and comes back, and nothing binds beyond
+//! loopback unless the caller says so ([`check_bind_address`]).
+//!
+//! A receive returns `Ok(Err(ProtocolError))` for a message that arrived but
+//! was refused (wrong run, bad bytes): the caller counts it and goes on. An
+//! `Err(TransportError)` means the socket itself failed.
+
+use std::time::Duration;
+
+use nng::options::{Options, ReconnectMaxTime, ReconnectMinTime, RecvMaxSize, RecvTimeout};
+use nng::{Message, Protocol, Socket};
+
+use crate::protocol::{decode, encode_into, Body, ProtocolError};
+
+/// Default maximum size of one received message: a paper-sized unroll
+/// (T = 50, 210x160x3 frames) is about 5 MB, so 64 MB leaves room for T = 500.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 64 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("cannot {action} {address}: {source}")]
+    Socket {
+        action: &'static str,
+        address: String,
+        #[source]
+        source: nng::Error,
+    },
+    #[error("{0}")]
+    Protocol(#[from] ProtocolError),
+    #[error("address {0:?} is not loopback: binding there exposes the run to the network; pass --allow-remote to do it on purpose")]
+    NotLoopback(String),
+    #[error("address {0:?} is neither ipc://<path> nor tcp://<host>:<port>")]
+    BadAddress(String),
+    #[error("timed out")]
+    TimedOut,
+    #[error("socket closed")]
+    Closed,
+}
+
+type Result<T> = std::result::Result<T, TransportError>;
+
+/// Refuses a bind address that would listen beyond this host unless
+/// `allow_remote`. `ipc://` is always local.
+pub fn check_bind_address(address: &str, allow_remote: bool) -> Result<()> {
+    if address.starts_with("ipc://") || address.starts_with("inproc://") {
+        return Ok(());
+    }
+    let Some(hostport) = address.strip_prefix("tcp://") else {
+        return Err(TransportError::BadAddress(address.into()));
+    };
+    let host = match hostport.rsplit_once(':') {
+        Some((host, port)) if port.parse::<u16>().is_ok() => host,
+        _ => return Err(TransportError::BadAddress(address.into())),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = host == "localhost"
+        || host.parse::<std::net::IpAddr>().map(|ip| ip.is_loopback()).unwrap_or(false);
+    if loopback || allow_remote {
+        Ok(())
+    } else {
+        Err(TransportError::NotLoopback(address.into()))
+    }
+}
+
+fn socket_error(action: &'static str, address: &str) -> impl FnOnce(nng::Error) -> TransportError {
+    let address = address.to_owned();
+    move |source| TransportError::Socket { action, address, source }
+}
+
+fn listen(protocol: Protocol, address: &str, max_bytes: usize, allow_remote: bool) -> Result<Socket> {
+    check_bind_address(address, allow_remote)?;
+    if let Some(path) = address.strip_prefix("ipc://") {
+        // A socket file left by a killed process blocks the bind; nobody owns it.
+        let path = std::path::Path::new(path);
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let _ = std::fs::remove_file(path);
+    }
+    let socket = Socket::new(protocol).map_err(socket_error("create socket for", address))?;
+    socket.set_opt::<RecvMaxSize>(max_bytes).map_err(socket_error("configure", address))?;
+    socket.listen(address).map_err(socket_error("bind", address))?;
+    Ok(socket)
+}
+
+fn dial(protocol: Protocol, address: &str, max_bytes: usize) -> Result<Socket> {
+    let socket = Socket::new(protocol).map_err(socket_error("create socket for", address))?;
+    socket.set_opt::<RecvMaxSize>(max_bytes).map_err(socket_error("configure", address))?;
+    socket
+        .set_opt::<ReconnectMinTime>(Some(Duration::from_millis(50)))
+        .map_err(socket_error("configure", address))?;
+    socket
+        .set_opt::<ReconnectMaxTime>(Some(Duration::from_secs(2)))
+        .map_err(socket_error("configure", address))?;
+    // Asynchronous dial: succeeds before the peer exists and redials forever.
+    socket.dial_async(address).map_err(socket_error("dial", address))?;
+    Ok(socket)
+}
+
+fn encode_message(run: &str, body: &Body, capacity: usize) -> Result<Message> {
+    let mut message = Message::with_capacity(capacity);
+    encode_into(&mut message, run, body)?;
+    Ok(message)
+}
+
+/// A size hint that avoids reallocation when encoding bulk bodies.
+fn capacity_hint(body: &Body) -> usize {
+    match body {
+        Body::Trajectory(t) => t.frame.data.len() + 4096 + 64 * t.policy_logits.data.len(),
+        Body::EpisodeChunk(c) => c.frame.data.len() + 4 * c.attention.data.len() + 4096,
+        Body::Params(p) => p.weights.len() + 256,
+        _ => 256,
+    }
+}
+
+fn receive(socket: &Socket, run: &str, timeout: Option<Duration>) -> Result<Option<std::result::Result<Body, ProtocolError>>> {
+    socket.set_opt::<RecvTimeout>(timeout).map_err(socket_error("configure", "socket"))?;
+    match socket.recv() {
+        Ok(message) => Ok(Some(decode(&message, run))),
+        Err(nng::Error::TimedOut) => Ok(None),
+        Err(nng::Error::Closed) => Err(TransportError::Closed),
+        Err(source) => Err(TransportError::Socket { action: "receive on", address: "socket".into(), source }),
+    }
+}
+
+/// The receiving end of a PUSH -> PULL pipeline (learner, recorder).
+pub struct Pull {
+    socket: Socket,
+    run: String,
+}
+
+impl Pull {
+    pub fn bind(address: &str, run: &str, max_bytes: usize, allow_remote: bool) -> Result<Self> {
+        Ok(Pull { socket: listen(Protocol::Pull0, address, max_bytes, allow_remote)?, run: run.into() })
+    }
+
+    /// Waits up to `timeout` (forever if None) for one message.
+    pub fn recv(&self, timeout: Option<Duration>) -> Result<Option<std::result::Result<Body, ProtocolError>>> {
+        receive(&self.socket, &self.run, timeout)
+    }
+
+    /// Raw bytes of the next message, for benchmarks that measure decoding apart.
+    pub fn recv_raw(&self, timeout: Option<Duration>) -> Result<Option<Message>> {
+        self.socket.set_opt::<RecvTimeout>(timeout).map_err(socket_error("configure", "socket"))?;
+        match self.socket.recv() {
+            Ok(message) => Ok(Some(message)),
+            Err(nng::Error::TimedOut) => Ok(None),
+            Err(source) => Err(TransportError::Socket { action: "receive on", address: "socket".into(), source }),
+        }
+    }
+}
+
+/// The sending end of a PUSH -> PULL pipeline (actor).
+pub struct Push {
+    socket: Socket,
+    run: String,
+}
+
+impl Push {
+    pub fn dial(address: &str, run: &str) -> Result<Self> {
+        Ok(Push { socket: dial(Protocol::Push0, address, 1 << 20)?, run: run.into() })
+    }
+
+    /// Sends, waiting while the receiver's queue is full: a slow learner slows
+    /// its actors instead of letting messages pile up without bound. Gives up
+    /// after `timeout` with [`TransportError::TimedOut`].
+    pub fn send(&self, body: &Body, timeout: Option<Duration>) -> Result<()> {
+        self.socket
+            .set_opt::<nng::options::SendTimeout>(timeout)
+            .map_err(socket_error("configure", "socket"))?;
+        let message = encode_message(&self.run, body, capacity_hint(body))?;
+        match self.socket.send(message) {
+            Ok(()) => Ok(()),
+            Err((_, nng::Error::TimedOut)) => Err(TransportError::TimedOut),
+            Err((_, nng::Error::Closed)) => Err(TransportError::Closed),
+            Err((_, source)) => Err(TransportError::Socket { action: "send on", address: "socket".into(), source }),
+        }
+    }
+
+    /// Sends without waiting; `Ok(false)` when no peer can take it now (the
+    /// message is dropped). For streams that must never stall acting.
+    pub fn try_send(&self, body: &Body) -> Result<bool> {
+        let message = encode_message(&self.run, body, capacity_hint(body))?;
+        match self.socket.try_send(message) {
+            Ok(()) => Ok(true),
+            Err((_, nng::Error::TryAgain)) => Ok(false),
+            Err((_, source)) => Err(TransportError::Socket { action: "send on", address: "socket".into(), source }),
+        }
+    }
+}
+
+/// The learner's REP socket that answers [`crate::protocol::ParamsRequest`]s.
+pub struct ParamsServer {
+    socket: Socket,
+    run: String,
+}
+
+impl ParamsServer {
+    pub fn bind(address: &str, run: &str, allow_remote: bool) -> Result<Self> {
+        Ok(ParamsServer { socket: listen(Protocol::Rep0, address, 1 << 16, allow_remote)?, run: run.into() })
+    }
+
+    /// Waits for the next request. A refused message still needs a reply
+    /// before the next receive: call [`ParamsServer::reply`] with whatever
+    /// answer fits (the REP socket enforces strict alternation).
+    pub fn recv(&self, timeout: Option<Duration>) -> Result<Option<std::result::Result<Body, ProtocolError>>> {
+        receive(&self.socket, &self.run, timeout)
+    }
+
+    /// Answers the request received last. `encoded` lets the caller serialize
+    /// a large `Params` once per version and answer many actors with it.
+    pub fn reply_encoded(&self, encoded: &[u8]) -> Result<()> {
+        self.socket
+            .send(Message::from(encoded))
+            .map_err(|(_, source)| TransportError::Socket { action: "reply on", address: "socket".into(), source })
+    }
+
+    pub fn reply(&self, body: &Body) -> Result<()> {
+        self.reply_encoded(&self.encode(body)?)
+    }
+
+    pub fn encode(&self, body: &Body) -> Result<Vec<u8>> {
+        Ok(crate::protocol::encode(&self.run, body)?)
+    }
+}
+
+/// The actor's REQ socket for parameters.
+pub struct ParamsClient {
+    socket: Socket,
+    run: String,
+}
+
+impl ParamsClient {
+    pub fn dial(address: &str, run: &str, max_bytes: usize) -> Result<Self> {
+        let socket = dial(Protocol::Req0, address, max_bytes)?;
+        // Re-send a request that got no answer (learner restarted meanwhile).
+        socket
+            .set_opt::<nng::options::protocol::reqrep::ResendTime>(Some(Duration::from_secs(5)))
+            .map_err(socket_error("configure", address))?;
+        Ok(ParamsClient { socket, run: run.into() })
+    }
+
+    /// Sends `body` and waits up to `timeout` for the answer.
+    pub fn request(&self, body: &Body, timeout: Duration) -> Result<std::result::Result<Body, ProtocolError>> {
+        self.socket
+            .set_opt::<nng::options::SendTimeout>(Some(timeout))
+            .map_err(socket_error("configure", "socket"))?;
+        let message = encode_message(&self.run, body, 256)?;
+        match self.socket.send(message) {
+            Ok(()) => {}
+            Err((_, nng::Error::TimedOut)) => return Err(TransportError::TimedOut),
+            Err((_, source)) => {
+                return Err(TransportError::Socket { action: "send on", address: "socket".into(), source })
+            }
+        }
+        receive(&self.socket, &self.run, Some(timeout))?.ok_or(TransportError::TimedOut)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bind_addresses_stay_on_loopback_unless_allowed() {
+        assert!(check_bind_address("ipc:///tmp/x", false).is_ok());
+        assert!(check_bind_address("tcp://127.0.0.1:5555", false).is_ok());
+        assert!(check_bind_address("tcp://localhost:5555", false).is_ok());
+        assert!(check_bind_address("tcp://[::1]:5555", false).is_ok());
+        assert!(matches!(check_bind_address("tcp://0.0.0.0:5555", false), Err(TransportError::NotLoopback(_))));
+        assert!(matches!(check_bind_address("tcp://10.1.2.3:5555", false), Err(TransportError::NotLoopback(_))));
+        assert!(check_bind_address("tcp://0.0.0.0:5555", true).is_ok());
+        assert!(matches!(check_bind_address("udp://x", true), Err(TransportError::BadAddress(_))));
+        assert!(matches!(check_bind_address("tcp://host", true), Err(TransportError::BadAddress(_))));
+    }
+}
