@@ -1,1 +1,694 @@
-fn main() {}
+//! The learner: receives trajectories from any number of actors, learns from
+//! batches of B unrolls with V-trace and RMSProp, serves the newest weights,
+//! and owns the run's checkpoints and logs (SPEC sections 1, 4 and 5).
+//!
+//! The whole loop is [`train`], read top to bottom:
+//!
+//! 1. bind the trajectory PULL and the params REP sockets, write their
+//!    addresses to `<run dir>/endpoints.json`;
+//! 2. the batcher thread ([`batcher`]) decodes, validates and stacks B
+//!    trajectories into a time-major batch `[T+1, B, ...]`;
+//! 3. per batch: forward over all T+1 steps from the stored initial recurrent
+//!    states, the IMPALA loss with V-trace (`common::vtrace`, rewards clipped
+//!    to [-1, 1] there), backward, gradient-norm clipping, RMSProp with a
+//!    learning rate decaying linearly to zero over `--total-frames`;
+//! 4. publish the new weights to the params thread ([`params_service`]),
+//!    append a row to `logs.csv` ([`metrics`]), checkpoint now and then
+//!    ([`checkpoint`]);
+//! 5. at `--total-frames` or on Ctrl-C / SIGTERM: a last checkpoint, exit 0.
+
+mod batcher;
+mod bench;
+mod checkpoint;
+mod metrics;
+mod optim;
+mod params_service;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use serde_json::json;
+use tch::Device;
+
+use common::args::RunArgs;
+use common::env::EnvSpec;
+use common::model::Model;
+use common::rundir::Endpoints;
+use common::transport::{ParamsServer, Pull, DEFAULT_MAX_MESSAGE_BYTES};
+use common::vtrace::{impala_loss, LossConfig, LossInputs, VTraceConfig};
+
+use batcher::{Batcher, BatcherConfig};
+use checkpoint::Counters;
+use metrics::{CsvLog, Meta, Progress, Row, Throughput};
+use optim::{RmsProp, RmsPropConfig};
+use params_service::ParamsService;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "learner",
+    version,
+    about = "IMPALA learner of the attention-augmented agent: V-trace, RMSProp, params service, checkpoints, logs.",
+    long_about = "IMPALA learner of the attention-augmented agent (Mott et al. 2019).\n\n\
+        Binds the trajectory PULL socket and the params REP socket (default: ipc sockets in \
+        <runs-root>/<xpid>/sock/, written to <runs-root>/<xpid>/endpoints.json), learns from \
+        batches of --batch-size unrolls with V-trace and RMSProp, serves the newest weights to \
+        actors, and writes logs.csv, meta.json and checkpoints/ in the run directory. Stops at \
+        --total-frames or on Ctrl-C, writing a checkpoint either way; --resume continues.",
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    train: TrainArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Measure learner samples/s against the bare model training step (prints a table).
+    Bench(bench::BenchArgs),
+}
+
+/// Every setting of a training run. Defaults are SPEC section 4's.
+#[derive(clap::Args, Debug, Clone)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+
+    /// Unrolls per batch B.
+    #[arg(long, default_value_t = 32, help_heading = "Learning")]
+    pub batch_size: usize,
+    /// Stop after learning from this many environment frames (agent steps
+    /// times the action repeat; `2e9` notation accepted). The learning rate
+    /// reaches zero here.
+    #[arg(long, default_value = "2e9", value_parser = parse_count, help_heading = "Learning")]
+    pub total_frames: u64,
+    /// Initial RMSProp learning rate; decays linearly to 0 at --total-frames.
+    #[arg(long, default_value_t = 6e-4, help_heading = "Learning")]
+    pub learning_rate: f64,
+    /// RMSProp smoothing constant alpha.
+    #[arg(long, default_value_t = 0.99, help_heading = "Learning")]
+    pub rmsprop_alpha: f64,
+    /// RMSProp epsilon (added to the root of the mean square, as in PyTorch).
+    #[arg(long, default_value_t = 0.01, help_heading = "Learning")]
+    pub rmsprop_eps: f64,
+    /// RMSProp momentum.
+    #[arg(long, default_value_t = 0.0, help_heading = "Learning")]
+    pub rmsprop_momentum: f64,
+    /// Weight of the entropy term (sum of pi log pi) in the loss.
+    #[arg(long, default_value_t = 0.01, help_heading = "Learning")]
+    pub entropy_cost: f64,
+    /// Weight of the baseline term (0.5 sum (v_s - V)^2) in the loss.
+    #[arg(long, default_value_t = 0.5, help_heading = "Learning")]
+    pub baseline_cost: f64,
+    /// Discount gamma.
+    #[arg(long, default_value_t = 0.99, help_heading = "Learning")]
+    pub discount: f64,
+    /// Rewards are clipped to [-reward_clip, reward_clip] before V-trace.
+    #[arg(long, default_value_t = 1.0, help_heading = "Learning")]
+    pub reward_clip: f64,
+    /// Gradients are rescaled so that their joint L2 norm is at most this.
+    #[arg(long, default_value_t = 40.0, help_heading = "Learning")]
+    pub grad_norm_clip: f64,
+    /// V-trace rho-bar: truncation of the importance weights in the targets.
+    #[arg(long, default_value_t = 1.0, help_heading = "Learning")]
+    pub clip_rho_threshold: f64,
+    /// V-trace c-bar: truncation of the trace coefficients.
+    #[arg(long, default_value_t = 1.0, help_heading = "Learning")]
+    pub clip_c_threshold: f64,
+    /// Truncation of the importance weight in the policy-gradient advantage.
+    #[arg(long, default_value_t = 1.0, help_heading = "Learning")]
+    pub clip_pg_rho_threshold: f64,
+
+    /// Where to learn: `auto` (CUDA when present, else CPU), `cpu`, `cuda`, `cuda:N`.
+    #[arg(long, default_value = "auto", help_heading = "Resources")]
+    pub device: String,
+    /// Torch intra-op threads (0: torch's default, one per core). Set it when
+    /// several processes share a machine.
+    #[arg(long, default_value_t = 0, help_heading = "Resources")]
+    pub threads: i32,
+    /// Full batches kept ready for the learner at most; beyond that the
+    /// learner stops reading and actors wait (back-pressure).
+    #[arg(long, default_value_t = 2, help_heading = "Resources")]
+    pub queue_batches: usize,
+    /// Largest trajectory message accepted, in bytes.
+    #[arg(long, default_value_t = DEFAULT_MAX_MESSAGE_BYTES, help_heading = "Resources")]
+    pub max_message_bytes: usize,
+
+    /// Address to bind for trajectories (default: ipc://<run dir>/sock/trajectories).
+    #[arg(long, help_heading = "Sockets")]
+    pub trajectories_address: Option<String>,
+    /// Address to bind for params requests (default: ipc://<run dir>/sock/params).
+    #[arg(long, help_heading = "Sockets")]
+    pub params_address: Option<String>,
+    /// Allow binding tcp addresses beyond loopback (exposes the run to the network).
+    #[arg(long, help_heading = "Sockets")]
+    pub allow_remote: bool,
+
+    /// Continue the run from its newest valid checkpoint: weights, optimizer
+    /// state, counters and the learning-rate schedule.
+    #[arg(long, help_heading = "Checkpoints and logs")]
+    pub resume: bool,
+    /// Seconds between periodic checkpoints (one is always written at exit).
+    #[arg(long, default_value_t = 600.0, help_heading = "Checkpoints and logs")]
+    pub checkpoint_interval_s: f64,
+    /// Checkpoints kept; older ones are deleted.
+    #[arg(long, default_value_t = 3, help_heading = "Checkpoints and logs")]
+    pub keep_checkpoints: usize,
+    /// Seconds between progress lines on the terminal.
+    #[arg(long, default_value_t = 5.0, help_heading = "Checkpoints and logs")]
+    pub log_interval_s: f64,
+}
+
+/// Parses a count written as an integer (`2000000000`, `2_000_000_000`) or in
+/// float notation (`2e9`, `1.5e6`).
+fn parse_count(s: &str) -> Result<u64, String> {
+    let clean = s.replace('_', "");
+    if let Ok(n) = clean.parse::<u64>() {
+        return Ok(n);
+    }
+    match clean.parse::<f64>() {
+        Ok(x) if x.is_finite() && x >= 0.0 && x.fract() == 0.0 && x < 1.8e19 => Ok(x as u64),
+        _ => Err(format!("{s:?} is not a whole non-negative number (e.g. 2000000 or 2e9)")),
+    }
+}
+
+/// `auto`, `cpu`, `cuda`, `cuda:N`.
+pub fn parse_device(s: &str) -> Result<Device> {
+    let cuda = |i: usize| -> Result<Device> {
+        let n = tch::Cuda::device_count() as usize;
+        if i >= n {
+            bail!(
+                "--device {s}: {n} CUDA device(s) visible{}",
+                if n == 0 { " (this libtorch has no CUDA, or there is no GPU)" } else { "" }
+            );
+        }
+        Ok(Device::Cuda(i))
+    };
+    match s {
+        "auto" => Ok(Device::cuda_if_available()),
+        "cpu" => Ok(Device::Cpu),
+        "cuda" => cuda(0),
+        _ => match s.strip_prefix("cuda:").map(str::parse::<usize>) {
+            Some(Ok(i)) => cuda(i),
+            _ => bail!("--device {s:?}: use auto, cpu, cuda or cuda:N"),
+        },
+    }
+}
+
+pub fn device_name(device: Device) -> String {
+    match device {
+        Device::Cuda(i) => format!("cuda:{i}"),
+        _ => "cpu".into(),
+    }
+}
+
+/// The environment the run's actors play, for its action count and repeat.
+pub fn env_spec(run: &RunArgs) -> EnvSpec {
+    let base = if run.game == "catch" {
+        EnvSpec::catch_default()
+    } else {
+        EnvSpec::atari_default(&run.game)
+    };
+    EnvSpec { full_action_set: run.full_action_set, ..base }
+}
+
+impl TrainArgs {
+    /// The settings as JSON, for meta.json and checkpoints.
+    fn to_json(&self) -> serde_json::Value {
+        json!({
+            "xpid": self.run.xpid,
+            "runs_root": self.run.runs_root,
+            "preset": self.run.preset.to_string(),
+            "game": self.run.game,
+            "full_action_set": self.run.full_action_set,
+            "unroll_length": self.run.unroll_length,
+            "seed": self.run.seed,
+            "batch_size": self.batch_size,
+            "total_frames": self.total_frames,
+            "learning_rate": self.learning_rate,
+            "rmsprop_alpha": self.rmsprop_alpha,
+            "rmsprop_eps": self.rmsprop_eps,
+            "rmsprop_momentum": self.rmsprop_momentum,
+            "entropy_cost": self.entropy_cost,
+            "baseline_cost": self.baseline_cost,
+            "discount": self.discount,
+            "reward_clip": self.reward_clip,
+            "grad_norm_clip": self.grad_norm_clip,
+            "clip_rho_threshold": self.clip_rho_threshold,
+            "clip_c_threshold": self.clip_c_threshold,
+            "clip_pg_rho_threshold": self.clip_pg_rho_threshold,
+            "device": self.device,
+            "threads": self.threads,
+            "queue_batches": self.queue_batches,
+            "max_message_bytes": self.max_message_bytes,
+            "trajectories_address": self.trajectories_address,
+            "params_address": self.params_address,
+            "allow_remote": self.allow_remote,
+            "resume": self.resume,
+            "checkpoint_interval_s": self.checkpoint_interval_s,
+            "keep_checkpoints": self.keep_checkpoints,
+            "log_interval_s": self.log_interval_s,
+        })
+    }
+
+    fn loss_config(&self) -> LossConfig {
+        LossConfig {
+            discount: self.discount,
+            baseline_cost: self.baseline_cost,
+            entropy_cost: self.entropy_cost,
+            reward_clip: self.reward_clip,
+            vtrace: VTraceConfig {
+                clip_rho_threshold: self.clip_rho_threshold,
+                clip_c_threshold: self.clip_c_threshold,
+                clip_pg_rho_threshold: self.clip_pg_rho_threshold,
+                lambda: 1.0,
+            },
+        }
+    }
+
+    fn rmsprop_config(&self) -> RmsPropConfig {
+        RmsPropConfig {
+            alpha: self.rmsprop_alpha,
+            eps: self.rmsprop_eps,
+            momentum: self.rmsprop_momentum,
+        }
+    }
+
+    /// Linear decay to zero over the run: lr * (1 - frames / total_frames).
+    pub fn learning_rate_at(&self, frames: u64) -> f64 {
+        let total = self.total_frames.max(1) as f64;
+        self.learning_rate * (1.0 - (frames as f64).min(total) / total)
+    }
+}
+
+/// Settings that may change between sessions of a run without warning.
+const FREE_ON_RESUME: &[&str] = &[
+    "resume",
+    "device",
+    "threads",
+    "queue_batches",
+    "max_message_bytes",
+    "trajectories_address",
+    "params_address",
+    "allow_remote",
+    "checkpoint_interval_s",
+    "keep_checkpoints",
+    "log_interval_s",
+    "runs_root",
+];
+
+/// What a finished [`train`] call did.
+pub struct Summary {
+    pub counters: Counters,
+    pub reason: String,
+    pub checkpoint: PathBuf,
+    /// When each update of this session ended, with the agent steps done by then.
+    pub update_ends: Vec<(Instant, u64)>,
+    pub device: Device,
+}
+
+/// One update from a batch already on the device; returns the row's losses.
+pub struct UpdateStats {
+    pub total: f64,
+    pub pg: f64,
+    pub baseline: f64,
+    pub entropy: f64,
+    pub grad_norm: f64,
+}
+
+/// Forward over [T+1, B] from the stored initial states, IMPALA loss,
+/// backward, gradient-norm clipping, one RMSProp step with `lr`.
+pub fn update(
+    model: &Model,
+    opt: &mut RmsProp,
+    batch: &batcher::Batch,
+    loss_cfg: &LossConfig,
+    grad_norm_clip: f64,
+    lr: f64,
+) -> UpdateStats {
+    let (output, _) = model.unroll(&batch.unroll(), &batch.initial_state);
+    let losses = impala_loss(
+        &LossInputs {
+            learner_logits: &output.policy_logits,
+            learner_baseline: &output.baseline,
+            behaviour_logits: &batch.policy_logits,
+            action: &batch.action,
+            reward: &batch.reward,
+            done: &batch.done,
+        },
+        loss_cfg,
+    );
+    opt.zero_grad();
+    losses.total.backward();
+    let grad_norm = opt.clip_grad_norm(grad_norm_clip);
+    opt.step(lr);
+    UpdateStats {
+        total: losses.total.double_value(&[]),
+        pg: losses.pg.double_value(&[]),
+        baseline: losses.baseline.double_value(&[]),
+        entropy: losses.entropy.double_value(&[]),
+        grad_norm,
+    }
+}
+
+/// Runs the learner until `--total-frames` or until `stop` is set; writes a
+/// checkpoint either way.
+pub fn train(args: &TrainArgs, stop: &AtomicBool) -> Result<Summary> {
+    if args.batch_size == 0 || args.run.unroll_length == 0 {
+        bail!("--batch-size and --unroll-length must be at least 1");
+    }
+    let run_dir = args.run.run_dir().map_err(anyhow::Error::msg)?;
+    run_dir
+        .create()
+        .with_context(|| format!("creating run directory {}", run_dir.root().display()))?;
+    let env = env_spec(&args.run);
+    let num_actions = env.num_actions().context("finding the game's number of actions")?;
+    let frames_per_step = u64::from(env.action_repeat.max(1));
+    let cfg = args.run.model_config(num_actions);
+    let device = parse_device(&args.device)?;
+    let config_json = args.to_json();
+
+    // Model and optimizer, fresh or from the newest checkpoint.
+    tch::manual_seed(args.run.seed as i64);
+    let mut model = Model::new(cfg.clone(), device);
+    let mut opt = RmsProp::new(&model.vs, args.rmsprop_config());
+    let mut counters = Counters::default();
+    let mut resumed_from = None;
+    let existing = checkpoint::list(&run_dir.checkpoints());
+    if args.resume {
+        match checkpoint::load_latest(&run_dir.checkpoints())? {
+            Some(loaded) => {
+                if loaded.model_config != cfg {
+                    bail!(
+                        "checkpoint {} is of another architecture (preset/game/action set) than \
+                         --preset {} --game {}: resume with the run's own flags",
+                        loaded.path.display(),
+                        args.run.preset,
+                        args.run.game
+                    );
+                }
+                for (key, new) in config_json.as_object().into_iter().flatten() {
+                    let old = &loaded.learner_config[key.as_str()];
+                    if !FREE_ON_RESUME.contains(&key.as_str()) && old != new {
+                        tracing::warn!("--resume: {key} was {old} in the checkpoint, now {new}");
+                    }
+                }
+                loaded.apply(&mut model, &mut opt)?;
+                counters = loaded.counters.clone();
+                tracing::info!(
+                    "resumed from {}: step {} frames {} version {} learning rate {:.3e}",
+                    loaded.path.display(),
+                    counters.step,
+                    counters.frames,
+                    counters.version,
+                    args.learning_rate_at(counters.frames)
+                );
+                resumed_from = Some(loaded.path.clone());
+            }
+            None => tracing::warn!(
+                "--resume: no checkpoint in {}, starting a new run",
+                run_dir.checkpoints().display()
+            ),
+        }
+    } else if let Some((step, path)) = existing.first() {
+        bail!(
+            "run {} already has checkpoints (newest: {}, step {step}): pass --resume to \
+             continue it, or choose another --xpid",
+            run_dir.xpid(),
+            path.display()
+        );
+    }
+
+    // Sockets and the threads that own them.
+    let trajectories_address =
+        args.trajectories_address.clone().unwrap_or_else(|| run_dir.ipc("trajectories"));
+    let params_address = args.params_address.clone().unwrap_or_else(|| run_dir.ipc("params"));
+    let pull = Pull::bind(
+        &trajectories_address,
+        run_dir.xpid(),
+        args.max_message_bytes,
+        args.allow_remote,
+    )
+    .with_context(|| format!("binding the trajectory socket {trajectories_address}"))?;
+    let server = ParamsServer::bind(&params_address, run_dir.xpid(), args.allow_remote)
+        .with_context(|| format!("binding the params socket {params_address}"))?;
+    Endpoints::merge_into(
+        &run_dir.endpoints(),
+        &Endpoints {
+            trajectories: Some(trajectories_address.clone()),
+            params: Some(params_address.clone()),
+            episodes: None,
+        },
+    )
+    .with_context(|| format!("writing {}", run_dir.endpoints().display()))?;
+    let weights = model.to_safetensors().context("serializing weights")?;
+    let params = ParamsService::spawn(server, cfg.fingerprint(), counters.version, weights);
+    let batcher = Batcher::spawn(
+        pull,
+        BatcherConfig {
+            model: cfg.clone(),
+            unroll_length: args.run.unroll_length,
+            batch_size: args.batch_size,
+            queue_batches: args.queue_batches,
+        },
+    );
+
+    let mut meta_config = config_json.clone();
+    meta_config["model"] = serde_json::to_value(&cfg)?;
+    meta_config["fingerprint"] = cfg.fingerprint().into();
+    meta_config["num_actions"] = num_actions.into();
+    meta_config["frames_per_step"] = frames_per_step.into();
+    meta_config["device_resolved"] = device_name(device).into();
+    let mut meta = Meta::start(&run_dir.meta_json(), meta_config, resumed_from.as_deref())?;
+    let mut csv = CsvLog::open(&run_dir.logs_csv())?;
+    tracing::info!(
+        "learner {} on {}: model {} ({} actions), T = {}, B = {}; trajectories at {}, params at {}",
+        run_dir.xpid(),
+        device_name(device),
+        args.run.preset,
+        num_actions,
+        args.run.unroll_length,
+        args.batch_size,
+        trajectories_address,
+        params_address
+    );
+
+    let loss_cfg = args.loss_config();
+    let steps_per_batch = (args.run.unroll_length * args.batch_size) as u64;
+    let mut throughput = Throughput::new(Duration::from_secs(30));
+    throughput.record(counters.agent_steps, counters.frames);
+    let mut progress = Progress::new(Duration::from_secs_f64(args.log_interval_s.max(0.1)));
+    let mut last_checkpoint = Instant::now();
+    let mut update_ends = Vec::new();
+    let session_start = Instant::now();
+    let train_seconds_before = counters.train_seconds;
+
+    let reason = loop {
+        if stop.load(Ordering::Relaxed) {
+            break "interrupted";
+        }
+        if counters.frames >= args.total_frames {
+            break "total frames reached";
+        }
+        let queue_size = batcher.queued.load(Ordering::Relaxed);
+        let Some(batch) = batcher.next(Duration::from_millis(100)) else {
+            let received: u64 = batcher.counters.snapshot().values().map(|c| c.received).sum();
+            progress.maybe_report_waiting(queue_size, received);
+            continue;
+        };
+        let lr = args.learning_rate_at(counters.frames);
+        let on_device = batch.to_device(device);
+        let stats = update(&model, &mut opt, &on_device, &loss_cfg, args.grad_norm_clip, lr);
+
+        let lag = batch
+            .params_versions
+            .iter()
+            .map(|&v| counters.version.saturating_sub(v) as f64)
+            .sum::<f64>()
+            / batch.params_versions.len() as f64;
+        counters.step += 1;
+        counters.version += 1;
+        counters.agent_steps += steps_per_batch;
+        counters.frames += steps_per_batch * frames_per_step;
+        counters.episodes += batch.episode_returns.len() as u64;
+        counters.train_seconds = train_seconds_before + session_start.elapsed().as_secs_f64();
+        params.publish(counters.version, model.to_safetensors().context("serializing weights")?);
+
+        let (sps, fps) = throughput.record(counters.agent_steps, counters.frames);
+        let episodes = batch.episode_returns.len();
+        let row = Row {
+            time: metrics::unix_seconds(),
+            step: counters.step,
+            agent_steps: counters.agent_steps,
+            frames: counters.frames,
+            sps,
+            fps,
+            total_loss: stats.total,
+            pg_loss: stats.pg,
+            baseline_loss: stats.baseline,
+            entropy_loss: stats.entropy,
+            mean_episode_return: if episodes == 0 {
+                f64::NAN
+            } else {
+                batch.episode_returns.iter().map(|&r| f64::from(r)).sum::<f64>() / episodes as f64
+            },
+            episodes: episodes as u64,
+            episodes_total: counters.episodes,
+            policy_lag: lag,
+            queue_size,
+            learning_rate: lr,
+            grad_norm: stats.grad_norm,
+        };
+        csv.write(&row)?;
+        update_ends.push((Instant::now(), counters.agent_steps));
+        progress.episodes(&batch.episode_returns);
+        progress.maybe_report(&row, batcher.counters.total_dropped());
+        if !stats.total.is_finite() {
+            tracing::error!(
+                "loss is {} at step {}: check the learning rate",
+                stats.total,
+                counters.step
+            );
+        }
+
+        if last_checkpoint.elapsed().as_secs_f64() >= args.checkpoint_interval_s {
+            let path = checkpoint::save(
+                &run_dir.checkpoints(),
+                &model,
+                &opt,
+                &counters,
+                &config_json,
+                args.keep_checkpoints,
+            )?;
+            tracing::info!("checkpoint {}", path.display());
+            last_checkpoint = Instant::now();
+        }
+    };
+
+    // Stop taking trajectories, then the final checkpoint.
+    drop(batcher_report(batcher));
+    let path = checkpoint::save(
+        &run_dir.checkpoints(),
+        &model,
+        &opt,
+        &counters,
+        &config_json,
+        args.keep_checkpoints,
+    )?;
+    tracing::info!(
+        "{reason}: checkpoint {} at step {} frames {} (params: {} requests, {} weights sent, {} up to date)",
+        path.display(),
+        counters.step,
+        counters.frames,
+        params.stats.requests.load(Ordering::Relaxed),
+        params.stats.params_sent.load(Ordering::Relaxed),
+        params.stats.up_to_date_sent.load(Ordering::Relaxed),
+    );
+    drop(params);
+    meta.set("final_counters", serde_json::to_value(&counters)?);
+    meta.finish(reason)?;
+    Ok(Summary { counters, reason: reason.into(), checkpoint: path, update_ends, device })
+}
+
+/// Logs the per-actor trajectory counts and hands back the batcher to drop.
+fn batcher_report(batcher: Batcher) -> Batcher {
+    let report = batcher.counters.report();
+    if !report.is_empty() {
+        tracing::info!("trajectories per actor:\n{report}");
+    }
+    batcher
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Some(Command::Bench(args)) => {
+            if args.train.threads > 0 {
+                tch::set_num_threads(args.train.threads);
+            }
+            bench::run(args)
+        }
+        None => {
+            // Before anything starts torch's thread pools.
+            if cli.train.threads > 0 {
+                tch::set_num_threads(cli.train.threads);
+            }
+            let stop = Arc::new(AtomicBool::new(false));
+            let flag = stop.clone();
+            let handler = ctrlc::set_handler(move || {
+                if flag.swap(true, Ordering::SeqCst) {
+                    eprintln!("second interrupt: exiting without a checkpoint");
+                    std::process::exit(130);
+                }
+                eprintln!("interrupt: finishing the current update and writing a checkpoint");
+            });
+            if let Err(e) = handler {
+                tracing::warn!("cannot install the Ctrl-C handler: {e}");
+            }
+            train(&cli.train, &stop).map(|_| ())
+        }
+    };
+    if let Err(e) = result {
+        eprintln!("learner: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_accept_float_notation() {
+        assert_eq!(parse_count("2e9"), Ok(2_000_000_000));
+        assert_eq!(parse_count("2_000"), Ok(2000));
+        assert_eq!(parse_count("1.5e3"), Ok(1500));
+        assert!(parse_count("1.5").is_err());
+        assert!(parse_count("-3").is_err());
+    }
+
+    #[test]
+    fn learning_rate_decays_linearly_to_zero() {
+        let cli = Cli::parse_from(["learner", "--total-frames", "1000", "--learning-rate", "0.5"]);
+        let a = &cli.train;
+        assert_eq!(a.learning_rate_at(0), 0.5);
+        assert_eq!(a.learning_rate_at(500), 0.25);
+        assert_eq!(a.learning_rate_at(1000), 0.0);
+        assert_eq!(a.learning_rate_at(5000), 0.0);
+    }
+
+    #[test]
+    fn defaults_are_the_spec_s() {
+        let cli = Cli::parse_from(["learner"]);
+        let a = &cli.train;
+        assert_eq!((a.batch_size, a.run.unroll_length), (32, 50));
+        assert_eq!(a.total_frames, 2_000_000_000);
+        assert_eq!(a.learning_rate, 6e-4);
+        assert_eq!((a.rmsprop_alpha, a.rmsprop_eps, a.rmsprop_momentum), (0.99, 0.01, 0.0));
+        assert_eq!((a.entropy_cost, a.baseline_cost, a.discount), (0.01, 0.5, 0.99));
+        assert_eq!(a.grad_norm_clip, 40.0);
+        assert_eq!(a.loss_config(), LossConfig::default());
+    }
+
+    #[test]
+    fn devices_parse() {
+        assert_eq!(parse_device("cpu").unwrap(), Device::Cpu);
+        assert!(parse_device("gpu").is_err());
+        if !tch::Cuda::is_available() {
+            assert_eq!(parse_device("auto").unwrap(), Device::Cpu);
+            assert!(parse_device("cuda:0").is_err());
+        }
+    }
+}

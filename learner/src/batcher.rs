@@ -1,0 +1,411 @@
+//! Receives trajectories, validates them, and stacks B of them into a batch.
+//!
+//! One thread owns the PULL socket. Each message is decoded and checked
+//! against the run (run id, protocol version, shapes, action range, finite
+//! numbers); a bad one is dropped with a log line and counted per actor and
+//! reason ([`TrajectoryCounters`]). Good ones collect until B are there; the
+//! thread then builds the batch's CPU tensors, time-major `[T+1, B, ...]`, and
+//! hands it to the learner over a bounded channel. When that channel is full
+//! the thread blocks, stops reading the socket, NNG's small buffers fill, and
+//! the actors' sends wait: a fast actor is slowed, never buffered without end.
+//! Memory stays at `queue_batches + 1` batches plus one message per connection.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tch::{Device, Kind, Tensor};
+
+use common::config::ModelConfig;
+use common::model::{AgentState, Unroll};
+use common::protocol::{Body, ProtocolError, Trajectory};
+use common::transport::{Pull, TransportError};
+
+/// B unrolls ready for the learner; tensors on the CPU, time-major.
+pub struct Batch {
+    /// u8 [T+1, B, H, W, C]
+    pub frame: Tensor,
+    /// f32 [T+1, B], raw rewards.
+    pub reward: Tensor,
+    /// bool [T+1, B]
+    pub done: Tensor,
+    /// i64 [T+1, B]
+    pub last_action: Tensor,
+    /// i64 [T+1, B]
+    pub action: Tensor,
+    /// f32 [T+1, B, A], the behaviour policy's logits.
+    pub policy_logits: Tensor,
+    /// The recurrent state before step 0 of each unroll, batch B.
+    pub initial_state: AgentState,
+    /// Params version each unroll was acted with.
+    pub params_versions: Vec<u64>,
+    /// Returns of the episodes that ended inside the batch (see [`episode_ends`]).
+    pub episode_returns: Vec<f32>,
+    /// Lengths in agent steps of those episodes.
+    pub episode_lengths: Vec<i64>,
+}
+
+impl Batch {
+    /// The batch on `device`.
+    pub fn to_device(&self, device: Device) -> Batch {
+        let state = &self.initial_state;
+        Batch {
+            frame: self.frame.to_device(device),
+            reward: self.reward.to_device(device),
+            done: self.done.to_device(device),
+            last_action: self.last_action.to_device(device),
+            action: self.action.to_device(device),
+            policy_logits: self.policy_logits.to_device(device),
+            initial_state: AgentState {
+                vision_h: state.vision_h.to_device(device),
+                vision_c: state.vision_c.to_device(device),
+                core_h: state.core_h.to_device(device),
+                core_c: state.core_c.to_device(device),
+            },
+            params_versions: self.params_versions.clone(),
+            episode_returns: self.episode_returns.clone(),
+            episode_lengths: self.episode_lengths.clone(),
+        }
+    }
+
+    /// The model's input over all T+1 steps.
+    pub fn unroll(&self) -> Unroll {
+        Unroll {
+            frame: self.frame.shallow_clone(),
+            reward: self.reward.shallow_clone(),
+            done: self.done.shallow_clone(),
+            last_action: self.last_action.shallow_clone(),
+        }
+    }
+}
+
+/// Episodes that ended inside a trajectory, as (return, length).
+///
+/// Convention (TorchBeast's, documented in the protocol): at a step t with
+/// `done[t] = 1` the actor puts the *finished* episode's final return and
+/// length in `episode_return[t]` and `episode_step[t]`. Step 0 repeats step T
+/// of the previous unroll, so only steps 1..=T count: each episode is counted
+/// once.
+pub fn episode_ends(done: &[u8], episode_return: &[f32], episode_step: &[i64]) -> Vec<(f32, i64)> {
+    (1..done.len())
+        .filter(|&t| done[t] == 1)
+        .map(|t| (episode_return[t], episode_step[t]))
+        .collect()
+}
+
+fn time_major<T: Copy + Default>(columns: &[Vec<T>], steps: usize, width: usize) -> Vec<T> {
+    let batch = columns.len();
+    let mut out = vec![T::default(); steps * batch * width];
+    for (b, col) in columns.iter().enumerate() {
+        for t in 0..steps {
+            out[(t * batch + b) * width..][..width].copy_from_slice(&col[t * width..][..width]);
+        }
+    }
+    out
+}
+
+/// Stacks validated trajectories (all of unroll length T) into one batch.
+pub fn build_batch(trajectories: &[Trajectory], cfg: &ModelConfig) -> Result<Batch, ProtocolError> {
+    let batch = trajectories.len();
+    let steps = trajectories[0].unroll_length() + 1;
+    let (s, b) = (steps as i64, batch as i64);
+    let frame_len = cfg.frame_len();
+    let a = cfg.num_actions;
+
+    let mut frames = vec![0u8; steps * batch * frame_len];
+    for (j, tr) in trajectories.iter().enumerate() {
+        for t in 0..steps {
+            frames[(t * batch + j) * frame_len..][..frame_len]
+                .copy_from_slice(&tr.frame.data[t * frame_len..][..frame_len]);
+        }
+    }
+    let mut rewards = Vec::with_capacity(batch);
+    let mut dones = Vec::with_capacity(batch);
+    let mut last_actions = Vec::with_capacity(batch);
+    let mut actions = Vec::with_capacity(batch);
+    let mut logits = Vec::with_capacity(batch);
+    let mut episode_returns = Vec::new();
+    let mut episode_lengths = Vec::new();
+    for tr in trajectories {
+        rewards.push(tr.reward.to_f32("reward")?);
+        dones.push(tr.done.data.clone());
+        last_actions.push(tr.last_action.to_i64("last_action")?);
+        actions.push(tr.action.to_i64("action")?);
+        logits.push(tr.policy_logits.to_f32("policy_logits")?);
+        let ends = episode_ends(
+            &tr.done.data,
+            &tr.episode_return.to_f32("episode_return")?,
+            &tr.episode_step.to_i64("episode_step")?,
+        );
+        for (ret, len) in ends {
+            episode_returns.push(ret);
+            episode_lengths.push(len);
+        }
+    }
+    let (h, w, c) = (cfg.height as i64, cfg.width as i64, cfg.in_channels as i64);
+    let states: Vec<_> = trajectories.iter().map(|t| &t.initial_state).collect();
+    let initial_state = AgentState::from_protocol(&states, cfg, Device::Cpu)
+        .map_err(|e| ProtocolError::Invalid(format!("initial_state: {e}")))?;
+    Ok(Batch {
+        frame: Tensor::from_slice(&frames).view([s, b, h, w, c]),
+        reward: Tensor::from_slice(&time_major(&rewards, steps, 1)).view([s, b]),
+        done: Tensor::from_slice(&time_major(&dones, steps, 1)).view([s, b]).to_kind(Kind::Bool),
+        last_action: Tensor::from_slice(&time_major(&last_actions, steps, 1)).view([s, b]),
+        action: Tensor::from_slice(&time_major(&actions, steps, 1)).view([s, b]),
+        policy_logits: Tensor::from_slice(&time_major(&logits, steps, a)).view([s, b, a as i64]),
+        initial_state,
+        params_versions: trajectories.iter().map(|t| t.params_version).collect(),
+        episode_returns,
+        episode_lengths,
+    })
+}
+
+/// Per-actor trajectory counts: received (decoded), used (in a batch), and
+/// dropped by reason. Messages that cannot be decoded count under no actor.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct ActorCounts {
+    pub received: u64,
+    pub used: u64,
+    pub dropped: BTreeMap<&'static str, u64>,
+}
+
+#[derive(Default)]
+pub struct TrajectoryCounters {
+    /// Key: actor id, or None for messages whose sender is unknown.
+    per_actor: Mutex<BTreeMap<Option<u32>, ActorCounts>>,
+}
+
+impl TrajectoryCounters {
+    fn received(&self, actor: u32) {
+        self.per_actor.lock().unwrap().entry(Some(actor)).or_default().received += 1;
+    }
+
+    fn used(&self, actor: u32) {
+        self.per_actor.lock().unwrap().entry(Some(actor)).or_default().used += 1;
+    }
+
+    /// Counts a drop; returns how many drops of this reason there were so far (all actors).
+    fn dropped(&self, actor: Option<u32>, reason: &'static str) -> u64 {
+        let mut map = self.per_actor.lock().unwrap();
+        *map.entry(actor).or_default().dropped.entry(reason).or_default() += 1;
+        map.values().map(|c| c.dropped.get(reason).copied().unwrap_or(0)).sum()
+    }
+
+    pub fn snapshot(&self) -> BTreeMap<Option<u32>, ActorCounts> {
+        self.per_actor.lock().unwrap().clone()
+    }
+
+    /// Total drops over all actors and reasons.
+    pub fn total_dropped(&self) -> u64 {
+        self.per_actor.lock().unwrap().values().flat_map(|c| c.dropped.values()).sum()
+    }
+
+    /// One line per actor, for the exit report.
+    pub fn report(&self) -> String {
+        let mut lines = Vec::new();
+        for (actor, c) in self.snapshot() {
+            let who = actor.map_or("unknown sender".to_string(), |a| format!("actor {a}"));
+            let dropped = if c.dropped.is_empty() {
+                "none".to_string()
+            } else {
+                c.dropped.iter().map(|(r, n)| format!("{r} {n}")).collect::<Vec<_>>().join(", ")
+            };
+            lines.push(format!(
+                "{who}: received {}, used {}, dropped: {dropped}",
+                c.received, c.used
+            ));
+        }
+        lines.join("\n")
+    }
+}
+
+/// Short reason names for the counters and logs.
+pub fn drop_reason(e: &ProtocolError) -> &'static str {
+    match e {
+        ProtocolError::Decode(_) => "undecodable",
+        ProtocolError::Encode(_) => "encode",
+        ProtocolError::WrongProtocol { .. } => "wrong_protocol",
+        ProtocolError::WrongRun { .. } => "wrong_run",
+        ProtocolError::UnexpectedBody { .. } => "unexpected_body",
+        ProtocolError::DType { .. }
+        | ProtocolError::Shape { .. }
+        | ProtocolError::Length { .. } => "bad_shape",
+        ProtocolError::ActionOutOfRange { .. } => "action_out_of_range",
+        ProtocolError::NonFinite { .. } => "non_finite",
+        ProtocolError::Fingerprint { .. } => "fingerprint",
+        ProtocolError::Invalid(_) => "invalid",
+    }
+}
+
+/// The running batcher thread and what it shares.
+pub struct Batcher {
+    pub counters: Arc<TrajectoryCounters>,
+    /// Trajectories accepted and not yet taken by the learner (pending + queued batches).
+    pub queued: Arc<AtomicUsize>,
+    pub batches: Receiver<Batch>,
+    handle: Option<JoinHandle<()>>,
+    stop: Arc<AtomicBool>,
+}
+
+/// Settings of the batcher thread.
+pub struct BatcherConfig {
+    pub model: ModelConfig,
+    pub unroll_length: usize,
+    pub batch_size: usize,
+    /// Batches ready and waiting for the learner at most.
+    pub queue_batches: usize,
+}
+
+impl Batcher {
+    /// Starts the thread that owns `pull`.
+    pub fn spawn(pull: Pull, cfg: BatcherConfig) -> Batcher {
+        let (tx, rx) = std::sync::mpsc::sync_channel(cfg.queue_batches.max(1));
+        let counters = Arc::new(TrajectoryCounters::default());
+        let queued = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let handle = {
+            let (counters, queued, stop) = (counters.clone(), queued.clone(), stop.clone());
+            std::thread::Builder::new()
+                .name("batcher".into())
+                .spawn(move || run(pull, cfg, tx, &counters, &queued, &stop))
+                .expect("spawn batcher thread")
+        };
+        Batcher { counters, queued, batches: rx, handle: Some(handle), stop }
+    }
+
+    /// Waits up to `timeout` for the next batch.
+    pub fn next(&self, timeout: Duration) -> Option<Batch> {
+        let batch = self.batches.recv_timeout(timeout).ok()?;
+        self.queued.fetch_sub(batch.params_versions.len(), Ordering::Relaxed);
+        Some(batch)
+    }
+}
+
+impl Drop for Batcher {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        // Unblock a pending send by draining the channel.
+        while self.batches.try_recv().is_ok() {}
+        if let Some(h) = self.handle.take() {
+            // The thread notices `stop` within one receive timeout.
+            while !h.is_finished() {
+                while self.batches.try_recv().is_ok() {}
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let _ = h.join();
+        }
+    }
+}
+
+fn run(
+    pull: Pull,
+    cfg: BatcherConfig,
+    tx: SyncSender<Batch>,
+    counters: &TrajectoryCounters,
+    queued: &AtomicUsize,
+    stop: &AtomicBool,
+) {
+    let mut pending: Vec<Trajectory> = Vec::with_capacity(cfg.batch_size);
+    let mut last_error_log = Instant::now() - Duration::from_secs(60);
+    let drop_log = |actor: Option<u32>, reason: &'static str, e: &dyn std::fmt::Display| {
+        let n = counters.dropped(actor, reason);
+        // Every drop is counted; the log shows the first ten of each reason,
+        // then every power of two, so a misconfigured actor cannot flood it.
+        if n <= 10 || n.is_power_of_two() {
+            let who = actor.map_or("unknown sender".to_string(), |a| format!("actor {a}"));
+            tracing::warn!("dropped trajectory from {who} ({reason}, {n} so far): {e}");
+        }
+    };
+    while !stop.load(Ordering::Relaxed) {
+        let body = match pull.recv(Some(Duration::from_millis(100))) {
+            Ok(None) => continue,
+            Ok(Some(Ok(body))) => body,
+            Ok(Some(Err(e))) => {
+                drop_log(None, drop_reason(&e), &e);
+                continue;
+            }
+            Err(TransportError::Closed) => break,
+            Err(e) => {
+                if last_error_log.elapsed() > Duration::from_secs(10) {
+                    tracing::error!("trajectory socket: {e}");
+                    last_error_log = Instant::now();
+                }
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+        };
+        let trajectory = match body {
+            Body::Trajectory(t) => *t,
+            other => {
+                let e = ProtocolError::UnexpectedBody { got: other.kind(), want: "Trajectory" };
+                drop_log(None, drop_reason(&e), &e);
+                continue;
+            }
+        };
+        let actor = trajectory.actor_id;
+        counters.received(actor);
+        if let Err(e) = trajectory.validate(&cfg.model, cfg.unroll_length) {
+            drop_log(Some(actor), drop_reason(&e), &e);
+            continue;
+        }
+        pending.push(trajectory);
+        queued.fetch_add(1, Ordering::Relaxed);
+        if pending.len() < cfg.batch_size {
+            continue;
+        }
+        let batch = match build_batch(&pending, &cfg.model) {
+            Ok(batch) => batch,
+            Err(e) => {
+                // Validation passed, so this is a bug; drop the batch, keep going.
+                for t in pending.drain(..) {
+                    drop_log(Some(t.actor_id), "batching", &e);
+                }
+                queued.fetch_sub(cfg.batch_size, Ordering::Relaxed);
+                continue;
+            }
+        };
+        for t in pending.drain(..) {
+            counters.used(t.actor_id);
+        }
+        // Blocks while the learner is busy: back-pressure onto the actors.
+        let mut batch = Some(batch);
+        while let Some(b) = batch.take() {
+            match tx.try_send(b) {
+                Ok(()) => {}
+                Err(std::sync::mpsc::TrySendError::Full(b)) => {
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    batch = Some(b);
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                Err(std::sync::mpsc::TrySendError::Disconnected(_)) => return,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn episode_ends_count_steps_after_the_first() {
+        let done = [1u8, 0, 1, 0, 1];
+        let ret = [9.0f32, 1.0, 5.0, 0.0, 2.0];
+        let len = [7i64, 1, 3, 0, 2];
+        // Step 0 (a repeat of the previous unroll's last step) is not counted.
+        assert_eq!(episode_ends(&done, &ret, &len), vec![(5.0, 3), (2.0, 2)]);
+    }
+
+    #[test]
+    fn batch_is_time_major() {
+        let cols = vec![vec![1, 2, 3], vec![10, 20, 30]];
+        assert_eq!(time_major(&cols, 3, 1), vec![1, 10, 2, 20, 3, 30]);
+        let cols = vec![vec![1, 2, 3, 4], vec![5, 6, 7, 8]];
+        assert_eq!(time_major(&cols, 2, 2), vec![1, 2, 5, 6, 3, 4, 7, 8]);
+    }
+}

@@ -1,0 +1,211 @@
+//! `learner bench`: what the learner loop costs beyond the model.
+//!
+//! Two measurements in one process, same device, same threads:
+//!
+//! 1. **model step**: [`crate::update`] on a batch already on the device —
+//!    forward over [T+1, B] from the initial states, IMPALA loss, backward,
+//!    gradient-norm clip, RMSProp. Nothing else.
+//! 2. **learner loop**: the real [`crate::train`] with its sockets and threads,
+//!    fed over ipc by a producer thread that pushes pre-encoded trajectories as
+//!    fast as the learner takes them, while a client asks for params the way
+//!    actors do. This adds decoding, validation, batching, the copy to the
+//!    device, serializing and serving the weights, and logs.csv.
+//!
+//! Samples are agent steps learned (T * B per update). Prints a table.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use rand::{Rng, SeedableRng};
+
+use common::config::ModelConfig;
+use common::model::{AgentState, Model};
+use common::protocol::{encode, Array, Body, ParamsRequest, Trajectory};
+use common::transport::ParamsClient;
+
+use crate::batcher::build_batch;
+use crate::optim::RmsProp;
+use crate::{device_name, env_spec, parse_device, train, update, TrainArgs};
+
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub train: TrainArgs,
+    /// Timed updates per measurement.
+    #[arg(long, default_value_t = 5)]
+    pub updates: usize,
+    /// Untimed updates before each measurement.
+    #[arg(long, default_value_t = 1)]
+    pub warmup: usize,
+}
+
+/// A trajectory of random frames and actions with valid shapes, for benchmarks.
+pub fn random_trajectory(
+    cfg: &ModelConfig,
+    unroll_length: usize,
+    actor_id: u32,
+    env_index: u32,
+    rng: &mut impl Rng,
+) -> Trajectory {
+    let n = unroll_length + 1;
+    let a = cfg.num_actions;
+    let mut frame = vec![0u8; n * cfg.frame_len()];
+    rng.fill(frame.as_mut_slice());
+    let actions: Vec<i64> = (0..n).map(|_| rng.gen_range(0..a as i64)).collect();
+    let logits: Vec<f32> = (0..n * a).map(|_| rng.gen_range(-1.0..1.0)).collect();
+    let reward: Vec<f32> = (0..n).map(|_| if rng.gen_bool(0.1) { 1.0 } else { 0.0 }).collect();
+    let done: Vec<u8> = (0..n).map(|_| u8::from(rng.gen_bool(0.02))).collect();
+    Trajectory {
+        actor_id,
+        env_index,
+        params_version: 0,
+        frame: Array::from_u8(vec![n, cfg.height, cfg.width, cfg.in_channels], frame),
+        reward: Array::from_f32(vec![n], &reward),
+        done: Array::from_u8(vec![n], done),
+        last_action: Array::from_i64(vec![n], &actions),
+        action: Array::from_i64(vec![n], &actions),
+        policy_logits: Array::from_f32(vec![n, a], &logits),
+        episode_return: Array::from_f32(vec![n], &vec![0.0; n]),
+        episode_step: Array::from_i64(vec![n], &vec![0; n]),
+        initial_state: AgentState::zeros(cfg, 1, tch::Device::Cpu).to_protocol(0),
+    }
+}
+
+pub fn run(args: &BenchArgs) -> Result<()> {
+    let train_args = &args.train;
+    let (t, b) = (train_args.run.unroll_length, train_args.batch_size);
+    let env = env_spec(&train_args.run);
+    let num_actions = env.num_actions().context("finding the game's number of actions")?;
+    let cfg = train_args.run.model_config(num_actions);
+    let device = parse_device(&train_args.device)?;
+    let mut rng = rand_pcg::Pcg64::seed_from_u64(train_args.run.seed);
+    let trajectories: Vec<Trajectory> =
+        (0..b).map(|i| random_trajectory(&cfg, t, 0, i as u32, &mut rng)).collect();
+    eprintln!(
+        "bench: preset {} ({num_actions} actions), T = {t}, B = {b}, device {}, torch threads {}",
+        train_args.run.preset,
+        device_name(device),
+        tch::get_num_threads()
+    );
+
+    // 1. Model step alone.
+    tch::manual_seed(train_args.run.seed as i64);
+    let model = Model::new(cfg.clone(), device);
+    let mut opt = RmsProp::new(&model.vs, train_args.rmsprop_config());
+    let batch = build_batch(&trajectories, &cfg)?.to_device(device);
+    let loss_cfg = train_args.loss_config();
+    let sync = || {
+        if let tch::Device::Cuda(i) = device {
+            tch::Cuda::synchronize(i as i64);
+        }
+    };
+    for _ in 0..args.warmup {
+        update(&model, &mut opt, &batch, &loss_cfg, train_args.grad_norm_clip, 1e-4);
+    }
+    sync();
+    let start = Instant::now();
+    for _ in 0..args.updates {
+        update(&model, &mut opt, &batch, &loss_cfg, train_args.grad_norm_clip, 1e-4);
+    }
+    sync();
+    let model_step = start.elapsed().as_secs_f64() / args.updates as f64;
+    drop((model, opt, batch));
+
+    // 2. The learner loop, fed over ipc.
+    let root = tempfile::tempdir().context("creating a temporary run directory")?;
+    let mut loop_args = train_args.clone();
+    loop_args.run.runs_root = root.path().to_path_buf();
+    loop_args.run.xpid = "bench".into();
+    loop_args.resume = false;
+    loop_args.checkpoint_interval_s = f64::INFINITY;
+    loop_args.log_interval_s = 3600.0;
+    let frames_per_step = u64::from(env.action_repeat.max(1));
+    loop_args.total_frames = ((args.warmup + args.updates) * t * b) as u64 * frames_per_step;
+    let run_dir = loop_args.run.run_dir().map_err(anyhow::Error::msg)?;
+    let trajectories_address = run_dir.ipc("trajectories");
+    let params_address = run_dir.ipc("params");
+    loop_args.trajectories_address = Some(trajectories_address.clone());
+    loop_args.params_address = Some(params_address.clone());
+
+    let messages: Vec<Vec<u8>> = trajectories
+        .into_iter()
+        .map(|tr| encode("bench", &Body::Trajectory(Box::new(tr))))
+        .collect::<Result<_, _>>()?;
+    let message_bytes = messages[0].len();
+    let done = Arc::new(AtomicBool::new(false));
+    let producer = {
+        let done = done.clone();
+        std::thread::spawn(move || -> Result<()> {
+            let socket = nng::Socket::new(nng::Protocol::Push0)?;
+            socket.dial_async(&trajectories_address)?;
+            for message in messages.iter().cycle() {
+                if done.load(Ordering::Relaxed) {
+                    break;
+                }
+                use nng::options::Options;
+                socket.set_opt::<nng::options::SendTimeout>(Some(Duration::from_millis(200)))?;
+                match socket.send(nng::Message::from(message.as_slice())) {
+                    Ok(()) | Err((_, nng::Error::TimedOut)) => {}
+                    Err((_, e)) => return Err(e.into()),
+                }
+            }
+            Ok(())
+        })
+    };
+    let params_client = {
+        let done = done.clone();
+        std::thread::spawn(move || -> Result<(u64, u64)> {
+            let client = ParamsClient::dial(&params_address, "bench", 256 << 20)?;
+            let (mut version, mut downloads) = (0u64, 0u64);
+            while !done.load(Ordering::Relaxed) {
+                let request = Body::ParamsRequest(ParamsRequest { actor_id: 0, version });
+                if let Ok(Ok(Body::Params(p))) = client.request(&request, Duration::from_secs(5)) {
+                    version = p.version;
+                    downloads += 1;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Ok((version, downloads))
+        })
+    };
+    let stop = AtomicBool::new(false);
+    let summary = train(&loop_args, &stop);
+    done.store(true, Ordering::Relaxed);
+    let _ = producer.join();
+    let (last_version, downloads) = params_client.join().expect("params client").unwrap_or((0, 0));
+    let summary = summary?;
+    let ends = &summary.update_ends;
+    // From the end of the last warm-up update (or the first update) to the end.
+    let timed = &ends[args.warmup.max(1) - 1..];
+    let intervals = (timed.len() - 1).max(1) as f64;
+    let loop_step = (timed[timed.len() - 1].0 - timed[0].0).as_secs_f64() / intervals;
+
+    let samples = (t * b) as f64;
+    let overhead = (loop_step / model_step - 1.0) * 100.0;
+    println!();
+    println!(
+        "| preset | device | T | B | threads | model step (ms) | model samples/s | learner step (ms) | learner samples/s | overhead |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!(
+        "| {} | {} | {t} | {b} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:+.1}% |",
+        train_args.run.preset,
+        device_name(device),
+        tch::get_num_threads(),
+        model_step * 1e3,
+        samples / model_step,
+        loop_step * 1e3,
+        samples / loop_step,
+        overhead
+    );
+    println!();
+    println!(
+        "({} timed updates after {} warm-up; trajectory message {:.2} MB; params client downloaded {downloads} versions, last {last_version})",
+        args.updates,
+        args.warmup,
+        message_bytes as f64 / 1e6
+    );
+    Ok(())
+}

@@ -1,0 +1,364 @@
+//! Checkpoints: `runs/<xpid>/checkpoints/ckpt-<step, 12 digits>/`, each a
+//! directory holding
+//!
+//! - `model.safetensors`: the weights exactly as `Model::to_safetensors` writes
+//!   them (config and fingerprint in the metadata), so the actor, the recorder
+//!   and Python's `safetensors` read them as they are;
+//! - `optimizer.safetensors`: the RMSProp state (`square_avg.<param>`,
+//!   `momentum_buffer.<param>`);
+//! - `manifest.json`: counters, the learner's config, the model config, and the
+//!   length and FNV-1a hash of each file above.
+//!
+//! A checkpoint is written into a hidden `.tmp-*` directory, synced, and
+//! renamed into place in one step, so a crash leaves either the old set or the
+//! new one. Loading checks every file's length and hash against the manifest
+//! before anything is used; a half-written or damaged checkpoint is skipped
+//! with a warning and the next older one is tried. The newest is found by name
+//! (the step counter sorts). Only the newest `keep` checkpoints stay.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use serde::{Deserialize, Serialize};
+use tch::{Device, Kind, Tensor};
+
+use common::config::ModelConfig;
+use common::model::Model;
+
+use crate::optim::RmsProp;
+
+const PREFIX: &str = "ckpt-";
+const FORMAT: u32 = 1;
+const MODEL_FILE: &str = "model.safetensors";
+const OPTIMIZER_FILE: &str = "optimizer.safetensors";
+const MANIFEST_FILE: &str = "manifest.json";
+
+/// The learner's progress; everything `--resume` needs besides the tensors.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Counters {
+    /// Updates done (learner steps).
+    pub step: u64,
+    /// Agent steps learned from (T * B per update).
+    pub agent_steps: u64,
+    /// Environment frames learned from (agent steps * action repeat): the
+    /// learning-rate schedule and `--total-frames` count these.
+    pub frames: u64,
+    /// Version of the newest weights (0 = initial weights).
+    pub version: u64,
+    /// Episodes finished in the trajectories learned from.
+    pub episodes: u64,
+    /// Seconds spent training, over all sessions of the run.
+    pub train_seconds: f64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct FileEntry {
+    name: String,
+    bytes: u64,
+    fnv1a64: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Manifest {
+    format: u32,
+    counters: Counters,
+    learner_config: serde_json::Value,
+    model_config: ModelConfig,
+    fingerprint: String,
+    files: Vec<FileEntry>,
+}
+
+/// A verified checkpoint, read into memory.
+pub struct Loaded {
+    pub path: PathBuf,
+    pub counters: Counters,
+    pub learner_config: serde_json::Value,
+    pub model_config: ModelConfig,
+    model: Vec<u8>,
+    optimizer: Vec<u8>,
+}
+
+impl Loaded {
+    /// Copies weights and optimizer state into `model` and `opt`.
+    pub fn apply(&self, model: &mut Model, opt: &mut RmsProp) -> Result<()> {
+        model
+            .load_safetensors(&self.model)
+            .with_context(|| format!("loading weights of {}", self.path.display()))?;
+        let file = SafeTensors::deserialize(&self.optimizer)
+            .with_context(|| format!("reading optimizer state of {}", self.path.display()))?;
+        let device = model.vs.device();
+        opt.load_state(|name| {
+            let view = file.tensor(name).ok()?;
+            let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
+            (view.dtype() == Dtype::F32)
+                .then(|| Tensor::f_from_data_size(view.data(), &shape, Kind::Float).ok())
+                .flatten()
+                .map(|t| t.to_device(device))
+        })
+        .map_err(anyhow::Error::msg)
+        .with_context(|| format!("loading optimizer state of {}", self.path.display()))
+    }
+}
+
+fn fnv1a64(bytes: &[u8]) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{hash:016x}")
+}
+
+/// Named f32 tensors as safetensors bytes.
+fn tensors_to_safetensors(tensors: &[(String, Tensor)]) -> Result<Vec<u8>> {
+    let mut buffers = Vec::with_capacity(tensors.len());
+    for (name, t) in tensors {
+        let t = t.detach().to_device(Device::Cpu).to_kind(Kind::Float).contiguous();
+        let numel = t.numel();
+        let mut bytes = vec![0u8; numel * 4];
+        t.f_copy_data_u8(&mut bytes, numel)?;
+        let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
+        buffers.push((name.as_str(), shape, bytes));
+    }
+    let views = buffers
+        .iter()
+        .map(|(name, shape, bytes)| Ok((*name, TensorView::new(Dtype::F32, shape.clone(), bytes)?)))
+        .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()?;
+    Ok(safetensors::serialize(views, &None)?)
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut file =
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(bytes).with_context(|| format!("writing {}", path.display()))?;
+    file.sync_all().with_context(|| format!("syncing {}", path.display()))?;
+    Ok(())
+}
+
+/// Checkpoint directories in `dir`, newest (highest step) first.
+pub fn list(dir: &Path) -> Vec<(u64, PathBuf)> {
+    let mut found: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let step = name.strip_prefix(PREFIX)?.parse::<u64>().ok()?;
+            e.path().is_dir().then_some((step, e.path()))
+        })
+        .collect();
+    found.sort_by(|a, b| b.0.cmp(&a.0));
+    found
+}
+
+/// Writes a checkpoint of `model`, `opt` and `counters` into `dir` and keeps
+/// the newest `keep` (at least 1). Returns its path.
+pub fn save(
+    dir: &Path,
+    model: &Model,
+    opt: &RmsProp,
+    counters: &Counters,
+    learner_config: &serde_json::Value,
+    keep: usize,
+) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let name = format!("{PREFIX}{:012}", counters.step);
+    let target = dir.join(&name);
+    let tmp = dir.join(format!(".tmp-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+
+    let weights = model.to_safetensors().context("serializing weights")?;
+    let optimizer = tensors_to_safetensors(&opt.state()).context("serializing optimizer state")?;
+    let mut files = Vec::new();
+    for (file, bytes) in [(MODEL_FILE, &weights), (OPTIMIZER_FILE, &optimizer)] {
+        write_synced(&tmp.join(file), bytes)?;
+        files.push(FileEntry {
+            name: file.into(),
+            bytes: bytes.len() as u64,
+            fnv1a64: fnv1a64(bytes),
+        });
+    }
+    let manifest = Manifest {
+        format: FORMAT,
+        counters: counters.clone(),
+        learner_config: learner_config.clone(),
+        model_config: model.cfg.clone(),
+        fingerprint: model.cfg.fingerprint(),
+        files,
+    };
+    write_synced(&tmp.join(MANIFEST_FILE), &serde_json::to_vec_pretty(&manifest)?)?;
+
+    if target.exists() {
+        // Same step written before (no update since): replace it.
+        std::fs::remove_dir_all(&target)
+            .with_context(|| format!("replacing {}", target.display()))?;
+    }
+    std::fs::rename(&tmp, &target)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), target.display()))?;
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    prune(dir, keep.max(1));
+    Ok(target)
+}
+
+/// Removes all but the newest `keep` checkpoints, and temporary directories
+/// that dead writers left behind.
+fn prune(dir: &Path, keep: usize) {
+    for (_, path) in list(dir).into_iter().skip(keep) {
+        if let Err(e) = std::fs::remove_dir_all(&path) {
+            tracing::warn!("cannot remove old checkpoint {}: {e}", path.display());
+        }
+    }
+    let own = format!("-{}", std::process::id());
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(".tmp-") && !name.ends_with(&own) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// Reads and verifies one checkpoint directory.
+pub fn load(path: &Path) -> Result<Loaded> {
+    let manifest_path = path.join(MANIFEST_FILE);
+    let manifest: Manifest = serde_json::from_slice(
+        &std::fs::read(&manifest_path)
+            .with_context(|| format!("reading {}", manifest_path.display()))?,
+    )
+    .with_context(|| format!("parsing {}", manifest_path.display()))?;
+    if manifest.format != FORMAT {
+        bail!("checkpoint format {} (this learner reads {FORMAT})", manifest.format);
+    }
+    let mut contents: HashMap<String, Vec<u8>> = HashMap::new();
+    for entry in &manifest.files {
+        let file = path.join(&entry.name);
+        let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+        if bytes.len() as u64 != entry.bytes || fnv1a64(&bytes) != entry.fnv1a64 {
+            bail!(
+                "{} is damaged: {} bytes (hash {}), the manifest says {} bytes (hash {})",
+                file.display(),
+                bytes.len(),
+                fnv1a64(&bytes),
+                entry.bytes,
+                entry.fnv1a64
+            );
+        }
+        contents.insert(entry.name.clone(), bytes);
+    }
+    let mut take = |name: &str| {
+        contents.remove(name).with_context(|| format!("{} lists no {name}", path.display()))
+    };
+    Ok(Loaded {
+        path: path.to_path_buf(),
+        counters: manifest.counters,
+        learner_config: manifest.learner_config,
+        model_config: manifest.model_config,
+        model: take(MODEL_FILE)?,
+        optimizer: take(OPTIMIZER_FILE)?,
+    })
+}
+
+/// The newest checkpoint in `dir` that verifies; older ones are tried when a
+/// newer one is damaged. `Ok(None)` when there is none at all; an error when
+/// checkpoints exist but none verifies.
+pub fn load_latest(dir: &Path) -> Result<Option<Loaded>> {
+    let found = list(dir);
+    if found.is_empty() {
+        return Ok(None);
+    }
+    for (_, path) in &found {
+        match load(path) {
+            Ok(loaded) => return Ok(Some(loaded)),
+            Err(e) => tracing::warn!("skipping checkpoint {}: {e:#}", path.display()),
+        }
+    }
+    bail!(
+        "none of the {} checkpoints in {} verifies (see the warnings above)",
+        found.len(),
+        dir.display()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::optim::RmsPropConfig;
+
+    fn model() -> Model {
+        Model::new(ModelConfig::small(3), Device::Cpu)
+    }
+
+    #[test]
+    fn save_load_roundtrip_keeps_weights_optimizer_and_counters() {
+        let dir = tempfile::tempdir().unwrap();
+        tch::manual_seed(1);
+        let m = model();
+        let cfg = RmsPropConfig { alpha: 0.99, eps: 0.01, momentum: 0.0 };
+        let mut opt = RmsProp::new(&m.vs, cfg);
+        // Give the optimizer a non-zero state.
+        for (_, t) in opt.state() {
+            let _ = t.shallow_clone().fill_(0.25);
+        }
+        let counters = Counters { step: 7, frames: 700, version: 7, ..Default::default() };
+        let config = serde_json::json!({"learning_rate": 0.1});
+        for step in 1..=5 {
+            let c = Counters { step, ..counters.clone() };
+            save(dir.path(), &m, &opt, &c, &config, 3).unwrap();
+        }
+        let steps: Vec<u64> = list(dir.path()).iter().map(|(s, _)| *s).collect();
+        assert_eq!(steps, vec![5, 4, 3], "keeps the newest three");
+
+        let loaded = load_latest(dir.path()).unwrap().unwrap();
+        assert_eq!(loaded.counters.step, 5);
+        assert_eq!(loaded.counters.frames, 700);
+        assert_eq!(loaded.learner_config, config);
+
+        tch::manual_seed(2);
+        let mut m2 = model();
+        let mut opt2 = RmsProp::new(&m2.vs, cfg);
+        loaded.apply(&mut m2, &mut opt2).unwrap();
+        let (a, b) = (m.vs.variables(), m2.vs.variables());
+        assert_eq!(a.len(), b.len());
+        for (name, t) in &a {
+            assert!(t.equal(&b[name]), "weights {name} differ after loading");
+        }
+        for (name, t) in opt2.state() {
+            let off = (t - 0.25).abs().max().double_value(&[]);
+            assert_eq!(off, 0.0, "optimizer state {name} not restored");
+        }
+    }
+
+    #[test]
+    fn damaged_newest_checkpoint_falls_back_to_the_previous() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = model();
+        let opt = RmsProp::new(&m.vs, RmsPropConfig { alpha: 0.99, eps: 0.01, momentum: 0.0 });
+        let config = serde_json::json!({});
+        for step in [10, 20] {
+            let c = Counters { step, ..Default::default() };
+            save(dir.path(), &m, &opt, &c, &config, 5).unwrap();
+        }
+        // Truncate the newest one's weights, as a crash mid-copy would.
+        let newest = dir.path().join("ckpt-000000000020").join(MODEL_FILE);
+        let bytes = std::fs::read(&newest).unwrap();
+        std::fs::write(&newest, &bytes[..bytes.len() / 2]).unwrap();
+        assert!(load(&dir.path().join("ckpt-000000000020")).is_err());
+        assert_eq!(load_latest(dir.path()).unwrap().unwrap().counters.step, 10);
+
+        // A temporary directory (a writer killed before its rename) is never loaded.
+        std::fs::create_dir(dir.path().join(".tmp-ckpt-000000000030-1")).unwrap();
+        assert_eq!(load_latest(dir.path()).unwrap().unwrap().counters.step, 10);
+
+        // Every checkpoint damaged: an error, not a silent fresh start.
+        let older = dir.path().join("ckpt-000000000010").join(MANIFEST_FILE);
+        std::fs::write(&older, b"{").unwrap();
+        assert!(load_latest(dir.path()).is_err());
+        // No checkpoint at all: None.
+        assert!(load_latest(&dir.path().join("nothing")).unwrap().is_none());
+    }
+}
