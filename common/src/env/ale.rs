@@ -1,0 +1,723 @@
+//! Atari 2600 games through the Arcade Learning Environment (ALE 0.6, the
+//! atari-py C wrapper vendored by `atari-env-sys`).
+//!
+//! Two layers:
+//! - [`Ale`]: a safe owner of one `ALEInterface*` (freed on drop). It checks
+//!   the ROM before ALE sees it, because ALE 0.6 calls `exit(1)` on a missing
+//!   or unreadable ROM and dereferences null on a game it does not know.
+//! - [`AtariEnv`]: the SPEC's preprocessing on top, done here in Rust (ALE runs
+//!   with `frame_skip` 1) so each step is testable: no-op starts, action repeat
+//!   with the maximum over the last two frames, the frame cap, sticky actions,
+//!   minimal or full action set, episodic life, fire on reset, resize/grayscale.
+
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+use std::ptr::NonNull;
+use std::sync::Mutex;
+
+use atari_env_sys as sys;
+use rand::{Rng, SeedableRng};
+use rand_pcg::Pcg64;
+
+use super::preprocess::{max_pool, Resizer};
+use super::{find_rom, splitmix64, EnvError, EnvSpec, Environment, StepResult};
+
+/// Atari screen height in pixels.
+pub const SCREEN_HEIGHT: usize = 210;
+/// Atari screen width in pixels.
+pub const SCREEN_WIDTH: usize = 160;
+/// Bytes of Atari RAM.
+pub const RAM_SIZE: usize = 128;
+/// Size of the full (legal) action set.
+pub const FULL_ACTION_SET: usize = 18;
+/// ALE's PLAYER_A_NOOP.
+pub const NOOP: i32 = 0;
+/// ALE's PLAYER_A_FIRE.
+pub const FIRE: i32 = 1;
+/// Sticky-action probability when `sticky_actions` is on (Machado et al. 2018).
+pub const STICKY_ACTION_PROBABILITY: f32 = 0.25;
+
+/// Games ALE 0.6 has settings for (its `games/supported`); ALE picks them from
+/// the ROM's file name, so `<game>.bin` must be named exactly so.
+pub const SUPPORTED_GAMES: &[&str] = &[
+    "adventure",
+    "air_raid",
+    "alien",
+    "amidar",
+    "assault",
+    "asterix",
+    "asteroids",
+    "atlantis",
+    "bank_heist",
+    "battle_zone",
+    "beam_rider",
+    "berzerk",
+    "bowling",
+    "boxing",
+    "breakout",
+    "carnival",
+    "centipede",
+    "chopper_command",
+    "crazy_climber",
+    "defender",
+    "demon_attack",
+    "donkey_kong",
+    "double_dunk",
+    "elevator_action",
+    "enduro",
+    "fishing_derby",
+    "freeway",
+    "frogger",
+    "frostbite",
+    "galaxian",
+    "gopher",
+    "gravitar",
+    "hero",
+    "ice_hockey",
+    "jamesbond",
+    "journey_escape",
+    "kangaroo",
+    "keystone_kapers",
+    "king_kong",
+    "koolaid",
+    "krull",
+    "kung_fu_master",
+    "laser_gates",
+    "lost_luggage",
+    "montezuma_revenge",
+    "mr_do",
+    "ms_pacman",
+    "name_this_game",
+    "phoenix",
+    "pitfall",
+    "pong",
+    "pooyan",
+    "private_eye",
+    "qbert",
+    "riverraid",
+    "road_runner",
+    "robotank",
+    "seaquest",
+    "sir_lancelot",
+    "skiing",
+    "solaris",
+    "space_invaders",
+    "star_gunner",
+    "tennis",
+    "tetris",
+    "time_pilot",
+    "trondead",
+    "turmoil",
+    "tutankham",
+    "up_n_down",
+    "venture",
+    "video_pinball",
+    "wizard_of_wor",
+    "yars_revenge",
+    "zaxxon",
+];
+
+/// Errors unless ALE 0.6 knows `game`.
+pub fn check_game(game: &str) -> Result<(), EnvError> {
+    if SUPPORTED_GAMES.contains(&game) {
+        Ok(())
+    } else {
+        Err(EnvError::UnknownGame { game: game.to_string() })
+    }
+}
+
+/// ALE 0.6 is not thread safe while it builds an emulator and loads a ROM
+/// (global logger, settings and cartridge tables), so those calls take this lock.
+static ALE_LOAD: Mutex<()> = Mutex::new(());
+
+/// One ALE emulator. Owns the C++ object and deletes it on drop.
+pub struct Ale {
+    ptr: NonNull<sys::ALEInterface>,
+}
+
+// SAFETY: the pointer is owned exclusively by this value and ALE keeps no
+// thread-local state; moving it to another thread is fine. It is not Sync.
+unsafe impl Send for Ale {}
+
+impl Ale {
+    /// Loads `rom` (whose file name picks ALE's game settings) with ALE's own
+    /// RNG seeded by `seed` (used for sticky actions) and the given sticky-action
+    /// probability. ALE's frame skip is 1 and its episode cap is off.
+    pub fn load(rom: &Path, seed: i32, repeat_action_probability: f32) -> Result<Ale, EnvError> {
+        let ale_err = |message: String| EnvError::Ale { rom: rom.to_path_buf(), message };
+        let game = rom.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+        check_game(game)?;
+        // ALE exits the process on a ROM it cannot open; check first.
+        let meta = std::fs::metadata(rom).map_err(|e| ale_err(format!("cannot read: {e}")))?;
+        if !meta.is_file() || meta.len() == 0 || meta.len() > 512 * 1024 {
+            return Err(ale_err(format!(
+                "not an Atari 2600 ROM ({} bytes; ROMs are 2 KiB to 64 KiB)",
+                meta.len()
+            )));
+        }
+        let path = CString::new(rom.as_os_str().to_string_lossy().as_bytes())
+            .map_err(|_| ale_err("path contains a NUL byte".into()))?;
+        let _guard = ALE_LOAD.lock().unwrap_or_else(|e| e.into_inner());
+        // SAFETY: plain FFI calls on a freshly created, non-null ALEInterface;
+        // the C strings outlive the calls.
+        unsafe {
+            sys::setLoggerMode(2); // errors only: silence ALE's banner and ROM info
+            let ptr =
+                NonNull::new(sys::ALE_new()).ok_or_else(|| ale_err("ALE_new failed".into()))?;
+            let ale = Ale { ptr };
+            let p = ale.ptr.as_ptr();
+            sys::setInt(p, c"random_seed".as_ptr(), seed.max(1));
+            sys::setFloat(p, c"repeat_action_probability".as_ptr(), repeat_action_probability);
+            sys::setInt(p, c"frame_skip".as_ptr(), 1);
+            sys::setInt(p, c"max_num_frames_per_episode".as_ptr(), 0);
+            sys::setBool(p, c"color_averaging".as_ptr(), false);
+            sys::loadROM(p, path.as_ptr());
+            Ok(ale)
+        }
+    }
+
+    fn p(&self) -> *mut sys::ALEInterface {
+        self.ptr.as_ptr()
+    }
+
+    /// Plays one emulator frame with ALE action `action` (0..18); returns its reward.
+    #[inline]
+    pub fn act(&mut self, action: i32) -> i32 {
+        // SAFETY: valid owned pointer; ALE ignores actions it does not know.
+        unsafe { sys::act(self.p(), action) }
+    }
+
+    pub fn game_over(&self) -> bool {
+        // SAFETY: valid owned pointer.
+        unsafe { sys::game_over(self.p()) }
+    }
+
+    /// ALE's own game reset (deterministic, no random starts).
+    pub fn reset_game(&mut self) {
+        // SAFETY: valid owned pointer.
+        unsafe { sys::reset_game(self.p()) }
+    }
+
+    pub fn lives(&self) -> i32 {
+        // SAFETY: valid owned pointer.
+        unsafe { sys::lives(self.p()) }
+    }
+
+    /// Frames since the last `reset_game`, as ALE counts them.
+    pub fn episode_frame_number(&self) -> i32 {
+        // SAFETY: valid owned pointer.
+        unsafe { sys::getEpisodeFrameNumber(self.p()) }
+    }
+
+    /// The RGB screen, u8 [210, 160, 3], into `out`.
+    pub fn screen_rgb(&self, out: &mut [u8]) {
+        assert_eq!(out.len(), SCREEN_HEIGHT * SCREEN_WIDTH * 3);
+        // SAFETY: ALE writes width * height * 3 bytes, which `out` holds.
+        unsafe { sys::getScreenRGB(self.p(), out.as_mut_ptr()) }
+    }
+
+    /// The 128-byte RAM.
+    pub fn ram(&self) -> [u8; RAM_SIZE] {
+        let mut ram = [0u8; RAM_SIZE];
+        // SAFETY: the 2600 has 128 bytes of RAM; ALE copies exactly that.
+        unsafe {
+            debug_assert_eq!(sys::getRAMSize(self.p()), RAM_SIZE as i32);
+            sys::getRAM(self.p(), ram.as_mut_ptr());
+        }
+        ram
+    }
+
+    /// The game's minimal action set, as ALE action ids.
+    pub fn minimal_action_set(&self) -> Vec<i32> {
+        // SAFETY: the buffer is sized by ALE's own count.
+        unsafe {
+            let n = sys::getMinimalActionSize(self.p()).max(0) as usize;
+            let mut v = vec![0i32; n];
+            sys::getMinimalActionSet(self.p(), v.as_mut_ptr());
+            v
+        }
+    }
+
+    /// All 18 actions, as ALE action ids.
+    pub fn legal_action_set(&self) -> Vec<i32> {
+        // SAFETY: the buffer is sized by ALE's own count.
+        unsafe {
+            let n = sys::getLegalActionSize(self.p()).max(0) as usize;
+            let mut v = vec![0i32; n];
+            sys::getLegalActionSet(self.p(), v.as_mut_ptr());
+            v
+        }
+    }
+}
+
+impl Drop for Ale {
+    fn drop(&mut self) {
+        let _guard = ALE_LOAD.lock().unwrap_or_else(|e| e.into_inner());
+        // SAFETY: the pointer came from ALE_new and is deleted once.
+        unsafe { sys::ALE_del(self.p()) }
+    }
+}
+
+/// ALE's `random_seed` for an environment seed: positive, nonzero (0 would
+/// mean "seed from the clock").
+pub fn ale_seed(seed: u64) -> i32 {
+    ((splitmix64(seed ^ 0xa1e0_a1e0_a1e0_a1e0) >> 33) as i32).max(1)
+}
+
+const FRAME_BYTES: usize = SCREEN_HEIGHT * SCREEN_WIDTH * 3;
+
+/// An Atari game with the SPEC's preprocessing. See [`EnvSpec`] for each flag.
+pub struct AtariEnv {
+    ale: Ale,
+    /// Agent action index -> ALE action id.
+    actions: Vec<i32>,
+    rng: Pcg64,
+    noop_max: u32,
+    action_repeat: u32,
+    max_frames: u64,
+    episodic_life: bool,
+    fire_reset: bool,
+    grayscale: bool,
+    /// The last two emulator frames of a step, RGB [210, 160, 3].
+    frames: [Vec<u8>; 2],
+    /// The current observation before resize: max of the last two frames.
+    pooled: Vec<u8>,
+    resizer: Option<Resizer>,
+    obs_shape: (usize, usize, usize),
+    /// Emulator frames since the last game reset (no-ops included).
+    episode_frames: u64,
+    /// Emulator frames since construction (benchmarks count these).
+    total_frames: u64,
+    lives: i32,
+    /// The game must be reset at the next `reset` (game over, frame cap).
+    game_ended: bool,
+    last_noops: u32,
+}
+
+impl AtariEnv {
+    /// Loads the game's ROM (see [`find_rom`]) and resets it.
+    pub fn new(spec: &EnvSpec, seed: u64) -> Result<AtariEnv, EnvError> {
+        spec.validate()?;
+        let rom = find_rom(&spec.game, spec.rom_dir.as_deref())?;
+        let sticky = if spec.sticky_actions { STICKY_ACTION_PROBABILITY } else { 0.0 };
+        let ale = Ale::load(&rom, ale_seed(seed), sticky)?;
+        let actions =
+            if spec.full_action_set { ale.legal_action_set() } else { ale.minimal_action_set() };
+        if actions.is_empty() {
+            return Err(EnvError::Ale { rom, message: "ALE reports no actions".into() });
+        }
+        let same_size = (spec.obs_height, spec.obs_width) == (SCREEN_HEIGHT, SCREEN_WIDTH);
+        let resizer = (!same_size).then(|| {
+            Resizer::new((SCREEN_HEIGHT, SCREEN_WIDTH), (spec.obs_height, spec.obs_width))
+        });
+        let mut env = AtariEnv {
+            ale,
+            actions,
+            rng: Pcg64::seed_from_u64(seed),
+            noop_max: spec.noop_max,
+            action_repeat: spec.action_repeat.max(1),
+            max_frames: spec.max_frames,
+            episodic_life: spec.episodic_life,
+            fire_reset: spec.fire_reset,
+            grayscale: spec.grayscale,
+            frames: [vec![0; FRAME_BYTES], vec![0; FRAME_BYTES]],
+            pooled: vec![0; FRAME_BYTES],
+            resizer,
+            obs_shape: (spec.obs_height, spec.obs_width, spec.obs_channels()),
+            episode_frames: 0,
+            total_frames: 0,
+            lives: 0,
+            game_ended: true,
+            last_noops: 0,
+        };
+        env.reset();
+        Ok(env)
+    }
+
+    /// ALE action ids in agent action order.
+    pub fn action_set(&self) -> &[i32] {
+        &self.actions
+    }
+
+    /// No-op frames played by the last game reset.
+    pub fn last_noops(&self) -> u32 {
+        self.last_noops
+    }
+
+    /// Emulator frames since the last game reset (no-ops included).
+    pub fn episode_frames(&self) -> u64 {
+        self.episode_frames
+    }
+
+    /// Emulator frames played since construction.
+    pub fn total_frames(&self) -> u64 {
+        self.total_frames
+    }
+
+    /// The raw emulator, for tests and analysis.
+    pub fn ale(&self) -> &Ale {
+        &self.ale
+    }
+
+    #[inline]
+    fn act_frame(&mut self, action: i32) -> i32 {
+        self.episode_frames += 1;
+        self.total_frames += 1;
+        self.ale.act(action)
+    }
+
+    fn capped(&self) -> bool {
+        self.episode_frames >= self.max_frames
+    }
+
+    /// Plays ALE action `action` for up to `action_repeat` frames (fewer if
+    /// the game ends or the cap is hit) and max-pools the last two frames.
+    /// Returns (summed reward, game ended).
+    fn repeat(&mut self, action: i32) -> (i32, bool) {
+        let n = self.action_repeat;
+        let mut reward = 0;
+        // Index into `frames` of the newest captured frame, and whether the
+        // frame before it was captured too.
+        let mut newest = None;
+        let mut have_previous = false;
+        for i in 0..n {
+            reward += self.act_frame(action);
+            let ended = self.ale.game_over() || self.capped();
+            if i + 2 >= n || ended {
+                let slot = (i % 2) as usize;
+                self.ale.screen_rgb(&mut self.frames[slot]);
+                have_previous = newest.is_some();
+                newest = Some(slot);
+            }
+            if ended {
+                break;
+            }
+        }
+        let newest = newest.expect("at least one frame is captured");
+        if have_previous {
+            max_pool(&self.frames[0], &self.frames[1], &mut self.pooled);
+        } else {
+            self.pooled.copy_from_slice(&self.frames[newest]);
+        }
+        (reward, self.ale.game_over() || self.capped())
+    }
+
+    fn hard_reset(&mut self) {
+        self.ale.reset_game();
+        self.episode_frames = 0;
+        self.last_noops = 0;
+        if self.noop_max > 0 {
+            let noops = self.rng.gen_range(1..=self.noop_max);
+            for _ in 0..noops {
+                self.act_frame(NOOP);
+                self.last_noops += 1;
+                if self.ale.game_over() {
+                    self.ale.reset_game();
+                    self.episode_frames = 0;
+                    self.last_noops = 0;
+                }
+            }
+        }
+        self.game_ended = false;
+    }
+}
+
+impl Environment for AtariEnv {
+    fn num_actions(&self) -> usize {
+        self.actions.len()
+    }
+
+    fn observation_shape(&self) -> (usize, usize, usize) {
+        self.obs_shape
+    }
+
+    fn reset(&mut self) {
+        if self.game_ended || !self.episodic_life {
+            self.hard_reset();
+        }
+        if self.fire_reset && self.actions.contains(&FIRE) {
+            let (_, ended) = self.repeat(FIRE);
+            if ended {
+                self.hard_reset();
+            }
+        }
+        self.ale.screen_rgb(&mut self.pooled);
+        self.lives = self.ale.lives();
+    }
+
+    fn step(&mut self, action: usize) -> StepResult {
+        let ale_action = self.actions[action];
+        let (reward, game_over) = self.repeat(ale_action);
+        self.game_ended = game_over;
+        let lives = self.ale.lives();
+        let life_lost = lives < self.lives && lives > 0;
+        self.lives = lives;
+        StepResult {
+            reward: reward as f32,
+            episode_over: game_over || (self.episodic_life && life_lost),
+            game_over,
+        }
+    }
+
+    fn observation(&self, out: &mut [u8]) {
+        match &self.resizer {
+            None if !self.grayscale => out.copy_from_slice(&self.pooled),
+            None => super::preprocess::rgb_to_gray(&self.pooled, out),
+            Some(r) => r.resize(&self.pooled, out, self.grayscale),
+        }
+    }
+
+    fn render_rgb(&self) -> (usize, usize, &[u8]) {
+        (SCREEN_HEIGHT, SCREEN_WIDTH, &self.pooled)
+    }
+
+    fn ram(&self) -> Option<[u8; 128]> {
+        Some(self.ale.ram())
+    }
+
+    fn objects(&self) -> Vec<(&'static str, f32, f32)> {
+        Vec::new()
+    }
+}
+
+/// The virtualenv's ROM directory as [`find_rom`] resolves it, for tests and
+/// benchmarks that need a real ROM.
+pub fn default_rom(game: &str) -> Result<PathBuf, EnvError> {
+    find_rom(game, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::env::make_env;
+    use std::collections::HashSet;
+
+    fn seaquest() -> EnvSpec {
+        EnvSpec::atari_default("seaquest")
+    }
+
+    /// A raw ALE with the same ROM and ALE seed as `AtariEnv::new(spec, seed)`.
+    fn raw_twin(spec: &EnvSpec, seed: u64) -> Ale {
+        let rom = find_rom(&spec.game, None).expect("run scripts/bootstrap.sh for the ROMs");
+        let sticky = if spec.sticky_actions { STICKY_ACTION_PROBABILITY } else { 0.0 };
+        Ale::load(&rom, ale_seed(seed), sticky).unwrap()
+    }
+
+    fn screen(ale: &Ale) -> Vec<u8> {
+        let mut s = vec![0; FRAME_BYTES];
+        ale.screen_rgb(&mut s);
+        s
+    }
+
+    /// Seaquest from the virtualenv's ROMs, one random episode to its end, in
+    /// lockstep with a raw ALE fed the same frames: every agent step's reward
+    /// is the sum of ALE's per-frame rewards, and every observation is the
+    /// maximum of the step's last two raw frames.
+    #[test]
+    fn seaquest_episode_matches_raw_ale_frame_by_frame() {
+        let seed = 17;
+        let spec = seaquest();
+        let mut env = AtariEnv::new(&spec, seed).unwrap();
+        let mut raw = raw_twin(&spec, seed);
+        assert_eq!(env.num_actions(), 18, "Seaquest's minimal set is all 18 actions");
+        raw.reset_game();
+        for _ in 0..env.last_noops() {
+            raw.act(NOOP);
+        }
+        assert!(env.render_rgb().2 == screen(&raw), "frame after the no-op start");
+
+        let mut rng = Pcg64::seed_from_u64(99);
+        let (mut env_return, mut raw_return, mut steps, mut pooled_differs) = (0.0, 0i64, 0, 0);
+        let mut obs = vec![0u8; FRAME_BYTES];
+        loop {
+            let a = rng.gen_range(0..env.num_actions());
+            let step = env.step(a);
+            let mut reward = 0;
+            let mut frames = Vec::new();
+            for _ in 0..4 {
+                reward += raw.act(env.action_set()[a]);
+                frames.push(screen(&raw));
+                if raw.game_over() {
+                    break;
+                }
+            }
+            let expect = match frames.len() {
+                1 => frames[0].clone(),
+                n => frames[n - 2].iter().zip(&frames[n - 1]).map(|(a, b)| *a.max(b)).collect(),
+            };
+            env.observation(&mut obs);
+            assert!(obs == expect, "max-pooled frame differs at step {steps}");
+            pooled_differs += usize::from(expect != *frames.last().unwrap());
+            assert_eq!(step.reward, reward as f32, "reward at step {steps}");
+            assert_eq!(step.episode_over, raw.game_over(), "end at step {steps}");
+            env_return += f64::from(step.reward);
+            raw_return += i64::from(reward);
+            steps += 1;
+            if step.episode_over {
+                break;
+            }
+            assert!(steps < 27_000, "a random Seaquest episode should end");
+        }
+        assert!(step_was_game_over(&env));
+        assert_eq!(env_return, raw_return as f64);
+        assert_eq!(env.episode_frames(), raw.episode_frame_number() as u64);
+        // The pooling must have mattered somewhere, or this test checks nothing.
+        assert!(pooled_differs > 0, "max-pooling never changed a frame");
+        println!(
+            "seaquest random episode: {steps} agent steps, {} frames, return {env_return}, \
+             {pooled_differs} steps where pooling changed the frame",
+            env.episode_frames()
+        );
+    }
+
+    fn step_was_game_over(env: &AtariEnv) -> bool {
+        env.ale().game_over()
+    }
+
+    #[test]
+    fn noop_starts_play_the_drawn_number_of_noop_frames() {
+        let spec = seaquest();
+        let mut counts = HashSet::new();
+        let mut frames = HashSet::new();
+        for seed in 0..12 {
+            let mut env = AtariEnv::new(&spec, seed).unwrap();
+            // A raw twin mirrors every frame the env plays, since ALE's reset
+            // does not erase all emulator state.
+            let mut raw = raw_twin(&spec, seed);
+            for episode in 0..3 {
+                let n = env.last_noops();
+                assert!((1..=30).contains(&n), "{n} no-ops");
+                raw.reset_game();
+                for _ in 0..n {
+                    raw.act(NOOP);
+                }
+                assert!(
+                    env.render_rgb().2 == screen(&raw),
+                    "seed {seed} episode {episode}: frame after {n} no-ops"
+                );
+                assert_eq!(env.episode_frames(), u64::from(n));
+                counts.insert(n);
+                frames.insert(env.render_rgb().2.to_vec());
+                env.step(1);
+                for _ in 0..4 {
+                    raw.act(env.action_set()[1]);
+                }
+                env.reset();
+            }
+        }
+        assert!(counts.len() > 5, "no-op counts barely vary: {counts:?}");
+        assert!(frames.len() > 1, "different no-op starts gave the same frame");
+        // noop_max 0: the first frame is ALE's reset frame.
+        let env = AtariEnv::new(&EnvSpec { noop_max: 0, ..spec.clone() }, 3).unwrap();
+        let mut raw = raw_twin(&spec, 3);
+        raw.reset_game();
+        assert_eq!(env.last_noops(), 0);
+        assert!(env.render_rgb().2 == screen(&raw));
+    }
+
+    fn play_frames(spec: &EnvSpec, seed: u64, steps: usize) -> Vec<u64> {
+        let mut env = make_env(spec, seed).unwrap();
+        let mut out = Vec::new();
+        let mut rng = Pcg64::seed_from_u64(5); // the same actions for every env
+        let mut obs = vec![0; FRAME_BYTES];
+        for _ in 0..steps {
+            if env.step(rng.gen_range(0..env.num_actions())).episode_over {
+                env.reset();
+            }
+            env.observation(&mut obs);
+            out.push(obs.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+                (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+            }));
+        }
+        out
+    }
+
+    #[test]
+    fn same_seed_replays_the_same_frames_and_other_seeds_do_not() {
+        // Sticky actions on, so ALE's own RNG takes part as well as the no-ops.
+        let spec = EnvSpec { sticky_actions: true, ..seaquest() };
+        let a = play_frames(&spec, crate::env::derive_seed(1, 0, 0), 300);
+        let b = play_frames(&spec, crate::env::derive_seed(1, 0, 0), 300);
+        let c = play_frames(&spec, crate::env::derive_seed(1, 0, 1), 300);
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        // Without no-ops the streams differ only through sticky actions.
+        let spec = EnvSpec { noop_max: 0, ..spec };
+        assert_ne!(play_frames(&spec, 1, 300), play_frames(&spec, 2, 300));
+    }
+
+    #[test]
+    fn ram_is_the_emulator_ram() {
+        let mut env = AtariEnv::new(&seaquest(), 4).unwrap();
+        env.step(0);
+        let ram = env.ram().unwrap();
+        assert_eq!(ram, env.ale().ram());
+        assert!(ram.iter().any(|&b| b != 0));
+    }
+
+    #[test]
+    fn frame_cap_ends_the_episode() {
+        let spec = EnvSpec { max_frames: 103, noop_max: 0, ..seaquest() };
+        let mut env = AtariEnv::new(&spec, 1).unwrap();
+        let mut steps = 0;
+        while !env.step(0).episode_over {
+            steps += 1;
+        }
+        assert_eq!(steps, 25); // 26th step hits the cap after 3 of its 4 frames
+        assert_eq!(env.episode_frames(), 103);
+        env.reset();
+        assert_eq!(env.episode_frames(), 0);
+    }
+
+    #[test]
+    fn episodic_life_ends_episodes_at_lost_lives_without_resetting_the_game() {
+        let spec = EnvSpec { episodic_life: true, ..seaquest() };
+        let mut env = AtariEnv::new(&spec, 2).unwrap();
+        let mut rng = Pcg64::seed_from_u64(1);
+        let (mut lives_lost, mut games) = (0, 0);
+        while games == 0 {
+            let step = env.step(rng.gen_range(0..env.num_actions()));
+            if step.episode_over {
+                if step.game_over {
+                    games += 1;
+                } else {
+                    lives_lost += 1;
+                    let frames = env.episode_frames();
+                    env.reset();
+                    assert_eq!(env.episode_frames(), frames, "a lost life must not reset");
+                    continue;
+                }
+                env.reset();
+            }
+        }
+        assert!(lives_lost >= 3, "Seaquest has 4 lives: {lives_lost} lost before game over");
+    }
+
+    #[test]
+    fn resized_grayscale_observation_and_full_action_set() {
+        let spec = EnvSpec {
+            obs_height: 84,
+            obs_width: 84,
+            grayscale: true,
+            full_action_set: true,
+            fire_reset: true,
+            ..EnvSpec::atari_default("pong")
+        };
+        assert_eq!(spec.num_actions().unwrap(), 18);
+        assert_eq!(EnvSpec::atari_default("pong").num_actions().unwrap(), 6);
+        let mut env = make_env(&spec, 1).unwrap();
+        assert_eq!(env.num_actions(), 18);
+        assert_eq!(env.observation_shape(), (84, 84, 1));
+        env.step(3);
+        let mut obs = vec![0; 84 * 84];
+        env.observation(&mut obs);
+        let mut expect = vec![0; 84 * 84];
+        super::super::preprocess::Resizer::new((210, 160), (84, 84)).resize(
+            env.render_rgb().2,
+            &mut expect,
+            true,
+        );
+        assert!(obs == expect, "resized observation differs from resizing the frame");
+        assert_eq!(env.render_rgb().0, 210);
+    }
+}
