@@ -46,7 +46,8 @@ pub struct Counters {
     /// Environment frames learned from (agent steps * action repeat): the
     /// learning-rate schedule and `--total-frames` count these.
     pub frames: u64,
-    /// Version of the newest weights (0 = initial weights).
+    /// Version of the newest weights: 1 for the initial weights, +1 per update
+    /// (0 is "none" in a params request).
     pub version: u64,
     /// Episodes finished in the trajectories learned from.
     pub episodes: u64,

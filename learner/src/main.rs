@@ -377,7 +377,8 @@ pub fn train(args: &TrainArgs, stop: &AtomicBool) -> Result<Summary> {
     tch::manual_seed(args.run.seed as i64);
     let mut model = Model::new(cfg.clone(), device);
     let mut opt = RmsProp::new(&model.vs, args.rmsprop_config());
-    let mut counters = Counters::default();
+    // Version 0 means "none" in a ParamsRequest: the initial weights are version 1.
+    let mut counters = Counters { version: 1, ..Counters::default() };
     let mut resumed_from = None;
     let existing = checkpoint::list(&run_dir.checkpoints());
     if args.resume {
