@@ -1,0 +1,103 @@
+//! Top-down attention (SPEC section 3, steps 6-10).
+//!
+//! The ConvLSTM output O [B, C, h, w] splits by channel into keys (the first
+//! C_k channels) and values (the other C_v). Each key and value is extended with
+//! the fixed spatial basis S [h*w, C_s]: K = [keys, S] [B, h*w, C_k + C_s] and
+//! V = [values, S] [B, h*w, C_v + C_s]. The queries Q [B, heads, C_k + C_s] come
+//! from the policy core's previous state only, never from the frame.
+//!
+//! `Q K^T` splits into a content part (query's first C_k entries against the
+//! keys) and a place part (the other C_s entries against the basis); `A V`
+//! splits the same way. [`attend`] computes these parts directly on O's
+//! channel-major layout, so the concatenated K and V never need to be built;
+//! [`keys_and_values`] builds them explicitly (by permute, never by a
+//! reinterpreting view), and the tests check both routes agree.
+
+use tch::{nn, Tensor};
+
+use crate::config::ModelConfig;
+
+use super::Linear;
+
+/// The query MLP: core_units -> query_hidden -> heads*(C_k+C_s) -> heads*(C_k+C_s),
+/// ReLU between layers, none after the last. Parameters `fc{0,1,2}`.
+#[derive(Debug)]
+pub struct QueryNetwork {
+    layers: [Linear; 3],
+    heads: i64,
+    width: i64,
+}
+
+impl QueryNetwork {
+    pub fn new(p: &nn::Path, cfg: &ModelConfig) -> Self {
+        let out = (cfg.heads * cfg.query_width()) as i64;
+        let hidden = cfg.query_hidden as i64;
+        QueryNetwork {
+            layers: [
+                Linear::new(&(p / "fc0"), cfg.core_units as i64, hidden),
+                Linear::new(&(p / "fc1"), hidden, out),
+                Linear::new(&(p / "fc2"), out, out),
+            ],
+            heads: cfg.heads as i64,
+            width: cfg.query_width() as i64,
+        }
+    }
+
+    /// Queries [B, heads, C_k + C_s] from the policy core's hidden state [B, units].
+    pub fn forward(&self, core_h: &Tensor) -> Tensor {
+        let x = self.layers[0].forward(core_h).relu();
+        let x = self.layers[1].forward(&x).relu();
+        self.layers[2].forward(&x).view([-1, self.heads, self.width])
+    }
+}
+
+/// What one attention step yields; maps are [B, heads, h*w].
+#[derive(Debug)]
+pub struct Attended {
+    /// [B, heads, C_v + C_s]: per head, the attention-weighted values then basis.
+    pub answers: Tensor,
+    /// Softmax over positions of `content + place`.
+    pub attention: Tensor,
+    /// Query . key part of the logits.
+    pub content: Tensor,
+    /// Query . spatial basis part of the logits.
+    pub place: Tensor,
+}
+
+/// Attention of queries [B, heads, C_k + C_s] over the ConvLSTM output
+/// [B, C, h, w], with the basis [h*w, C_s] and its transpose [C_s, h*w].
+pub fn attend(
+    queries: &Tensor,
+    output: &Tensor,
+    basis: &Tensor,
+    basis_t: &Tensor,
+    key_channels: i64,
+) -> Attended {
+    let (b, c, h, w) = output.size4().expect("ConvLSTM output is [B, C, h, w]");
+    let basis_channels = basis.size()[1];
+    // [B, C, h*w]: position p = i * w + j, as in the basis rows.
+    let flat = output.reshape([b, c, h * w]);
+    let keys = flat.narrow(1, 0, key_channels); // [B, C_k, hw]
+    let values = flat.narrow(1, key_channels, c - key_channels); // [B, C_v, hw]
+    let q_content = queries.narrow(2, 0, key_channels);
+    let q_place = queries.narrow(2, key_channels, basis_channels);
+    let content = q_content.bmm(&keys); // [B, heads, hw]
+    let place = q_place.matmul(basis_t); // [B, heads, hw]
+    let attention = (&content + &place).softmax(-1, tch::Kind::Float);
+    let answer_values = attention.bmm(&values.transpose(1, 2)); // [B, heads, C_v]
+    let answer_place = attention.matmul(basis); // [B, heads, C_s]
+    let answers = Tensor::cat(&[answer_values, answer_place], 2);
+    Attended { answers, attention, content, place }
+}
+
+/// The explicit keys K [B, h*w, C_k + C_s] and values V [B, h*w, C_v + C_s]
+/// of SPEC step 7, for inspection and tests (the forward pass uses [`attend`]).
+pub fn keys_and_values(output: &Tensor, basis: &Tensor, key_channels: i64) -> (Tensor, Tensor) {
+    let (b, c, h, w) = output.size4().expect("ConvLSTM output is [B, C, h, w]");
+    // [B, C, h, w] -> [B, h, w, C] by permute: channels stay channels.
+    let positions = output.permute([0, 2, 3, 1]).reshape([b, h * w, c]);
+    let basis = basis.unsqueeze(0).expand([b, -1, -1], false);
+    let keys = Tensor::cat(&[positions.narrow(2, 0, key_channels), basis.shallow_clone()], 2);
+    let values = Tensor::cat(&[positions.narrow(2, key_channels, c - key_channels), basis], 2);
+    (keys, values)
+}

@@ -1,0 +1,471 @@
+//! Tests of the attention agent: shapes, basis, attention, recurrence,
+//! bottleneck, weights, and agreement with the plain PyTorch reference.
+
+use std::f64::consts::PI;
+use std::path::PathBuf;
+use std::process::Command;
+
+use tch::{Device, Kind, Tensor};
+
+use super::attention::{attend, keys_and_values};
+use super::weights::{safetensors_to_tensors, tensors_to_safetensors};
+use super::*;
+use crate::protocol::ProtocolError;
+
+fn setup(seed: i64) {
+    tch::set_num_threads(2);
+    tch::manual_seed(seed);
+}
+
+/// A random unroll [T, B] for `cfg`; `done_p` is the chance of an episode start.
+fn random_unroll(cfg: &ModelConfig, t: i64, b: i64, done_p: f64) -> Unroll {
+    let (h, w, c) = (cfg.height as i64, cfg.width as i64, cfg.in_channels as i64);
+    Unroll {
+        frame: Tensor::randint(256, [t, b, h, w, c], (Kind::Uint8, Device::Cpu)),
+        reward: Tensor::randn([t, b], (Kind::Float, Device::Cpu)) * 2.0,
+        done: Tensor::rand([t, b], (Kind::Float, Device::Cpu)).lt(done_p),
+        last_action: Tensor::randint(cfg.num_actions as i64, [t, b], (Kind::Int64, Device::Cpu)),
+    }
+}
+
+fn random_state(cfg: &ModelConfig, b: i64) -> AgentState {
+    let z = AgentState::zeros(cfg, b, Device::Cpu);
+    let r = |t: &Tensor| t.rand_like() * 2.0 - 1.0;
+    AgentState {
+        vision_h: r(&z.vision_h),
+        vision_c: r(&z.vision_c),
+        core_h: r(&z.core_h),
+        core_c: r(&z.core_c),
+    }
+}
+
+fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
+    assert_eq!(a.size(), b.size(), "shapes differ");
+    (a - b).abs().max().double_value(&[])
+}
+
+fn assert_close(name: &str, a: &Tensor, b: &Tensor, tol: f64) {
+    let d = max_diff(a, b);
+    assert!(d <= tol, "{name}: max |difference| {d:e} > {tol:e}");
+}
+
+fn outputs(o: &AgentOutput) -> [(&'static str, &Tensor); 5] {
+    [
+        ("policy_logits", &o.policy_logits),
+        ("baseline", &o.baseline),
+        ("attention", &o.attention),
+        ("attention_content", &o.attention_content),
+        ("attention_place", &o.attention_place),
+    ]
+}
+
+fn states(s: &AgentState) -> [(&'static str, &Tensor); 4] {
+    [
+        ("vision_h", &s.vision_h),
+        ("vision_c", &s.vision_c),
+        ("core_h", &s.core_h),
+        ("core_c", &s.core_c),
+    ]
+}
+
+fn slice_unroll(u: &Unroll, t: i64) -> Unroll {
+    Unroll {
+        frame: u.frame.narrow(0, t, 1),
+        reward: u.reward.narrow(0, t, 1),
+        done: u.done.narrow(0, t, 1),
+        last_action: u.last_action.narrow(0, t, 1),
+    }
+}
+
+#[test]
+fn paper_shapes_match_the_spec_table() {
+    setup(0);
+    let cfg = ModelConfig::paper(18);
+    let model = Model::new(cfg.clone(), Device::Cpu);
+    let agent = &model.agent;
+    let (t, b) = (2, 3);
+    let n = t * b;
+    let input = random_unroll(&cfg, t, b, 0.3);
+    tch::no_grad(|| {
+        let frames = input.frame.flatten(0, 1);
+        let convs = agent.vision().conv_outputs(&frames);
+        assert_eq!(convs[0].size(), [n, 32, 53, 40]);
+        assert_eq!(convs[1].size(), [n, 64, 27, 20]);
+        assert_eq!(convs[2].size(), [n, 64, 27, 20]);
+        let gates = agent.vision().input_gates(&frames);
+        assert_eq!(gates.size(), [n, 4 * 128, 27, 20]);
+        let state = AgentState::zeros(&cfg, b, Device::Cpu);
+        let gates_0 = gates.narrow(0, 0, b);
+        let (trace, next) =
+            agent.step(&gates_0, &input.reward.get(0), &input.last_action.get(0), state);
+        assert_eq!(next.vision_h.size(), [b, 128, 27, 20]);
+        assert_eq!(next.vision_c.size(), [b, 128, 27, 20]);
+        let (keys, values) = keys_and_values(&next.vision_h, agent.basis(), 8);
+        assert_eq!(keys.size(), [b, 540, 72]);
+        assert_eq!(values.size(), [b, 540, 184]);
+        assert_eq!(trace.queries.size(), [b, 4, 72]);
+        assert_eq!(trace.attention.size(), [b, 4, 540]);
+        assert_eq!(trace.answers.size(), [b, 4, 184]);
+        let core_input = agent.policy_core().input(
+            &trace.answers,
+            &trace.queries,
+            &input.reward.get(0),
+            &input.last_action.get(0),
+        );
+        assert_eq!(core_input.size(), [b, 1043]);
+        assert_eq!(next.core_h.size(), [b, 256]);
+        assert_eq!(trace.policy_logits.size(), [b, 18]);
+        assert_eq!(trace.baseline.size(), [b]);
+
+        let (out, last) = model.unroll(&input, &AgentState::zeros(&cfg, b, Device::Cpu));
+        assert_eq!(out.policy_logits.size(), [t, b, 18]);
+        assert_eq!(out.baseline.size(), [t, b]);
+        for map in [&out.attention, &out.attention_content, &out.attention_place] {
+            assert_eq!(map.size(), [t, b, 4, 27, 20]);
+        }
+        assert_eq!(last.core_c.size(), [b, 256]);
+    });
+}
+
+#[test]
+fn spatial_basis_equals_the_formula() {
+    let cfg = ModelConfig::paper(18);
+    let (h, w) = cfg.grid();
+    let basis = spatial_basis::spatial_basis(h, w, 4, Device::Cpu);
+    assert_eq!(basis.size(), [540, 64]);
+    let mut rng_state = 12345u64;
+    let mut next = |n: usize| {
+        rng_state = rng_state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((rng_state >> 33) as usize) % n
+    };
+    let funcs: [fn(f64) -> f64; 2] = [f64::cos, f64::sin];
+    for _ in 0..200 {
+        let (i, j, u, v, a, b) = (next(h), next(w), next(4) + 1, next(4) + 1, next(2), next(2));
+        let want = funcs[a](PI * u as f64 * i as f64 / h as f64)
+            * funcs[b](PI * v as f64 * j as f64 / w as f64);
+        let channel = ((u - 1) * 4 + (v - 1)) * 4 + 2 * a + b;
+        let got = basis.double_value(&[(i * w + j) as i64, channel as i64]);
+        assert!((got - want).abs() < 1e-6, "S[{i},{j},u={u},v={v},{a}{b}] = {got}, want {want}");
+    }
+    // 64 distinct channels: no two columns equal (a cos-only basis would repeat).
+    let gram = basis.transpose(0, 1).matmul(&basis);
+    let norms = gram.diagonal(0, 0, 1);
+    let cos = &gram / norms.sqrt().outer(&norms.sqrt());
+    let off = cos - Tensor::eye(64, (Kind::Float, Device::Cpu));
+    assert!(off.abs().max().double_value(&[]) < 0.999);
+}
+
+#[test]
+fn each_heads_attention_sums_to_one() {
+    setup(1);
+    let cfg = ModelConfig::small(4);
+    let model = Model::new(cfg.clone(), Device::Cpu);
+    let input = random_unroll(&cfg, 4, 3, 0.2);
+    let (out, _) = tch::no_grad(|| model.unroll(&input, &random_state(&cfg, 3)));
+    let sums = out.attention.sum_dim_intlist([3, 4].as_slice(), false, Kind::Float);
+    assert_eq!(sums.size(), [4, 3, cfg.heads as i64]);
+    assert_close("attention sums", &sums, &sums.ones_like(), 1e-5);
+    assert!(out.attention.min().double_value(&[]) >= 0.0);
+    // The logits are the sum of their two parts: recompute the softmax from them.
+    let logits = &out.attention_content + &out.attention_place;
+    let (t, b, heads, h, w) = (4, 3, cfg.heads as i64, 11, 11);
+    let soft = logits.view([t, b, heads, h * w]).softmax(-1, Kind::Float).view([t, b, heads, h, w]);
+    assert_close("softmax(content + place)", &soft, &out.attention, 1e-6);
+}
+
+#[test]
+fn explicit_keys_and_values_agree_with_the_factored_attention() {
+    setup(2);
+    let cfg = ModelConfig::small(4);
+    let (h, w) = cfg.grid();
+    let (b, c, heads) = (3, cfg.convlstm_channels as i64, cfg.heads as i64);
+    let output = Tensor::randn([b, c, h as i64, w as i64], (Kind::Float, Device::Cpu));
+    let queries = Tensor::randn([b, heads, cfg.query_width() as i64], (Kind::Float, Device::Cpu));
+    let basis = spatial_basis::spatial_basis(h, w, cfg.basis_frequencies, Device::Cpu);
+    let basis_t = basis.transpose(0, 1).contiguous();
+    let ck = cfg.key_channels as i64;
+    let att = attend(&queries, &output, &basis, &basis_t, ck);
+    let (keys, values) = keys_and_values(&output, &basis, ck);
+    // Key of position p holds channel k of the output at (p / w, p % w).
+    let (i, j, k) = (4, 7, 3);
+    assert_eq!(
+        keys.double_value(&[1, (i * w + j) as i64, k]),
+        output.double_value(&[1, k, i as i64, j as i64])
+    );
+    let logits = queries.matmul(&keys.transpose(1, 2));
+    let attention = logits.softmax(-1, Kind::Float);
+    let answers = attention.matmul(&values);
+    assert_close("logits", &logits, &(&att.content + &att.place), 1e-4);
+    assert_close("attention", &attention, &att.attention, 1e-6);
+    assert_close("answers", &answers, &att.answers, 1e-5);
+}
+
+#[test]
+fn one_unroll_of_t_equals_t_unrolls_of_one_step() {
+    setup(3);
+    let cfg = ModelConfig::small(5);
+    let model = Model::new(cfg.clone(), Device::Cpu);
+    let (t, b) = (6, 3);
+    let input = random_unroll(&cfg, t, b, 0.25);
+    let init = random_state(&cfg, b);
+    tch::no_grad(|| {
+        let (whole, whole_state) = model.unroll(&input, &init);
+        let mut state = init.shallow_clone();
+        let mut steps: Vec<AgentOutput> = Vec::new();
+        for s in 0..t {
+            let (out, next) = model.unroll(&slice_unroll(&input, s), &state);
+            steps.push(out);
+            state = next;
+        }
+        for (k, (name, whole)) in outputs(&whole).into_iter().enumerate() {
+            let parts: Vec<Tensor> =
+                steps.iter().map(|o| outputs(o)[k].1.shallow_clone()).collect();
+            assert_close(name, whole, &Tensor::cat(&parts, 0), 1e-5);
+        }
+        for ((name, a), (_, b)) in states(&whole_state).into_iter().zip(states(&state)) {
+            assert_close(name, a, b, 1e-5);
+        }
+    });
+}
+
+#[test]
+fn done_makes_the_output_independent_of_the_past() {
+    setup(4);
+    let cfg = ModelConfig::small(4);
+    let model = Model::new(cfg.clone(), Device::Cpu);
+    let (t, b, start) = (6, 2, 3);
+    let first = random_unroll(&cfg, t, b, 0.0);
+    let other = random_unroll(&cfg, t, b, 0.0);
+    // Same steps from `start` on (where every env starts an episode), different before.
+    let splice = |a: &Tensor, b: &Tensor| {
+        Tensor::cat(&[b.narrow(0, 0, start), a.narrow(0, start, t - start)], 0)
+    };
+    let done = Tensor::zeros([t, b], (Kind::Bool, Device::Cpu));
+    let _ = done.get(start).fill_(1);
+    let first = Unroll { done: done.copy(), ..first };
+    let second = Unroll {
+        frame: splice(&first.frame, &other.frame),
+        reward: splice(&first.reward, &other.reward),
+        done: done.copy(),
+        last_action: splice(&first.last_action, &other.last_action),
+    };
+    tch::no_grad(|| {
+        let (a, _) = model.unroll(&first, &random_state(&cfg, b));
+        let (c, _) = model.unroll(&second, &random_state(&cfg, b));
+        // Before the done the outputs differ...
+        assert!(
+            max_diff(&a.policy_logits.narrow(0, 0, start), &c.policy_logits.narrow(0, 0, start))
+                > 1e-4
+        );
+        // ...from it on they are the same.
+        for ((name, x), (_, y)) in outputs(&a).into_iter().zip(outputs(&c)) {
+            assert_close(
+                name,
+                &x.narrow(0, start, t - start),
+                &y.narrow(0, start, t - start),
+                1e-6,
+            );
+        }
+    });
+}
+
+#[test]
+fn the_frame_reaches_the_policy_only_through_the_answers() {
+    setup(5);
+    let cfg = ModelConfig::small(4);
+    let model = Model::new(cfg.clone(), Device::Cpu);
+    let agent = &model.agent;
+    let b = 3;
+    let one = random_unroll(&cfg, 1, b, 0.0);
+    let two = random_unroll(&cfg, 1, b, 0.0);
+    let state = random_state(&cfg, b);
+    let (reward, last_action) = (one.reward.get(0), one.last_action.get(0));
+    tch::no_grad(|| {
+        let step = |frame: &Tensor| {
+            let gates = agent.vision().input_gates(&frame.flatten(0, 1));
+            agent.step(&gates, &reward, &last_action, state.shallow_clone())
+        };
+        let (a, _) = step(&one.frame);
+        let (c, _) = step(&two.frame);
+        // The frame matters...
+        let moved = max_diff(&a.policy_logits, &c.policy_logits);
+        assert!(moved > 1e-7, "the frame does not reach the policy ({moved:e})");
+        assert!(max_diff(&a.answers, &c.answers) > 1e-4);
+        // ...the queries do not see it...
+        assert_eq!(max_diff(&a.queries, &c.queries), 0.0);
+        // ...and with the answers held fixed, the policy does not move.
+        let (logits, baseline, _, _) = agent.policy_from_answers(
+            &a.answers,
+            &c.queries,
+            &reward,
+            &last_action,
+            &state.core_h,
+            &state.core_c,
+        );
+        assert_eq!(max_diff(&logits, &a.policy_logits), 0.0);
+        assert_eq!(max_diff(&baseline, &a.baseline), 0.0);
+    });
+    // The same, by gradients: with the answers detached, nothing flows back to the frame.
+    let gates =
+        agent.vision().input_gates(&one.frame.flatten(0, 1)).detach().set_requires_grad(true);
+    let (trace, _) = agent.step(&gates, &reward, &last_action, state.shallow_clone());
+    let (logits, _, _, _) = agent.policy_from_answers(
+        &trace.answers.detach(),
+        &trace.queries,
+        &reward,
+        &last_action,
+        &state.core_h,
+        &state.core_c,
+    );
+    logits.sum(Kind::Float).backward();
+    assert!(!gates.grad().defined() || gates.grad().abs().max().double_value(&[]) == 0.0);
+    // A fresh forward pass, answers attached: now the gradient does reach the frame.
+    let (trace, _) = agent.step(&gates, &reward, &last_action, state.shallow_clone());
+    trace.policy_logits.sum(Kind::Float).backward();
+    assert!(gates.grad().abs().max().double_value(&[]) > 0.0);
+}
+
+#[test]
+fn weights_survive_a_safetensors_round_trip_bit_for_bit() {
+    setup(6);
+    let cfg = ModelConfig::small(4);
+    let a = Model::new(cfg.clone(), Device::Cpu);
+    tch::manual_seed(7);
+    let mut b = Model::new(cfg.clone(), Device::Cpu);
+    let bytes = a.to_safetensors().unwrap();
+    b.load_safetensors(&bytes).unwrap();
+    let (va, vb) = (a.vs.variables(), b.vs.variables());
+    assert_eq!(va.len(), vb.len());
+    assert!(va.len() >= 20);
+    for (name, t) in &va {
+        let u = &vb[name];
+        let bits = |x: &Tensor| {
+            let mut v = vec![0u8; x.numel() * 4];
+            x.copy_data_u8(&mut v, x.numel());
+            v
+        };
+        assert_eq!(bits(t), bits(u), "{name} differs after the round trip");
+    }
+    assert_eq!(b.to_safetensors().unwrap(), bytes, "serialisation is not deterministic");
+    // The metadata names the architecture, for any safetensors reader.
+    assert_eq!(weights::fingerprint_of(&bytes).unwrap(), Some(cfg.fingerprint()));
+}
+
+#[test]
+fn weights_of_another_architecture_are_refused() {
+    setup(8);
+    let small4 = Model::new(ModelConfig::small(4), Device::Cpu);
+    let mut small5 = Model::new(ModelConfig::small(5), Device::Cpu);
+    let before = small5.to_safetensors().unwrap();
+    let params = small4.to_params(3).unwrap();
+    match small5.load_params(&params) {
+        Err(ModelError::Protocol(ProtocolError::Fingerprint { got, want })) => {
+            assert_eq!(got, ModelConfig::small(4).fingerprint());
+            assert_eq!(want, ModelConfig::small(5).fingerprint());
+        }
+        other => panic!("expected a fingerprint error, got {other:?}"),
+    }
+    // A params message whose label lies is still refused by the bytes' own fingerprint.
+    let lying = Params { fingerprint: ModelConfig::small(5).fingerprint(), ..params };
+    assert!(matches!(
+        small5.load_params(&lying),
+        Err(ModelError::Protocol(ProtocolError::Fingerprint { .. }))
+    ));
+    // Bytes without a fingerprint are refused too.
+    let bare =
+        tensors_to_safetensors(&[("x", &Tensor::zeros([1], (Kind::Float, Device::Cpu)))], None)
+            .unwrap();
+    assert!(small5.load_safetensors(&bare).is_err());
+    assert_eq!(small5.to_safetensors().unwrap(), before, "a refused load changed the weights");
+    // The right ones load.
+    let mut again = Model::new(ModelConfig::small(4), Device::Cpu);
+    again.load_params(&small4.to_params(4).unwrap()).unwrap();
+}
+
+#[test]
+fn recurrent_state_round_trips_through_the_protocol() {
+    setup(9);
+    let cfg = ModelConfig::small(4);
+    let state = random_state(&cfg, 3);
+    let wire: Vec<RecurrentState> = (0..3).map(|i| state.to_protocol(i)).collect();
+    for w in &wire {
+        w.validate(&cfg).unwrap();
+    }
+    let refs: Vec<&RecurrentState> = vec![&wire[2], &wire[0]];
+    let back = AgentState::from_protocol(&refs, &cfg, Device::Cpu).unwrap();
+    for ((name, a), (_, b)) in states(&back).into_iter().zip(states(&state)) {
+        assert!(a.get(0).equal(&b.get(2)), "{name}");
+        assert!(a.get(1).equal(&b.get(0)), "{name}");
+    }
+    let other = ModelConfig::paper(4);
+    assert!(AgentState::from_protocol(&refs, &other, Device::Cpu).is_err());
+}
+
+/// The workspace's Python, set up by scripts/bootstrap.sh.
+fn python() -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let python = root.join(".venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run `. scripts/bootstrap.sh` in the workspace root first",
+        python.display()
+    );
+    python
+}
+
+/// Runs `scripts/reference_model.py forward` on the same weights and inputs and
+/// compares every output and the final state.
+fn compare_with_pytorch(cfg: ModelConfig, t: i64, b: i64, seed: i64) {
+    setup(seed);
+    let model = Model::new(cfg.clone(), Device::Cpu);
+    let input = random_unroll(&cfg, t, b, 0.3);
+    let init = random_state(&cfg, b);
+    let (out, last) = tch::no_grad(|| model.unroll(&input, &init));
+
+    let dir = tempfile::tempdir().unwrap();
+    let weights = dir.path().join("weights.safetensors");
+    let inputs = dir.path().join("inputs.safetensors");
+    let result = dir.path().join("outputs.safetensors");
+    std::fs::write(&weights, model.to_safetensors().unwrap()).unwrap();
+    let done = input.done.to_kind(Kind::Uint8);
+    let named = [
+        ("frame", &input.frame),
+        ("reward", &input.reward),
+        ("done", &done),
+        ("last_action", &input.last_action),
+        ("vision_h", &init.vision_h),
+        ("vision_c", &init.vision_c),
+        ("core_h", &init.core_h),
+        ("core_c", &init.core_c),
+    ];
+    std::fs::write(&inputs, tensors_to_safetensors(&named, None).unwrap()).unwrap();
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/reference_model.py");
+    let status = Command::new(python())
+        .arg(script)
+        .args(["forward", "--threads", "2", "--weights"])
+        .arg(&weights)
+        .arg("--inputs")
+        .arg(&inputs)
+        .arg("--outputs")
+        .arg(&result)
+        .status()
+        .expect("cannot start the reference script");
+    assert!(status.success(), "reference_model.py failed: {status}");
+    let theirs = safetensors_to_tensors(&std::fs::read(&result).unwrap()).unwrap();
+    for (name, ours) in outputs(&out) {
+        assert_close(name, ours, &theirs[name], 1e-5);
+    }
+    for (name, ours) in states(&last) {
+        assert_close(name, ours, &theirs[&format!("final_{name}")], 1e-5);
+    }
+}
+
+#[test]
+fn small_model_equals_the_plain_pytorch_reference() {
+    compare_with_pytorch(ModelConfig::small(5), 5, 3, 10);
+}
+
+#[test]
+fn paper_model_equals_the_plain_pytorch_reference() {
+    compare_with_pytorch(ModelConfig::paper(18), 3, 2, 11);
+}
