@@ -145,9 +145,7 @@ impl ModelConfig {
 
     /// (h, w) of the attention grid: the input size after the three convolutions.
     pub fn grid(&self) -> (usize, usize) {
-        self.convs
-            .iter()
-            .fold((self.height, self.width), |size, conv| conv.output_size(size))
+        self.convs.iter().fold((self.height, self.width), |size, conv| conv.output_size(size))
     }
 
     /// Value channels C_v.
@@ -208,7 +206,10 @@ impl ModelConfig {
         }
         let (h, w) = self.grid();
         if h == 0 || w == 0 {
-            return Err(format!("input {}x{} is too small for the convolutions", self.height, self.width));
+            return Err(format!(
+                "input {}x{} is too small for the convolutions",
+                self.height, self.width
+            ));
         }
         Ok(())
     }

@@ -9,6 +9,7 @@
 pub mod args;
 pub mod config;
 pub mod env;
+pub mod fixtures;
 pub mod model;
 pub mod protocol;
 pub mod rundir;

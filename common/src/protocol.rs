@@ -115,7 +115,11 @@ impl Array {
             return Err(ProtocolError::DType { field, got: self.dtype, want: dtype });
         }
         if self.shape != shape {
-            return Err(ProtocolError::Shape { field, got: self.shape.clone(), want: shape.to_vec() });
+            return Err(ProtocolError::Shape {
+                field,
+                got: self.shape.clone(),
+                want: shape.to_vec(),
+            });
         }
         self.check_len(field)
     }
@@ -408,6 +412,30 @@ pub enum Body {
 }
 
 impl Body {
+    /// Bytes of bulk data the body carries (its encoded size, give or take
+    /// field names and headers).
+    pub fn bulk_bytes(&self) -> usize {
+        fn sum(arrays: &[&Array]) -> usize {
+            arrays.iter().map(|a| a.data.len()).sum()
+        }
+        match self {
+            Body::Trajectory(t) => {
+                let s = &t.initial_state;
+                sum(&[&t.frame, &t.reward, &t.done, &t.last_action, &t.action])
+                    + sum(&[&t.policy_logits, &t.episode_return, &t.episode_step])
+                    + sum(&[&s.vision_h, &s.vision_c, &s.core_h, &s.core_c])
+            }
+            Body::EpisodeChunk(c) => {
+                sum(&[&c.frame, &c.action, &c.reward, &c.baseline, &c.policy_logits])
+                    + sum(&[&c.attention, &c.attention_content, &c.attention_place])
+                    + c.ram.as_ref().map_or(0, |a| a.data.len())
+                    + c.objects.as_ref().map_or(0, |a| a.data.len())
+            }
+            Body::Params(p) => p.weights.len(),
+            Body::ParamsRequest(_) | Body::UpToDate(_) => 0,
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Body::Trajectory(_) => "Trajectory",
@@ -456,4 +484,204 @@ pub fn decode(bytes: &[u8], run: &str) -> Result<Body> {
     let envelope: Envelope<Body> =
         rmp_serde::from_slice(bytes).map_err(|e| ProtocolError::Decode(e.to_string()))?;
     Ok(envelope.body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures;
+    use proptest::prelude::*;
+
+    const RUN: &str = "run-a";
+
+    fn cfg() -> ModelConfig {
+        ModelConfig::small(3)
+    }
+
+    fn round_trip(body: Body) {
+        let bytes = encode(RUN, &body).unwrap();
+        assert_eq!(decode(&bytes, RUN).unwrap(), body);
+    }
+
+    #[test]
+    fn every_message_round_trips() {
+        let cfg = cfg();
+        round_trip(Body::Trajectory(Box::new(fixtures::trajectory(&cfg, 5, 1))));
+        round_trip(Body::ParamsRequest(ParamsRequest { actor_id: 3, version: 9 }));
+        round_trip(Body::Params(Params {
+            version: 4,
+            fingerprint: cfg.fingerprint(),
+            weights: vec![1, 2, 3, 255],
+        }));
+        round_trip(Body::UpToDate(UpToDate { version: 4 }));
+        round_trip(Body::EpisodeChunk(Box::new(fixtures::episode_chunk(
+            &cfg,
+            4,
+            (20, 16),
+            2,
+            true,
+        ))));
+        let mut chunk = fixtures::episode_chunk(&cfg, 3, (20, 16), 3, false);
+        chunk.ram = None;
+        chunk.objects = Some(Array::from_f32(vec![3, 2, 2], &[f32::NAN; 12]));
+        chunk.object_names = vec!["ball".into(), "paddle".into()];
+        let bytes = encode(RUN, &Body::EpisodeChunk(Box::new(chunk.clone()))).unwrap();
+        match decode(&bytes, RUN).unwrap() {
+            Body::EpisodeChunk(got) => {
+                assert_eq!(got.objects.unwrap().data, chunk.objects.unwrap().data);
+                assert_eq!(got.object_names, chunk.object_names);
+            }
+            other => panic!("decoded {}", other.kind()),
+        }
+    }
+
+    #[test]
+    fn valid_fixtures_validate() {
+        let cfg = ModelConfig::paper(18);
+        fixtures::trajectory(&cfg, 3, 1).validate(&cfg, 3).unwrap();
+        fixtures::episode_chunk(&cfg, 2, (210, 160), 1, true).validate(&cfg).unwrap();
+    }
+
+    #[test]
+    fn bulk_arrays_travel_as_bin_not_as_integer_arrays() {
+        let cfg = ModelConfig::paper(18);
+        let body = Body::Trajectory(Box::new(fixtures::trajectory(&cfg, 2, 1)));
+        let bulk = body.bulk_bytes();
+        let bytes = encode(RUN, &body).unwrap();
+        // bin: the raw bytes plus a small header per array; integer arrays
+        // would take up to 1.5x for the frames and 5x for the f32 state.
+        assert!(bytes.len() < bulk + 2048, "{} bytes encode {} bytes of arrays", bytes.len(), bulk);
+    }
+
+    #[test]
+    fn wrong_protocol_and_run_are_named() {
+        let body = Body::UpToDate(UpToDate { version: 1 });
+        let bytes = encode("other-run", &body).unwrap();
+        assert_eq!(
+            decode(&bytes, RUN),
+            Err(ProtocolError::WrongRun { got: "other-run".into(), want: RUN.into() })
+        );
+        let envelope =
+            Envelope { protocol: PROTOCOL_VERSION + 1, run: RUN.to_owned(), body: &body };
+        let bytes = rmp_serde::to_vec_named(&envelope).unwrap();
+        assert_eq!(
+            decode(&bytes, RUN),
+            Err(ProtocolError::WrongProtocol { got: PROTOCOL_VERSION + 1, want: PROTOCOL_VERSION })
+        );
+    }
+
+    #[test]
+    fn truncated_messages_are_decode_errors() {
+        let bytes =
+            encode(RUN, &Body::Trajectory(Box::new(fixtures::trajectory(&cfg(), 3, 1)))).unwrap();
+        for cut in [0, 1, 5, bytes.len() / 2, bytes.len() - 1] {
+            assert!(
+                matches!(decode(&bytes[..cut], RUN), Err(ProtocolError::Decode(_))),
+                "cut at {cut}"
+            );
+        }
+    }
+
+    #[test]
+    fn shapes_that_disagree_with_the_config_are_refused() {
+        let cfg = cfg();
+        let good = fixtures::trajectory(&cfg, 4, 1);
+        assert!(matches!(good.validate(&cfg, 5), Err(ProtocolError::Shape { field: "frame", .. })));
+        assert!(matches!(
+            good.validate(&ModelConfig::small(4), 4),
+            Err(ProtocolError::Shape { field: "policy_logits", .. })
+        ));
+        assert!(matches!(
+            good.validate(&ModelConfig::paper(3), 4),
+            Err(ProtocolError::Shape { field: "frame", .. })
+        ));
+
+        let mut bad = good.clone();
+        bad.frame.data.pop();
+        assert!(matches!(bad.validate(&cfg, 4), Err(ProtocolError::Length { field: "frame", .. })));
+
+        let mut bad = good.clone();
+        bad.action = Array::from_i64(vec![5], &[0, 1, 2, 3, 0]);
+        assert_eq!(
+            bad.validate(&cfg, 4),
+            Err(ProtocolError::ActionOutOfRange { field: "action", action: 3, num_actions: 3 })
+        );
+        let mut bad = good.clone();
+        bad.last_action = Array::from_i64(vec![5], &[0, -1, 2, 0, 0]);
+        assert!(matches!(bad.validate(&cfg, 4), Err(ProtocolError::ActionOutOfRange { .. })));
+
+        let mut bad = good.clone();
+        bad.reward = Array::from_f32(vec![5], &[0.0, f32::NAN, 0.0, 0.0, 0.0]);
+        assert_eq!(bad.validate(&cfg, 4), Err(ProtocolError::NonFinite { field: "reward" }));
+        let mut bad = good.clone();
+        bad.policy_logits.data[0..4].copy_from_slice(&f32::INFINITY.to_le_bytes());
+        assert_eq!(bad.validate(&cfg, 4), Err(ProtocolError::NonFinite { field: "policy_logits" }));
+
+        let mut bad = good.clone();
+        bad.reward.dtype = DType::U8;
+        assert!(matches!(bad.validate(&cfg, 4), Err(ProtocolError::DType { field: "reward", .. })));
+
+        let mut bad = good;
+        bad.initial_state.core_h = Array::from_f32(vec![7], &[0.0; 7]);
+        assert!(matches!(
+            bad.validate(&cfg, 4),
+            Err(ProtocolError::Shape { field: "initial_state.core_h", .. })
+        ));
+
+        let mut chunk = fixtures::episode_chunk(&cfg, 3, (20, 16), 1, true);
+        chunk.attention = Array::from_f32(vec![3, 1, 1, 1], &[1.0; 3]);
+        assert!(matches!(
+            chunk.validate(&cfg),
+            Err(ProtocolError::Shape { field: "attention", .. })
+        ));
+    }
+
+    #[test]
+    fn a_huge_declared_shape_is_an_error_not_an_overflow() {
+        let cfg = cfg();
+        let mut bad = fixtures::trajectory(&cfg, 1, 1);
+        bad.frame.shape = vec![usize::MAX, usize::MAX, 3, 3];
+        assert!(bad.validate(&cfg, 1).is_err());
+        assert!(bad.frame.to_f32("frame").is_err());
+    }
+
+    #[test]
+    fn wrong_fingerprint_is_refused() {
+        let params = Params {
+            version: 1,
+            fingerprint: ModelConfig::paper(18).fingerprint(),
+            weights: vec![],
+        };
+        assert!(params.check_fingerprint(&ModelConfig::paper(18)).is_ok());
+        assert!(matches!(
+            params.check_fingerprint(&ModelConfig::paper(9)),
+            Err(ProtocolError::Fingerprint { .. })
+        ));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            if let Ok(Body::Trajectory(t)) = decode(&bytes, RUN) {
+                let _ = t.validate(&cfg(), 3);
+            }
+        }
+
+        #[test]
+        fn corrupting_a_valid_message_never_panics(flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8)) {
+            let cfg = cfg();
+            let mut bytes = encode(RUN, &Body::EpisodeChunk(Box::new(fixtures::episode_chunk(&cfg, 2, (8, 8), 1, true)))).unwrap();
+            for (index, value) in flips {
+                let i = index.index(bytes.len());
+                bytes[i] = value;
+            }
+            match decode(&bytes, RUN) {
+                Ok(Body::EpisodeChunk(c)) => { let _ = c.validate(&cfg); }
+                Ok(Body::Trajectory(t)) => { let _ = t.validate(&cfg, 1); }
+                _ => {}
+            }
+        }
+    }
 }

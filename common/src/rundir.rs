@@ -78,8 +78,12 @@ impl Endpoints {
     /// Reads `endpoints.json`; a missing file is an empty set.
     pub fn read(path: &Path) -> std::io::Result<Self> {
         match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", path.display()))),
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{}: {e}", path.display()),
+                )
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Endpoints::default()),
             Err(e) => Err(e),
         }
@@ -120,13 +124,20 @@ mod tests {
     fn endpoints_merge_keeps_other_entries() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("endpoints.json");
-        let learner = Endpoints { trajectories: Some("ipc:///t".into()), params: Some("ipc:///p".into()), episodes: None };
+        let learner = Endpoints {
+            trajectories: Some("ipc:///t".into()),
+            params: Some("ipc:///p".into()),
+            episodes: None,
+        };
         Endpoints::merge_into(&path, &learner).unwrap();
         let recorder = Endpoints { episodes: Some("ipc:///e".into()), ..Default::default() };
         Endpoints::merge_into(&path, &recorder).unwrap();
         let read = Endpoints::read(&path).unwrap();
         assert_eq!(read.trajectories.as_deref(), Some("ipc:///t"));
         assert_eq!(read.episodes.as_deref(), Some("ipc:///e"));
-        assert_eq!(Endpoints::read(&dir.path().join("missing.json")).unwrap(), Endpoints::default());
+        assert_eq!(
+            Endpoints::read(&dir.path().join("missing.json")).unwrap(),
+            Endpoints::default()
+        );
     }
 }

@@ -73,7 +73,12 @@ fn socket_error(action: &'static str, address: &str) -> impl FnOnce(nng::Error) 
     move |source| TransportError::Socket { action, address, source }
 }
 
-fn listen(protocol: Protocol, address: &str, max_bytes: usize, allow_remote: bool) -> Result<Socket> {
+fn listen(
+    protocol: Protocol,
+    address: &str,
+    max_bytes: usize,
+    allow_remote: bool,
+) -> Result<Socket> {
     check_bind_address(address, allow_remote)?;
     if let Some(path) = address.strip_prefix("ipc://") {
         // A socket file left by a killed process blocks the bind; nobody owns it.
@@ -109,23 +114,26 @@ fn encode_message(run: &str, body: &Body, capacity: usize) -> Result<Message> {
     Ok(message)
 }
 
-/// A size hint that avoids reallocation when encoding bulk bodies.
+/// Capacity for the encoded message. It must cover the whole message: NNG
+/// grows a full message by exactly what each write needs, so every small
+/// write after the capacity is exceeded copies the whole body again.
 fn capacity_hint(body: &Body) -> usize {
-    match body {
-        Body::Trajectory(t) => t.frame.data.len() + 4096 + 64 * t.policy_logits.data.len(),
-        Body::EpisodeChunk(c) => c.frame.data.len() + 4 * c.attention.data.len() + 4096,
-        Body::Params(p) => p.weights.len() + 256,
-        _ => 256,
-    }
+    body.bulk_bytes() + 64 * 1024
 }
 
-fn receive(socket: &Socket, run: &str, timeout: Option<Duration>) -> Result<Option<std::result::Result<Body, ProtocolError>>> {
+fn receive(
+    socket: &Socket,
+    run: &str,
+    timeout: Option<Duration>,
+) -> Result<Option<std::result::Result<Body, ProtocolError>>> {
     socket.set_opt::<RecvTimeout>(timeout).map_err(socket_error("configure", "socket"))?;
     match socket.recv() {
         Ok(message) => Ok(Some(decode(&message, run))),
         Err(nng::Error::TimedOut) => Ok(None),
         Err(nng::Error::Closed) => Err(TransportError::Closed),
-        Err(source) => Err(TransportError::Socket { action: "receive on", address: "socket".into(), source }),
+        Err(source) => {
+            Err(TransportError::Socket { action: "receive on", address: "socket".into(), source })
+        }
     }
 }
 
@@ -137,11 +145,17 @@ pub struct Pull {
 
 impl Pull {
     pub fn bind(address: &str, run: &str, max_bytes: usize, allow_remote: bool) -> Result<Self> {
-        Ok(Pull { socket: listen(Protocol::Pull0, address, max_bytes, allow_remote)?, run: run.into() })
+        Ok(Pull {
+            socket: listen(Protocol::Pull0, address, max_bytes, allow_remote)?,
+            run: run.into(),
+        })
     }
 
     /// Waits up to `timeout` (forever if None) for one message.
-    pub fn recv(&self, timeout: Option<Duration>) -> Result<Option<std::result::Result<Body, ProtocolError>>> {
+    pub fn recv(
+        &self,
+        timeout: Option<Duration>,
+    ) -> Result<Option<std::result::Result<Body, ProtocolError>>> {
         receive(&self.socket, &self.run, timeout)
     }
 
@@ -151,7 +165,11 @@ impl Pull {
         match self.socket.recv() {
             Ok(message) => Ok(Some(message)),
             Err(nng::Error::TimedOut) => Ok(None),
-            Err(source) => Err(TransportError::Socket { action: "receive on", address: "socket".into(), source }),
+            Err(source) => Err(TransportError::Socket {
+                action: "receive on",
+                address: "socket".into(),
+                source,
+            }),
         }
     }
 }
@@ -179,7 +197,9 @@ impl Push {
             Ok(()) => Ok(()),
             Err((_, nng::Error::TimedOut)) => Err(TransportError::TimedOut),
             Err((_, nng::Error::Closed)) => Err(TransportError::Closed),
-            Err((_, source)) => Err(TransportError::Socket { action: "send on", address: "socket".into(), source }),
+            Err((_, source)) => {
+                Err(TransportError::Socket { action: "send on", address: "socket".into(), source })
+            }
         }
     }
 
@@ -190,7 +210,9 @@ impl Push {
         match self.socket.try_send(message) {
             Ok(()) => Ok(true),
             Err((_, nng::Error::TryAgain)) => Ok(false),
-            Err((_, source)) => Err(TransportError::Socket { action: "send on", address: "socket".into(), source }),
+            Err((_, source)) => {
+                Err(TransportError::Socket { action: "send on", address: "socket".into(), source })
+            }
         }
     }
 }
@@ -203,22 +225,30 @@ pub struct ParamsServer {
 
 impl ParamsServer {
     pub fn bind(address: &str, run: &str, allow_remote: bool) -> Result<Self> {
-        Ok(ParamsServer { socket: listen(Protocol::Rep0, address, 1 << 16, allow_remote)?, run: run.into() })
+        Ok(ParamsServer {
+            socket: listen(Protocol::Rep0, address, 1 << 16, allow_remote)?,
+            run: run.into(),
+        })
     }
 
     /// Waits for the next request. A refused message still needs a reply
     /// before the next receive: call [`ParamsServer::reply`] with whatever
     /// answer fits (the REP socket enforces strict alternation).
-    pub fn recv(&self, timeout: Option<Duration>) -> Result<Option<std::result::Result<Body, ProtocolError>>> {
+    pub fn recv(
+        &self,
+        timeout: Option<Duration>,
+    ) -> Result<Option<std::result::Result<Body, ProtocolError>>> {
         receive(&self.socket, &self.run, timeout)
     }
 
     /// Answers the request received last. `encoded` lets the caller serialize
     /// a large `Params` once per version and answer many actors with it.
     pub fn reply_encoded(&self, encoded: &[u8]) -> Result<()> {
-        self.socket
-            .send(Message::from(encoded))
-            .map_err(|(_, source)| TransportError::Socket { action: "reply on", address: "socket".into(), source })
+        self.socket.send(Message::from(encoded)).map_err(|(_, source)| TransportError::Socket {
+            action: "reply on",
+            address: "socket".into(),
+            source,
+        })
     }
 
     pub fn reply(&self, body: &Body) -> Result<()> {
@@ -247,7 +277,11 @@ impl ParamsClient {
     }
 
     /// Sends `body` and waits up to `timeout` for the answer.
-    pub fn request(&self, body: &Body, timeout: Duration) -> Result<std::result::Result<Body, ProtocolError>> {
+    pub fn request(
+        &self,
+        body: &Body,
+        timeout: Duration,
+    ) -> Result<std::result::Result<Body, ProtocolError>> {
         self.socket
             .set_opt::<nng::options::SendTimeout>(Some(timeout))
             .map_err(socket_error("configure", "socket"))?;
@@ -256,7 +290,11 @@ impl ParamsClient {
             Ok(()) => {}
             Err((_, nng::Error::TimedOut)) => return Err(TransportError::TimedOut),
             Err((_, source)) => {
-                return Err(TransportError::Socket { action: "send on", address: "socket".into(), source })
+                return Err(TransportError::Socket {
+                    action: "send on",
+                    address: "socket".into(),
+                    source,
+                })
             }
         }
         receive(&self.socket, &self.run, Some(timeout))?.ok_or(TransportError::TimedOut)
@@ -273,10 +311,19 @@ mod tests {
         assert!(check_bind_address("tcp://127.0.0.1:5555", false).is_ok());
         assert!(check_bind_address("tcp://localhost:5555", false).is_ok());
         assert!(check_bind_address("tcp://[::1]:5555", false).is_ok());
-        assert!(matches!(check_bind_address("tcp://0.0.0.0:5555", false), Err(TransportError::NotLoopback(_))));
-        assert!(matches!(check_bind_address("tcp://10.1.2.3:5555", false), Err(TransportError::NotLoopback(_))));
+        assert!(matches!(
+            check_bind_address("tcp://0.0.0.0:5555", false),
+            Err(TransportError::NotLoopback(_))
+        ));
+        assert!(matches!(
+            check_bind_address("tcp://10.1.2.3:5555", false),
+            Err(TransportError::NotLoopback(_))
+        ));
         assert!(check_bind_address("tcp://0.0.0.0:5555", true).is_ok());
         assert!(matches!(check_bind_address("udp://x", true), Err(TransportError::BadAddress(_))));
-        assert!(matches!(check_bind_address("tcp://host", true), Err(TransportError::BadAddress(_))));
+        assert!(matches!(
+            check_bind_address("tcp://host", true),
+            Err(TransportError::BadAddress(_))
+        ));
     }
 }

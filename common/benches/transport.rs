@@ -1,0 +1,99 @@
+//! Throughput of paper-sized trajectories over `ipc://`: encode + send +
+//! receive + decode through our protocol, next to raw NNG moving the same
+//! number of bytes in the same run.
+//!
+//! cargo bench -p common --bench transport -- [--messages N]
+
+use std::time::{Duration, Instant};
+
+use common::config::ModelConfig;
+use common::fixtures;
+use common::protocol::{encode, Body};
+use common::transport::{Pull, Push, DEFAULT_MAX_MESSAGE_BYTES};
+use nng::{Protocol, Socket};
+
+const RUN: &str = "bench";
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let messages: usize = args
+        .iter()
+        .position(|a| a == "--messages")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let cfg = ModelConfig::paper(18);
+    let trajectory = fixtures::trajectory(&cfg, 50, 7);
+    let size = encode(RUN, &Body::Trajectory(Box::new(trajectory.clone()))).unwrap().len();
+    let dir = tempfile::tempdir().unwrap();
+
+    // Raw NNG: the same number of bytes, already in a buffer.
+    let raw_address = format!("ipc://{}/raw", dir.path().display());
+    let pull = Socket::new(Protocol::Pull0).unwrap();
+    pull.listen(&raw_address).unwrap();
+    let payload = vec![7u8; size];
+    let sender = std::thread::spawn({
+        let raw_address = raw_address.clone();
+        move || {
+            let push = Socket::new(Protocol::Push0).unwrap();
+            push.dial(&raw_address).unwrap();
+            for _ in 0..messages {
+                push.send(nng::Message::from(&payload[..])).unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    });
+    let first = pull.recv().unwrap();
+    assert_eq!(first.len(), size);
+    let start = Instant::now();
+    for _ in 1..messages {
+        let m = pull.recv().unwrap();
+        assert_eq!(m.len(), size);
+    }
+    let raw = start.elapsed();
+    sender.join().unwrap();
+
+    // Ours: encode on the sender, decode + validate on the receiver.
+    let address = format!("ipc://{}/ours", dir.path().display());
+    let pull = Pull::bind(&address, RUN, DEFAULT_MAX_MESSAGE_BYTES, false).unwrap();
+    let sender = std::thread::spawn({
+        let address = address.clone();
+        let body = Body::Trajectory(Box::new(trajectory));
+        move || {
+            let push = Push::dial(&address, RUN).unwrap();
+            for _ in 0..messages {
+                push.send(&body, None).unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    });
+    let receive = || match pull.recv(None).unwrap().unwrap().unwrap() {
+        Body::Trajectory(t) => t.validate(&cfg, 50).unwrap(),
+        other => panic!("got {}", other.kind()),
+    };
+    receive();
+    let start = Instant::now();
+    for _ in 1..messages {
+        receive();
+    }
+    let ours = start.elapsed();
+    sender.join().unwrap();
+
+    let n = (messages - 1) as f64;
+    let rate = |d: Duration| n / d.as_secs_f64();
+    let gbps = |d: Duration| n * size as f64 / d.as_secs_f64() / 1e9;
+    println!(
+        "paper-sized trajectory (T = 50, 210x160x3 frames): {:.2} MB per message, {} messages",
+        size as f64 / 1e6,
+        messages
+    );
+    println!("{:<44} {:>12} {:>10}", "path", "messages/s", "GB/s");
+    println!("{:<44} {:>12.1} {:>10.2}", "raw NNG ipc (same bytes)", rate(raw), gbps(raw));
+    println!(
+        "{:<44} {:>12.1} {:>10.2}",
+        "encode + send + receive + decode + validate",
+        rate(ours),
+        gbps(ours)
+    );
+    println!("ours / raw: {:.0}%", 100.0 * raw.as_secs_f64() / ours.as_secs_f64());
+}

@@ -1,0 +1,47 @@
+//! A paper-sized trajectory crosses a process boundary over `ipc://` and
+//! arrives identical. The test binary runs itself a second time as the sender.
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::config::ModelConfig;
+use common::fixtures;
+use common::protocol::Body;
+use common::transport::{Pull, Push, DEFAULT_MAX_MESSAGE_BYTES};
+
+const RUN: &str = "wire-test";
+const T: usize = 50;
+const SEED: u64 = 42;
+
+#[test]
+fn paper_sized_trajectory_crosses_processes_identical() {
+    if let Ok(address) = std::env::var("AAA_WIRE_SEND_TO") {
+        // Child: send the trajectory and wait until it is taken.
+        let push = Push::dial(&address, RUN).unwrap();
+        let trajectory = fixtures::trajectory(&ModelConfig::paper(18), T, SEED);
+        push.send(&Body::Trajectory(Box::new(trajectory)), Some(Duration::from_secs(30))).unwrap();
+        std::thread::sleep(Duration::from_millis(500)); // let NNG flush before exit
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let address = format!("ipc://{}/trajectories", dir.path().display());
+    let pull = Pull::bind(&address, RUN, DEFAULT_MAX_MESSAGE_BYTES, false).unwrap();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "paper_sized_trajectory_crosses_processes_identical", "--nocapture"])
+        .env("AAA_WIRE_SEND_TO", &address)
+        .spawn()
+        .unwrap();
+    let received =
+        pull.recv(Some(Duration::from_secs(60))).unwrap().expect("nothing arrived in 60 s");
+    assert!(child.wait().unwrap().success());
+    let cfg = ModelConfig::paper(18);
+    let expected = fixtures::trajectory(&cfg, T, SEED);
+    match received.unwrap() {
+        Body::Trajectory(t) => {
+            t.validate(&cfg, T).unwrap();
+            assert_eq!(t.frame.data.len(), (T + 1) * 210 * 160 * 3);
+            assert!(*t == expected, "trajectory changed in transit");
+        }
+        other => panic!("expected a Trajectory, got {}", other.kind()),
+    }
+}
