@@ -10,5 +10,7 @@ echo "== cargo fmt --check"
 cargo fmt --all --check
 echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --release --workspace --all-targets -- -D warnings
+echo "== cargo build (the end-to-end tests start the binaries)"
+cargo build --release --workspace --bins
 echo "== cargo test"
 cargo test --release --workspace "$@"

@@ -198,7 +198,7 @@ impl ModelConfig {
                 self.key_channels, self.convlstm_channels
             ));
         }
-        if self.convlstm_kernel % 2 == 0 {
+        if self.convlstm_kernel.is_multiple_of(2) {
             return Err("convlstm_kernel must be odd".into());
         }
         if self.heads == 0 || self.num_actions == 0 || self.in_channels == 0 {

@@ -1,0 +1,720 @@
+//! The acting loop: E environments in lockstep, one batched inference call per
+//! step, unrolls assembled as SPEC section 2 aligns them.
+//!
+//! Alignment, per environment: the current step holds `frame[t]` and the
+//! `reward[t]`, `done[t]`, `last_action[t]` that came with it; the model picks
+//! `action[t]` from `policy_logits[t]`; then the environment steps. The reward
+//! of that step and `done = 1` if the episode ended travel with the next frame
+//! (the first frame of the new episode, after a reset). At a step with
+//! `done = 1`, `episode_return` and `episode_step` hold the finished episode's
+//! final return and length (TorchBeast's convention; the learner reads them
+//! there). An unroll holds T+1 steps; its step 0 repeats step T of the previous
+//! unroll, and it carries the recurrent state from before step 0.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use rand::{Rng, SeedableRng};
+use rand_pcg::Pcg64;
+use tch::{Device, Kind, Tensor};
+
+use common::config::ModelConfig;
+use common::env::{derive_seed, make_env, Environment};
+use common::model::{AgentOutput, AgentState, Model, Unroll};
+use common::protocol::{
+    Array, Body, EpisodeEnd, EpisodeUid, ParamsRequest, RecurrentState, Trajectory,
+};
+use common::rundir::{Endpoints, RunDir};
+use common::transport::{ParamsClient, Push, TransportError};
+
+use crate::recording::{EpisodeRecording, EpisodeSink, StepView};
+use crate::Args;
+
+/// How long one params request or trajectory send waits before it logs and retries.
+const PATIENCE: Duration = Duration::from_secs(10);
+
+/// The learner's and recorder's addresses: flags first, then endpoints.json
+/// (waited for, since under SLURM the learner may start after the actors),
+/// then the run's ipc defaults for the recorder.
+struct Addresses {
+    trajectories: String,
+    params: String,
+    episodes: String,
+}
+
+fn resolve_addresses(args: &Args, run_dir: &RunDir, stop: &AtomicBool) -> Result<Addresses> {
+    let mut waited = Instant::now();
+    let mut first = true;
+    loop {
+        let file = Endpoints::read(&run_dir.endpoints())
+            .with_context(|| format!("reading {}", run_dir.endpoints().display()))?;
+        let trajectories = args.trajectories_address.clone().or(file.trajectories);
+        let params = args.params_address.clone().or(file.params);
+        if let (Some(trajectories), Some(params)) = (trajectories, params) {
+            let episodes = args
+                .episodes_address
+                .clone()
+                .or(file.episodes)
+                .unwrap_or_else(|| run_dir.ipc("episodes"));
+            return Ok(Addresses { trajectories, params, episodes });
+        }
+        if stop.load(Ordering::Relaxed) {
+            bail!("stopped before the learner's endpoints appeared");
+        }
+        if first || waited.elapsed() > PATIENCE {
+            tracing::info!(
+                "waiting for the learner to write its addresses to {} (or pass --trajectories-address and --params-address)",
+                run_dir.endpoints().display()
+            );
+            waited = Instant::now();
+            first = false;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// True when the learner has ended the run for good (not merely been stopped).
+fn learner_finished(run_dir: &RunDir) -> bool {
+    std::fs::read(run_dir.meta_json())
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .is_some_and(|m| m["end_reason"] == "total frames reached")
+}
+
+/// The model copy the actor acts with, and the params version it holds.
+struct Policy {
+    model: Model,
+    version: u64,
+}
+
+impl Policy {
+    /// Asks the learner for weights newer than ours. `Ok(false)`: the learner
+    /// did not answer in time.
+    fn refresh(&mut self, client: &ParamsClient, actor_id: u32) -> Result<bool> {
+        let request = Body::ParamsRequest(ParamsRequest { actor_id, version: self.version });
+        match client.request(&request, PATIENCE) {
+            Ok(Ok(Body::Params(params))) => {
+                self.model.load_params(&params).context(
+                    "loading the learner's weights (is the actor's --preset/--game the learner's?)",
+                )?;
+                self.version = params.version;
+                Ok(true)
+            }
+            Ok(Ok(Body::UpToDate(_))) => Ok(true),
+            Ok(Ok(other)) => bail!("the learner answered a params request with {}", other.kind()),
+            Ok(Err(e)) => Err(e).context("the learner's answer was refused"),
+            Err(TransportError::TimedOut) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// One environment and the unroll being assembled from it.
+struct Slot {
+    env: Box<dyn Environment>,
+    index: u32,
+    /// The current step, not yet acted on.
+    frame: Vec<u8>,
+    reward: f32,
+    done: bool,
+    last_action: i64,
+    report_return: f32,
+    report_step: i64,
+    /// The running episode.
+    episode_return: f64,
+    episode_step: u64,
+    episodes_started: u64,
+    recording: Option<EpisodeRecording>,
+    unroll: UnrollBuffer,
+    /// The state before step T of the unroll being filled: step 0 of the next one.
+    unroll_state_for_next: Option<RecurrentState>,
+}
+
+/// The steps of the unroll being assembled, in the wire layout.
+#[derive(Default)]
+struct UnrollBuffer {
+    frame: Vec<u8>,
+    reward: Vec<f32>,
+    done: Vec<u8>,
+    last_action: Vec<i64>,
+    action: Vec<i64>,
+    policy_logits: Vec<f32>,
+    episode_return: Vec<f32>,
+    episode_step: Vec<i64>,
+    initial_state: Option<RecurrentState>,
+}
+
+impl UnrollBuffer {
+    fn len(&self) -> usize {
+        self.reward.len()
+    }
+
+    /// Keeps only the last step: it is step 0 of the next unroll.
+    fn restart_from_last(&mut self, frame_len: usize, num_actions: usize, state: RecurrentState) {
+        fn keep_last<T>(v: &mut Vec<T>, width: usize) {
+            let start = v.len() - width;
+            v.drain(..start);
+        }
+        keep_last(&mut self.frame, frame_len);
+        keep_last(&mut self.reward, 1);
+        keep_last(&mut self.done, 1);
+        keep_last(&mut self.last_action, 1);
+        keep_last(&mut self.action, 1);
+        keep_last(&mut self.policy_logits, num_actions);
+        keep_last(&mut self.episode_return, 1);
+        keep_last(&mut self.episode_step, 1);
+        self.initial_state = Some(state);
+    }
+
+    fn to_trajectory(
+        &self,
+        cfg: &ModelConfig,
+        actor_id: u32,
+        env_index: u32,
+        version: u64,
+    ) -> Trajectory {
+        let n = self.len();
+        Trajectory {
+            actor_id,
+            env_index,
+            params_version: version,
+            frame: Array::from_u8(
+                vec![n, cfg.height, cfg.width, cfg.in_channels],
+                self.frame.clone(),
+            ),
+            reward: Array::from_f32(vec![n], &self.reward),
+            done: Array::from_u8(vec![n], self.done.clone()),
+            last_action: Array::from_i64(vec![n], &self.last_action),
+            action: Array::from_i64(vec![n], &self.action),
+            policy_logits: Array::from_f32(vec![n, cfg.num_actions], &self.policy_logits),
+            episode_return: Array::from_f32(vec![n], &self.episode_return),
+            episode_step: Array::from_i64(vec![n], &self.episode_step),
+            initial_state: self.initial_state.clone().expect("an unroll starts with its state"),
+        }
+    }
+}
+
+/// The environments, the recurrent state and the sampling stream of one actor.
+struct Acting {
+    cfg: ModelConfig,
+    slots: Vec<Slot>,
+    state: AgentState,
+    rng: Pcg64,
+    record_every: u64,
+    record_ram: bool,
+    actor_id: u32,
+    frames_per_step: u64,
+}
+
+/// What one batched step yields on the CPU.
+struct StepOutputs {
+    logits: Vec<f32>,
+    baseline: Vec<f32>,
+    maps: Option<[Vec<f32>; 3]>,
+}
+
+impl Acting {
+    fn new(args: &Args, cfg: &ModelConfig, record_every: u64) -> Result<Self> {
+        let spec = args.env_spec();
+        let mut slots = Vec::with_capacity(args.num_envs);
+        for index in 0..args.num_envs as u32 {
+            let seed = derive_seed(args.run.seed, args.actor_id, index);
+            let env = make_env(&spec, seed)
+                .with_context(|| format!("creating environment {index} ({})", spec.game))?;
+            anyhow::ensure!(
+                env.num_actions() == cfg.num_actions,
+                "environment has {} actions, model {}",
+                env.num_actions(),
+                cfg.num_actions
+            );
+            let mut frame = vec![0u8; cfg.frame_len()];
+            env.observation(&mut frame);
+            slots.push(Slot {
+                env,
+                index,
+                frame,
+                reward: 0.0,
+                done: true,
+                last_action: 0,
+                report_return: 0.0,
+                report_step: 0,
+                episode_return: 0.0,
+                episode_step: 0,
+                episodes_started: 0,
+                recording: None,
+                unroll: UnrollBuffer::default(),
+                unroll_state_for_next: None,
+            });
+        }
+        let mut acting = Acting {
+            cfg: cfg.clone(),
+            state: AgentState::zeros(cfg, args.num_envs as i64, Device::Cpu),
+            slots,
+            rng: Pcg64::seed_from_u64(derive_seed(args.run.seed, args.actor_id, u32::MAX)),
+            record_every,
+            record_ram: args.record_ram,
+            actor_id: args.actor_id,
+            frames_per_step: u64::from(spec.action_repeat.max(1)),
+        };
+        for b in 0..acting.slots.len() {
+            acting.start_episode(b, 0);
+        }
+        Ok(acting)
+    }
+
+    /// Global episode counter over this actor's envs decides what is recorded.
+    fn start_episode(&mut self, b: usize, params_version: u64) {
+        let envs = self.slots.len() as u64;
+        let slot = &mut self.slots[b];
+        let counter = slot.episodes_started;
+        slot.episodes_started += 1;
+        let global = counter * envs + b as u64;
+        slot.recording = (self.record_every > 0 && global % self.record_every == 0).then(|| {
+            EpisodeRecording::new(
+                EpisodeUid { actor: self.actor_id, env: slot.index, counter },
+                params_version,
+                self.record_ram,
+            )
+        });
+    }
+
+    fn recording_any(&self) -> bool {
+        self.slots.iter().any(|s| s.recording.is_some())
+    }
+
+    /// One batched inference call over the current step of every env.
+    fn infer(&mut self, model: &Model) -> StepOutputs {
+        let e = self.slots.len() as i64;
+        let cfg = &self.cfg;
+        let mut frames = Vec::with_capacity(self.slots.len() * cfg.frame_len());
+        for s in &self.slots {
+            frames.extend_from_slice(&s.frame);
+        }
+        let input = Unroll {
+            frame: Tensor::from_slice(&frames).view([
+                1,
+                e,
+                cfg.height as i64,
+                cfg.width as i64,
+                cfg.in_channels as i64,
+            ]),
+            reward: Tensor::from_slice(&self.slots.iter().map(|s| s.reward).collect::<Vec<_>>())
+                .view([1, e]),
+            done: Tensor::from_slice(&self.slots.iter().map(|s| s.done).collect::<Vec<_>>())
+                .view([1, e]),
+            last_action: Tensor::from_slice(
+                &self.slots.iter().map(|s| s.last_action).collect::<Vec<_>>(),
+            )
+            .view([1, e]),
+        };
+        let (out, state): (AgentOutput, AgentState) =
+            tch::no_grad(|| model.unroll(&input, &self.state));
+        self.state = state;
+        let to_vec = |t: &Tensor| -> Vec<f32> {
+            Vec::<f32>::try_from(t.to_kind(Kind::Float).contiguous().view([-1])).expect("f32")
+        };
+        let maps = self.recording_any().then(|| {
+            [to_vec(&out.attention), to_vec(&out.attention_content), to_vec(&out.attention_place)]
+        });
+        StepOutputs { logits: to_vec(&out.policy_logits), baseline: to_vec(&out.baseline), maps }
+    }
+
+    fn choose(&mut self, logits: &[f32], greedy: bool) -> usize {
+        if greedy {
+            return logits
+                .iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .map_or(0, |(i, _)| i);
+        }
+        let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let weights: Vec<f64> = logits.iter().map(|&l| f64::from(l - max).exp()).collect();
+        let total: f64 = weights.iter().sum();
+        let mut u = self.rng.gen::<f64>() * total;
+        for (i, w) in weights.iter().enumerate() {
+            if u < *w {
+                return i;
+            }
+            u -= w;
+        }
+        weights.len() - 1
+    }
+}
+
+/// Per-step bookkeeping common to training and evaluation.
+struct Stepper<'a> {
+    sink: Option<&'a mut EpisodeSink>,
+    chunk_steps: usize,
+}
+
+/// A finished episode: (env index, return, length).
+type Finished = (u32, f64, u64);
+
+impl Stepper<'_> {
+    /// Acts on every env's current step and steps the envs. Calls
+    /// `on_acted(b, action, logits)` after the action is chosen and before the
+    /// env steps (the unroll buffer records the step there).
+    fn step(
+        &mut self,
+        acting: &mut Acting,
+        model: &Model,
+        version: u64,
+        greedy: bool,
+        mut on_acted: impl FnMut(&mut Slot, usize, i64, &[f32]),
+    ) -> Vec<Finished> {
+        let out = acting.infer(model);
+        let a = acting.cfg.num_actions;
+        let (gh, gw) = acting.cfg.grid();
+        let map_len = acting.cfg.heads * gh * gw;
+        let mut finished = Vec::new();
+        for b in 0..acting.slots.len() {
+            let logits = &out.logits[b * a..(b + 1) * a];
+            let action = acting.choose(logits, greedy);
+            on_acted(&mut acting.slots[b], b, action as i64, logits);
+            let slot = &mut acting.slots[b];
+            // The full-resolution frame and objects of this step, before the env moves on.
+            let pre = slot.recording.as_ref().map(|_| {
+                let (h, w, pixels) = slot.env.render_rgb();
+                ((h, w, pixels.to_vec()), slot.env.ram(), slot.env.objects())
+            });
+            let result = slot.env.step(action);
+            if let (Some(rec), Some(((h, w, pixels), ram, objects)), Some(maps)) =
+                (slot.recording.as_mut(), pre, out.maps.as_ref())
+            {
+                let m = b * map_len..(b + 1) * map_len;
+                rec.push(StepView {
+                    frame: (h, w, &pixels),
+                    action: action as i64,
+                    reward: result.reward,
+                    baseline: out.baseline[b],
+                    policy_logits: logits,
+                    attention: &maps[0][m.clone()],
+                    attention_content: &maps[1][m.clone()],
+                    attention_place: &maps[2][m],
+                    ram,
+                    objects: &objects,
+                });
+                if rec.len() >= self.chunk_steps {
+                    let chunk = rec.take_chunk(&acting.cfg, None, version);
+                    if let Some(sink) = self.sink.as_deref_mut() {
+                        sink.send(chunk);
+                    }
+                }
+            }
+            slot.episode_return += f64::from(result.reward);
+            slot.episode_step += 1;
+            slot.reward = result.reward;
+            slot.last_action = action as i64;
+            if result.episode_over {
+                let (ret, len) = (slot.episode_return, slot.episode_step);
+                finished.push((slot.index, ret, len));
+                if let Some(mut rec) = slot.recording.take() {
+                    let end = EpisodeEnd { episode_return: ret, length: len, complete: true };
+                    let chunk = rec.take_chunk(&acting.cfg, Some(end), version);
+                    if let Some(sink) = self.sink.as_deref_mut() {
+                        sink.send(chunk);
+                    }
+                }
+                slot.report_return = ret as f32;
+                slot.report_step = len as i64;
+                slot.episode_return = 0.0;
+                slot.episode_step = 0;
+                slot.done = true;
+                slot.env.reset();
+                acting.start_episode(b, version);
+            } else {
+                slot.done = false;
+                let slot = &mut acting.slots[b];
+                slot.report_return = slot.episode_return as f32;
+                slot.report_step = slot.episode_step as i64;
+            }
+            let slot = &mut acting.slots[b];
+            slot.env.observation(&mut slot.frame);
+        }
+        finished
+    }
+
+    /// Sends what is left of every recorded episode, marked incomplete.
+    fn flush_incomplete(&mut self, acting: &mut Acting, version: u64) {
+        for slot in &mut acting.slots {
+            if let Some(mut rec) = slot.recording.take() {
+                let end = EpisodeEnd {
+                    episode_return: slot.episode_return,
+                    length: slot.episode_step,
+                    complete: false,
+                };
+                let chunk = rec.take_chunk(&acting.cfg, Some(end), version);
+                if let Some(sink) = self.sink.as_deref_mut() {
+                    sink.send(chunk);
+                }
+            }
+        }
+    }
+}
+
+fn model_config(args: &Args) -> Result<ModelConfig> {
+    let num_actions = args.env_spec().num_actions().context("reading the game's action set")?;
+    let cfg = args.run.model_config(num_actions);
+    cfg.validate().map_err(anyhow::Error::msg)?;
+    Ok(cfg)
+}
+
+pub fn train(args: &Args, run_dir: &RunDir, stop: &AtomicBool) -> Result<()> {
+    let cfg = model_config(args)?;
+    let t_len = args.run.unroll_length;
+    let addresses = resolve_addresses(args, run_dir, stop)?;
+    let xpid = run_dir.xpid();
+    let push = Push::dial(&addresses.trajectories, xpid)?;
+    let params = ParamsClient::dial(&addresses.params, xpid, args.max_message_bytes)?;
+    let mut sink = EpisodeSink::new(Push::dial(&addresses.episodes, xpid)?);
+    let mut acting = Acting::new(args, &cfg, args.record_every)?;
+    let mut policy = Policy { model: Model::new(cfg.clone(), Device::Cpu), version: 0 };
+    tracing::info!(
+        "actor {} playing {} x {} ({} actions, preset {}); learner at {}",
+        args.actor_id,
+        args.num_envs,
+        args.run.game,
+        cfg.num_actions,
+        args.run.preset,
+        addresses.params
+    );
+
+    let mut stepper = Stepper { sink: Some(&mut sink), chunk_steps: args.chunk_steps.max(1) };
+    let mut unrolls: u64 = 0;
+    let mut frames: u64 = 0;
+    let mut last_report = Instant::now();
+    let mut learner_away_since: Option<Instant> = None;
+    'run: while !stop.load(Ordering::Relaxed) {
+        // Newer weights before every unroll; wait for the first ones.
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                break 'run;
+            }
+            if policy.refresh(&params, args.actor_id)? {
+                if let Some(since) = learner_away_since.take() {
+                    tracing::info!(
+                        "learner answers again after {:.0} s; holding version {}",
+                        since.elapsed().as_secs_f64(),
+                        policy.version
+                    );
+                }
+                if policy.version > 0 {
+                    break;
+                }
+            } else if learner_finished(run_dir) {
+                tracing::info!("the learner finished the run; actor {} stops", args.actor_id);
+                break 'run;
+            } else if learner_away_since.is_none() {
+                learner_away_since = Some(Instant::now());
+                tracing::warn!(
+                    "learner not answering at {}; waiting for it{}",
+                    addresses.params,
+                    if policy.version == 0 { " (no weights yet)" } else { "" }
+                );
+            }
+            if policy.version == 0 && learner_away_since.is_none() {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+        // Fill every env's unroll to T+1 steps.
+        let need = if unrolls == 0 { t_len + 1 } else { t_len };
+        for _ in 0..need {
+            let before = acting.state.shallow_clone();
+            let version = policy.version;
+            stepper.step(&mut acting, &policy.model, version, false, |slot, b, action, logits| {
+                let u = &mut slot.unroll;
+                if u.initial_state.is_none() {
+                    u.initial_state = Some(before.to_protocol(b as i64));
+                }
+                u.frame.extend_from_slice(&slot.frame);
+                u.reward.push(slot.reward);
+                u.done.push(u8::from(slot.done));
+                u.last_action.push(slot.last_action);
+                u.action.push(action);
+                u.policy_logits.extend_from_slice(logits);
+                u.episode_return.push(slot.report_return);
+                u.episode_step.push(slot.report_step);
+                if u.len() == t_len + 1 {
+                    // The state before this step starts the next unroll.
+                    slot.unroll_state_for_next = Some(before.to_protocol(b as i64));
+                }
+            });
+            frames += acting.frames_per_step * acting.slots.len() as u64;
+        }
+        for b in 0..acting.slots.len() {
+            let slot = &mut acting.slots[b];
+            let trajectory =
+                slot.unroll.to_trajectory(&cfg, args.actor_id, slot.index, policy.version);
+            let body = Body::Trajectory(Box::new(trajectory));
+            loop {
+                match push.send(&body, Some(PATIENCE)) {
+                    Ok(()) => break,
+                    Err(TransportError::TimedOut) => {
+                        if stop.load(Ordering::Relaxed) || learner_finished(run_dir) {
+                            break 'run;
+                        }
+                        tracing::warn!(
+                            "learner not taking trajectories at {} for {} s; waiting",
+                            addresses.trajectories,
+                            PATIENCE.as_secs()
+                        );
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            let next_state = slot.unroll_state_for_next.take().expect("set at step T");
+            slot.unroll.restart_from_last(cfg.frame_len(), cfg.num_actions, next_state);
+        }
+        unrolls += 1;
+        if last_report.elapsed() > Duration::from_secs(10) {
+            tracing::info!(
+                "actor {}: {} unrolls per env, {} frames, params version {}, episode chunks sent {} dropped {}",
+                args.actor_id,
+                unrolls,
+                frames,
+                policy.version,
+                stepper.sink.as_ref().map_or(0, |s| s.sent),
+                stepper.sink.as_ref().map_or(0, |s| s.dropped)
+            );
+            last_report = Instant::now();
+        }
+        if args.max_unrolls > 0 && unrolls >= args.max_unrolls {
+            break;
+        }
+    }
+    let version = policy.version;
+    stepper.flush_incomplete(&mut acting, version);
+    tracing::info!(
+        "actor {} stopped after {} unrolls per env ({} frames)",
+        args.actor_id,
+        unrolls,
+        frames
+    );
+    // Let NNG deliver what is queued before the sockets close.
+    std::thread::sleep(Duration::from_millis(300));
+    Ok(())
+}
+
+/// Where evaluation weights come from: a file, a checkpoint dir, or the run's newest checkpoint.
+fn checkpoint_weights(path: &Path) -> Result<PathBuf> {
+    if path.is_file() {
+        return Ok(path.to_path_buf());
+    }
+    if path.join("model.safetensors").is_file() {
+        return Ok(path.join("model.safetensors"));
+    }
+    let dir = if path.join("checkpoints").is_dir() {
+        path.join("checkpoints")
+    } else {
+        path.to_path_buf()
+    };
+    let mut candidates: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .with_context(|| format!("listing checkpoints in {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("ckpt-"))
+                && p.join("model.safetensors").is_file()
+        })
+        .collect();
+    candidates.sort();
+    candidates
+        .pop()
+        .map(|p| p.join("model.safetensors"))
+        .with_context(|| format!("no checkpoint (ckpt-*/model.safetensors) in {}", dir.display()))
+}
+
+pub fn evaluate(args: &Args, run_dir: &RunDir, stop: &AtomicBool) -> Result<()> {
+    let cfg = model_config(args)?;
+    let mut model = Model::new(cfg.clone(), Device::Cpu);
+    let (version, source) = match &args.checkpoint {
+        Some(path) => {
+            let file = checkpoint_weights(path)?;
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            model.load_safetensors(&bytes).with_context(|| {
+                format!("loading {} (same --preset and --game as the run?)", file.display())
+            })?;
+            (0, file.display().to_string())
+        }
+        None => {
+            let addresses = resolve_addresses(args, run_dir, stop)?;
+            let client =
+                ParamsClient::dial(&addresses.params, run_dir.xpid(), args.max_message_bytes)?;
+            let mut policy = Policy { model, version: 0 };
+            if !policy.refresh(&client, args.actor_id)? || policy.version == 0 {
+                let file = checkpoint_weights(run_dir.root()).context(
+                    "the learner did not answer and the run has no checkpoint: pass --checkpoint",
+                )?;
+                let bytes = std::fs::read(&file)?;
+                policy.model.load_safetensors(&bytes)?;
+                model = policy.model;
+                (0, file.display().to_string())
+            } else {
+                model = policy.model;
+                (policy.version, format!("learner version {}", policy.version))
+            }
+        }
+    };
+    let episodes_address = args
+        .episodes_address
+        .clone()
+        .or(Endpoints::read(&run_dir.endpoints()).ok().and_then(|e| e.episodes))
+        .unwrap_or_else(|| run_dir.ipc("episodes"));
+    let mut sink = EpisodeSink::new(Push::dial(&episodes_address, run_dir.xpid())?);
+    let num_envs = args.num_envs.min(args.episodes).max(1);
+    let mut acting = Acting::new(&Args { num_envs, ..args.clone() }, &cfg, 1)?;
+    tracing::info!(
+        "evaluating {} episodes of {} with weights from {source} ({})",
+        args.episodes,
+        args.run.game,
+        if args.greedy { "greedy" } else { "sampled" }
+    );
+    let mut stepper = Stepper { sink: Some(&mut sink), chunk_steps: args.chunk_steps.max(1) };
+    let mut returns = Vec::new();
+    while returns.len() < args.episodes && !stop.load(Ordering::Relaxed) {
+        for (env, ret, len) in
+            stepper.step(&mut acting, &model, version, args.greedy, |_, _, _, _| {})
+        {
+            if returns.len() < args.episodes {
+                tracing::info!(
+                    "episode {} (env {env}): return {ret}, {len} steps",
+                    returns.len() + 1
+                );
+                returns.push(ret);
+            }
+        }
+    }
+    stepper.flush_incomplete(&mut acting, version);
+    anyhow::ensure!(!returns.is_empty(), "stopped before any episode finished");
+    let mean = returns.iter().sum::<f64>() / returns.len() as f64;
+    let mut sorted = returns.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median = if sorted.len() % 2 == 1 {
+        sorted[sorted.len() / 2]
+    } else {
+        (sorted[sorted.len() / 2 - 1] + sorted[sorted.len() / 2]) / 2.0
+    };
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+    let out = run_dir.root().join(format!("eval-{now}-actor{}.json", args.actor_id));
+    let report = serde_json::json!({
+        "weights": source,
+        "params_version": version,
+        "game": args.run.game,
+        "greedy": args.greedy,
+        "episodes": returns.len(),
+        "mean_return": mean,
+        "median_return": median,
+        "returns": returns,
+    });
+    std::fs::write(&out, serde_json::to_vec_pretty(&report)?)
+        .with_context(|| format!("writing {}", out.display()))?;
+    println!(
+        "evaluation: {} episodes, mean return {mean:.2}, median {median:.2} (written to {})",
+        returns.len(),
+        out.display()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    Ok(())
+}

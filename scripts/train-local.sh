@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# One training run on this host: a learner, a recorder and N actors over ipc://
+# sockets in the run directory. Every process writes its output to
+# runs/<xpid>/<name>.log. One Ctrl-C stops them all cleanly (the learner writes
+# its checkpoint, the recorder closes its file). With tmux present and a
+# terminal attached, the run opens in a tmux session with the logs beside it.
+#
+#   scripts/train-local.sh                         # Seaquest, paper preset, best device
+#   scripts/train-local.sh --demo                  # built-in catch game, small preset, minutes on a CPU
+#   scripts/train-local.sh --xpid sq1 --actors 3 --envs 8 -- --total-frames 5e7
+#
+# Flags after `--` go to the learner. Environment: AAA_NO_TMUX=1 disables tmux.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+xpid="" game="seaquest" preset="paper" actors="" envs="" device="auto" unroll=""
+total_frames="" demo=0 record_every=50 runs_root="${AAA_RUNS_ROOT:-$ROOT/runs}" resume=0
+learner_extra=()
+usage() { sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; cat <<'EOT'
+Flags:
+  --xpid NAME          run name (default: <game>-<date>-<time>)
+  --game NAME          Atari game or `catch` (default: seaquest)
+  --preset NAME        paper | small (default: paper)
+  --actors N           actor processes (default: cores - 1, at least 1)
+  --envs E             environments per actor (default: 4)
+  --device DEV         learner device: auto | cpu | cuda[:N] (default: auto)
+  --unroll-length T    (default: the learner's, 50)
+  --total-frames F     stop after F environment frames (default: the learner's, 2e9)
+  --record-every K     record every K-th episode of each actor (default: 50; 0: none)
+  --runs-root DIR      where run directories go (default: ./runs)
+  --resume             continue the run named by --xpid from its newest checkpoint
+  --demo               catch + small preset, T = 20, 2e5 frames: learns in minutes on a CPU
+EOT
+}
+while (($#)); do
+  case "$1" in
+    --xpid) xpid="$2"; shift 2 ;;
+    --game) game="$2"; shift 2 ;;
+    --preset) preset="$2"; shift 2 ;;
+    --actors) actors="$2"; shift 2 ;;
+    --envs) envs="$2"; shift 2 ;;
+    --device) device="$2"; shift 2 ;;
+    --unroll-length) unroll="$2"; shift 2 ;;
+    --total-frames) total_frames="$2"; shift 2 ;;
+    --record-every) record_every="$2"; shift 2 ;;
+    --runs-root) runs_root="$2"; shift 2 ;;
+    --resume) resume=1; shift ;;
+    --demo) demo=1; game="catch"; preset="small"; unroll="${unroll:-20}"; total_frames="${total_frames:-2e5}"; shift ;;
+    -h|--help) usage; exit 0 ;;
+    --) shift; learner_extra=("$@"); break ;;
+    *) echo "train-local.sh: unknown flag $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+cores=$(nproc)
+actors="${actors:-$(( cores > 1 ? cores - 1 : 1 ))}"
+envs="${envs:-4}"
+xpid="${xpid:-$game-$(date +%Y%m%d-%H%M%S)}"
+run_dir="$runs_root/$xpid"
+
+# Inside tmux: re-run this script in a session, logs in the other panes.
+if [ -z "${AAA_NO_TMUX:-}" ] && [ -z "${TMUX:-}" ] && [ -t 0 ] && [ -t 1 ] && command -v tmux >/dev/null; then
+  self=("$0" --xpid "$xpid" --game "$game" --preset "$preset" --actors "$actors" --envs "$envs"
+        --device "$device" --record-every "$record_every" --runs-root "$runs_root")
+  [ -n "$unroll" ] && self+=(--unroll-length "$unroll")
+  [ -n "$total_frames" ] && self+=(--total-frames "$total_frames")
+  ((resume)) && self+=(--resume)
+  self+=(-- "${learner_extra[@]}")
+  mkdir -p "$run_dir"
+  session="aaa-$xpid"
+  tmux new-session -d -s "$session" -x 200 -y 50 "AAA_NO_TMUX=1 $(printf '%q ' "${self[@]}"); echo; read -rp 'run ended; Enter closes this session'"
+  tmux split-window -t "$session" -v "sleep 2; tail -F '$run_dir/learner.log'"
+  tmux split-window -t "$session" -h "sleep 3; tail -F '$run_dir/actor-0.log'"
+  tmux select-pane -t "$session:0.0"
+  echo "run $xpid in tmux session $session (Ctrl-C in the top pane stops everything)"
+  exec tmux attach -t "$session"
+fi
+
+# Build (and set up, on a fresh machine) first.
+. "$ROOT/scripts/bootstrap.sh"
+(cd "$ROOT" && cargo build --release --bins -q)
+BIN="$ROOT/target/release"
+mkdir -p "$run_dir"
+
+common=(--xpid "$xpid" --runs-root "$runs_root" --game "$game" --preset "$preset")
+[ -n "$unroll" ] && common+=(--unroll-length "$unroll")
+learner_args=("${common[@]}" --device "$device" --threads 1)
+[ -n "$total_frames" ] && learner_args+=(--total-frames "$total_frames")
+((demo)) && learner_args+=(--batch-size 8)
+((resume)) && learner_args+=(--resume)
+learner_args+=("${learner_extra[@]}")
+
+pids=()
+stop_all() {
+  trap - INT TERM
+  echo "stopping: learner, recorder and $actors actor(s) finish cleanly..."
+  for pid in "${pids[@]}"; do kill -INT "$pid" 2>/dev/null || true; done
+  wait || true
+  echo "stopped; run directory: $run_dir"
+  exit 0
+}
+trap stop_all INT TERM
+
+echo "run $xpid: $game ($preset preset), $actors actor(s) x $envs envs; logs in $run_dir/*.log"
+# Processes ignore the terminal's SIGINT (setsid): the trap forwards one to each, in order.
+setsid "$BIN/learner" "${learner_args[@]}" >"$run_dir/learner.log" 2>&1 &
+learner_pid=$!
+pids+=("$learner_pid")
+setsid "$BIN/recorder" serve "${common[@]}" >"$run_dir/recorder.log" 2>&1 &
+pids+=("$!")
+for ((i = 0; i < actors; i++)); do
+  setsid "$BIN/actor" "${common[@]}" --actor-id "$i" --num-envs "$envs" --threads 1 \
+    --record-every "$record_every" >"$run_dir/actor-$i.log" 2>&1 &
+  pids+=("$!")
+done
+
+# Progress: the learner's report lines, until it exits (total frames or error).
+tail -n +1 -F "$run_dir/learner.log" 2>/dev/null | grep --line-buffered -E "step|error|Error|checkpoint" &
+tail_pid=$!
+set +e
+wait "$learner_pid"
+status=$?
+set -e
+kill "$tail_pid" 2>/dev/null || true
+echo "learner exited with status $status"
+for pid in "${pids[@]:1}"; do kill -INT "$pid" 2>/dev/null || true; done
+wait || true
+if ((status == 0)); then
+  echo "run finished; run directory: $run_dir"
+  echo "  curves:   $BIN/recorder plot $run_dir"
+  echo "  episodes: $BIN/recorder inspect $run_dir"
+fi
+exit "$status"
