@@ -7,10 +7,9 @@ the Rust model can be checked against it (common/src/model tests) and timed
 against it (common/benches/model.rs). It reads the weights and the model config
 from the safetensors bytes the Rust model writes (`Model::to_safetensors`).
 
-Deliberately independent of the Rust code's factorisation: the ConvLSTM runs one
-convolution over [x, h]; keys and values are built explicitly as
-[B, h*w, C + C_s] by permute and concatenation with the spatial basis; logits
-and answers are einsums over those.
+Deliberately independent of the Rust code's factorisation: keys and values are
+built explicitly as [B, h*w, C + C_s] by permute and concatenation with the
+spatial basis; logits and answers are einsums over those.
 
 Usage:
   reference_model.py forward --weights W --inputs I --outputs O [--threads N]
@@ -101,8 +100,7 @@ class AttentionAgent(nn.Module):
         for i in range(len(self.convs)):
             sd[f"convs.{i}.weight"] = tensors[f"vision.conv{i}.weight"]
             sd[f"convs.{i}.bias"] = tensors[f"vision.conv{i}.bias"]
-        sd["convlstm.weight"] = torch.cat(
-            [tensors["vision.convlstm.weight_x"], tensors["vision.convlstm.weight_h"]], dim=1)
+        sd["convlstm.weight"] = tensors["vision.convlstm.weight"]
         sd["convlstm.bias"] = tensors["vision.convlstm.bias"]
         for i, layer in enumerate([0, 2, 4]):
             sd[f"query.{layer}.weight"] = tensors[f"query.fc{i}.weight"]
@@ -154,7 +152,7 @@ class AttentionAgent(nn.Module):
             answers = torch.einsum("bnp,bpc->bnc", A, V)
             core_in = torch.cat([
                 answers.reshape(B, -1), Q.reshape(B, -1),
-                reward[t].clamp(-2, 2).unsqueeze(1),
+                reward[t].clamp(-1, 1).unsqueeze(1),
                 F.one_hot(last_action[t], self.num_actions).float()], dim=1)
             ch, cc = self.lstm(self.answer_mlp(core_in), (ch, cc))
             out["policy_logits"].append(self.policy(ch))

@@ -256,9 +256,9 @@ impl AttentionAgent {
     pub fn unroll(&self, input: &Unroll, state: &AgentState) -> (AgentOutput, AgentState) {
         let (t_len, batch) = input.reward.size2().expect("reward is [T, B]");
         let (gh, gw) = self.grid;
-        // Convolutions and the ConvLSTM's input gates for all T*B frames at once.
-        let gates = self.vision.input_gates(&input.frame.flatten(0, 1));
-        let gates = gates.view([t_len, batch, -1, gh, gw]);
+        // The convolutions for all T*B frames at once.
+        let features = self.vision.features(&input.frame.flatten(0, 1));
+        let features = features.view([t_len, batch, -1, gh, gw]);
         let keep = input.done.logical_not().to_kind(Kind::Float); // [T, B]
         let mut state = state.shallow_clone();
         let mut steps = Vec::with_capacity(t_len as usize);
@@ -272,7 +272,7 @@ impl AttentionAgent {
             let core_h = &state.core_h * &keep_core;
             let core_c = &state.core_c * &keep_core;
             let (out, step) = self.step(
-                &gates.get(t),
+                &features.get(t),
                 &input.reward.get(t),
                 &input.last_action.get(t),
                 AgentState { vision_h, vision_c, core_h, core_c },
@@ -294,16 +294,16 @@ impl AttentionAgent {
         (output, state)
     }
 
-    /// One step from the ConvLSTM input gates [B, 4C, h, w] (see
-    /// [`VisionCore::input_gates`]) and a state already reset where episodes start.
+    /// One step from the convolutions' features [B, C', h, w] (see
+    /// [`VisionCore::features`]) and a state already reset where episodes start.
     pub fn step(
         &self,
-        input_gates: &Tensor,
+        features: &Tensor,
         reward: &Tensor,
         last_action: &Tensor,
         state: AgentState,
     ) -> (StepTrace, AgentState) {
-        let (vision_h, vision_c) = self.vision.step(input_gates, &state.vision_h, &state.vision_c);
+        let (vision_h, vision_c) = self.vision.step(features, &state.vision_h, &state.vision_c);
         // Top-down: the queries read the policy core's previous (reset) state only.
         let queries = self.query.forward(&state.core_h);
         let basis = self.basis.to_device(vision_h.device());

@@ -92,12 +92,12 @@ fn paper_shapes_match_the_spec_table() {
         assert_eq!(convs[0].size(), [n, 32, 53, 40]);
         assert_eq!(convs[1].size(), [n, 64, 27, 20]);
         assert_eq!(convs[2].size(), [n, 64, 27, 20]);
-        let gates = agent.vision().input_gates(&frames);
-        assert_eq!(gates.size(), [n, 4 * 128, 27, 20]);
+        let features = agent.vision().features(&frames);
+        assert_eq!(features.size(), [n, 64, 27, 20]);
         let state = AgentState::zeros(&cfg, b, Device::Cpu);
-        let gates_0 = gates.narrow(0, 0, b);
+        let features_0 = features.narrow(0, 0, b);
         let (trace, next) =
-            agent.step(&gates_0, &input.reward.get(0), &input.last_action.get(0), state);
+            agent.step(&features_0, &input.reward.get(0), &input.last_action.get(0), state);
         assert_eq!(next.vision_h.size(), [b, 128, 27, 20]);
         assert_eq!(next.vision_c.size(), [b, 128, 27, 20]);
         let (keys, values) = keys_and_values(&next.vision_h, agent.basis(), 8);
@@ -282,8 +282,8 @@ fn the_frame_reaches_the_policy_only_through_the_answers() {
     let (reward, last_action) = (one.reward.get(0), one.last_action.get(0));
     tch::no_grad(|| {
         let step = |frame: &Tensor| {
-            let gates = agent.vision().input_gates(&frame.flatten(0, 1));
-            agent.step(&gates, &reward, &last_action, state.shallow_clone())
+            let features = agent.vision().features(&frame.flatten(0, 1));
+            agent.step(&features, &reward, &last_action, state.shallow_clone())
         };
         let (a, _) = step(&one.frame);
         let (c, _) = step(&two.frame);
@@ -306,9 +306,9 @@ fn the_frame_reaches_the_policy_only_through_the_answers() {
         assert_eq!(max_diff(&baseline, &a.baseline), 0.0);
     });
     // The same, by gradients: with the answers detached, nothing flows back to the frame.
-    let gates =
-        agent.vision().input_gates(&one.frame.flatten(0, 1)).detach().set_requires_grad(true);
-    let (trace, _) = agent.step(&gates, &reward, &last_action, state.shallow_clone());
+    let features =
+        agent.vision().features(&one.frame.flatten(0, 1)).detach().set_requires_grad(true);
+    let (trace, _) = agent.step(&features, &reward, &last_action, state.shallow_clone());
     let (logits, _, _, _) = agent.policy_from_answers(
         &trace.answers.detach(),
         &trace.queries,
@@ -318,11 +318,11 @@ fn the_frame_reaches_the_policy_only_through_the_answers() {
         &state.core_c,
     );
     logits.sum(Kind::Float).backward();
-    assert!(!gates.grad().defined() || gates.grad().abs().max().double_value(&[]) == 0.0);
+    assert!(!features.grad().defined() || features.grad().abs().max().double_value(&[]) == 0.0);
     // A fresh forward pass, answers attached: now the gradient does reach the frame.
-    let (trace, _) = agent.step(&gates, &reward, &last_action, state.shallow_clone());
+    let (trace, _) = agent.step(&features, &reward, &last_action, state.shallow_clone());
     trace.policy_logits.sum(Kind::Float).backward();
-    assert!(gates.grad().abs().max().double_value(&[]) > 0.0);
+    assert!(features.grad().abs().max().double_value(&[]) > 0.0);
 }
 
 #[test]

@@ -1,11 +1,13 @@
 //! The vision core: three convolutions with ReLU over the frame scaled to
 //! [0, 1], then a ConvLSTM (SPEC section 3, steps 1-5).
 //!
-//! The ConvLSTM's gates are `conv([x, h])`, split here into `conv_x(x) +
-//! conv_h(h)` (the same function: the kernel's input channels split in two).
-//! `conv_x` does not depend on the recurrent state, so [`VisionCore::input_gates`]
-//! runs it, with the three convolutions before it, over all T*B frames of an
-//! unroll in one batched call; only `conv_h` and the gate arithmetic run per step.
+//! The three convolutions do not depend on the recurrent state, so
+//! [`VisionCore::features`] runs them over all T*B frames of an unroll in one
+//! batched call; the ConvLSTM runs per step, its gates one convolution over the
+//! concatenation [x_t, h_{t-1}]. (Splitting that convolution into a batched
+//! `conv(x)` for all T*B frames plus a per-step `conv(h)` computes the same but
+//! measured slower on CPU: the batched gates' backward pass is memory-bound.
+//! See docs/performance.md.)
 
 use tch::{nn, Kind, Tensor};
 
@@ -40,12 +42,12 @@ impl Conv {
 }
 
 /// Convolutions plus ConvLSTM. Parameter names: `conv{0,1,2}.{weight,bias}`,
-/// `convlstm.{weight_x,weight_h,bias}`; gates in the order input, forget, cell, output.
+/// `convlstm.weight` [4C, C' + C, k, k] (input channels: features, then hidden
+/// state) and `convlstm.bias` [4C]; gates in the order input, forget, cell, output.
 #[derive(Debug)]
 pub struct VisionCore {
     convs: Vec<Conv>,
-    weight_x: Tensor,
-    weight_h: Tensor,
+    weight: Tensor,
     bias: Tensor,
     padding: i64,
     channels: i64,
@@ -65,8 +67,7 @@ impl VisionCore {
         let lstm = p / "convlstm";
         VisionCore {
             convs,
-            weight_x: uniform(&lstm, "weight_x", &[4 * c, input as i64, k, k], fan_in),
-            weight_h: uniform(&lstm, "weight_h", &[4 * c, c, k, k], fan_in),
+            weight: uniform(&lstm, "weight", &[4 * c, input as i64 + c, k, k], fan_in),
             bias: uniform(&lstm, "bias", &[4 * c], fan_in),
             padding: k / 2,
             channels: c,
@@ -75,7 +76,10 @@ impl VisionCore {
 
     /// The convolutions' output for u8 frames [N, H, W, C]: f32 [N, C', h, w].
     pub fn features(&self, frames: &Tensor) -> Tensor {
-        self.conv_outputs(frames).pop().expect("at least one convolution")
+        let x = self.conv_outputs(frames).pop().expect("at least one convolution");
+        // The permuted input makes the convolutions' outputs channels-last; the
+        // per-step ConvLSTM runs faster on the plain layout.
+        x.contiguous()
     }
 
     /// Each convolution's output (after its ReLU) for u8 frames [N, H, W, C].
@@ -90,20 +94,18 @@ impl VisionCore {
         outputs
     }
 
-    /// The input part of the ConvLSTM gates for u8 frames [N, H, W, C]:
-    /// f32 [N, 4 C, h, w], bias included.
-    pub fn input_gates(&self, frames: &Tensor) -> Tensor {
-        let x = self.features(frames);
-        let p = self.padding;
-        x.conv2d(&self.weight_x, Some(&self.bias), [1, 1], [p, p], [1, 1], 1)
-    }
-
-    /// One ConvLSTM step from the input gates [B, 4C, h, w] and state (h, c),
+    /// One ConvLSTM step from the features x [B, C', h, w] and state (h, c),
     /// each [B, C, h, w] (already zeroed where an episode starts). Returns (h, c).
-    pub fn step(&self, input_gates: &Tensor, h: &Tensor, c: &Tensor) -> (Tensor, Tensor) {
+    pub fn step(&self, x: &Tensor, h: &Tensor, c: &Tensor) -> (Tensor, Tensor) {
         let p = self.padding;
-        let gates =
-            input_gates + h.conv2d::<&Tensor>(&self.weight_h, None, [1, 1], [p, p], [1, 1], 1);
+        let gates = Tensor::cat(&[x, h], 1).conv2d(
+            &self.weight,
+            Some(&self.bias),
+            [1, 1],
+            [p, p],
+            [1, 1],
+            1,
+        );
         let gates = gates.chunk(4, 1);
         let (i, f, g, o) = (&gates[0], &gates[1], &gates[2], &gates[3]);
         let c = f.sigmoid() * c + i.sigmoid() * g.tanh();
