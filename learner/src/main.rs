@@ -572,6 +572,7 @@ pub fn train(args: &TrainArgs, stop: &AtomicBool) -> Result<Summary> {
     };
 
     // Stop taking trajectories, then the final checkpoint.
+    let trajectory_counters = batcher.counters.clone();
     drop(batcher_report(batcher));
     let path = checkpoint::save(
         &run_dir.checkpoints(),
@@ -592,8 +593,25 @@ pub fn train(args: &TrainArgs, stop: &AtomicBool) -> Result<Summary> {
     );
     drop(params);
     meta.set("final_counters", serde_json::to_value(&counters)?);
+    meta.set("trajectories_per_actor", trajectories_per_actor(&trajectory_counters));
     meta.finish(reason)?;
     Ok(Summary { counters, reason: reason.into(), checkpoint: path, update_ends, device })
+}
+
+/// This session's trajectory counts per actor id, for meta.json (a launcher
+/// checks there that every actor of a job array reached the learner):
+/// `{"0": {"received": .., "used": .., "dropped": {reason: n}}, ..}`, with
+/// messages of unknown sender under `"unknown"`.
+fn trajectories_per_actor(counters: &batcher::TrajectoryCounters) -> serde_json::Value {
+    counters
+        .snapshot()
+        .into_iter()
+        .map(|(actor, c)| {
+            let key = actor.map_or_else(|| "unknown".to_string(), |a| a.to_string());
+            (key, serde_json::to_value(c).unwrap_or_default())
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into()
 }
 
 /// Logs the per-actor trajectory counts and hands back the batcher to drop.
