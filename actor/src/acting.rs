@@ -206,6 +206,27 @@ struct Acting {
     record_ram: bool,
     actor_id: u32,
     frames_per_step: u64,
+    /// Wall time in inference and in the environments, for the progress line.
+    timing: Timing,
+}
+
+/// Where the acting loop's wall time goes.
+#[derive(Default)]
+struct Timing {
+    inference: Duration,
+    environment: Duration,
+    since: Option<Instant>,
+}
+
+impl Timing {
+    /// "inference 61%, environment 30%, other 9%" since the last call.
+    fn report(&mut self) -> String {
+        let total = self.since.map_or(Duration::ZERO, |s| s.elapsed()).as_secs_f64().max(1e-9);
+        let pct = |d: Duration| 100.0 * d.as_secs_f64() / total;
+        let (i, e) = (pct(self.inference), pct(self.environment));
+        *self = Timing { since: Some(Instant::now()), ..Default::default() };
+        format!("inference {i:.0}%, environment {e:.0}%, other {:.0}%", (100.0 - i - e).max(0.0))
+    }
 }
 
 /// What one batched step yields on the CPU.
@@ -257,6 +278,7 @@ impl Acting {
             record_ram: args.record_ram,
             actor_id: args.actor_id,
             frames_per_step: u64::from(spec.action_repeat.max(1)),
+            timing: Timing { since: Some(Instant::now()), ..Default::default() },
         };
         for b in 0..acting.slots.len() {
             acting.start_episode(b, 0);
@@ -364,7 +386,9 @@ impl Stepper<'_> {
         greedy: bool,
         mut on_acted: impl FnMut(&mut Slot, usize, i64, &[f32]),
     ) -> Vec<Finished> {
+        let started = Instant::now();
         let out = acting.infer(model);
+        acting.timing.inference += started.elapsed();
         let a = acting.cfg.num_actions;
         let (gh, gw) = acting.cfg.grid();
         let map_len = acting.cfg.heads * gh * gw;
@@ -379,7 +403,9 @@ impl Stepper<'_> {
                 let (h, w, pixels) = slot.env.render_rgb();
                 ((h, w, pixels.to_vec()), slot.env.ram(), slot.env.objects())
             });
+            let started = Instant::now();
             let result = slot.env.step(action);
+            acting.timing.environment += started.elapsed();
             if let (Some(rec), Some(((h, w, pixels), ram, objects)), Some(maps)) =
                 (slot.recording.as_mut(), pre, out.maps.as_ref())
             {
@@ -422,7 +448,9 @@ impl Stepper<'_> {
                 slot.episode_return = 0.0;
                 slot.episode_step = 0;
                 slot.done = true;
+                let started = Instant::now();
                 slot.env.reset();
+                acting.timing.environment += started.elapsed();
                 acting.start_episode(b, version);
             } else {
                 slot.done = false;
@@ -430,8 +458,10 @@ impl Stepper<'_> {
                 slot.report_return = slot.episode_return as f32;
                 slot.report_step = slot.episode_step as i64;
             }
+            let started = Instant::now();
             let slot = &mut acting.slots[b];
             slot.env.observation(&mut slot.frame);
+            acting.timing.environment += started.elapsed();
         }
         finished
     }
@@ -570,13 +600,14 @@ pub fn train(args: &Args, run_dir: &RunDir, stop: &AtomicBool) -> Result<()> {
         unrolls += 1;
         if last_report.elapsed() > Duration::from_secs(10) {
             tracing::info!(
-                "actor {}: {} unrolls per env, {} frames, params version {}, episode chunks sent {} dropped {}",
+                "actor {}: {} unrolls per env, {} frames, params version {}, episode chunks sent {} dropped {}; time: {}",
                 args.actor_id,
                 unrolls,
                 frames,
                 policy.version,
                 stepper.sink.as_ref().map_or(0, |s| s.sent),
-                stepper.sink.as_ref().map_or(0, |s| s.dropped)
+                stepper.sink.as_ref().map_or(0, |s| s.dropped),
+                acting.timing.report()
             );
             last_report = Instant::now();
         }
