@@ -1,14 +1,16 @@
 //! Receives trajectories, validates them, and stacks B of them into a batch.
 //!
-//! One thread owns the PULL socket. Each message is decoded and checked
-//! against the run (run id, protocol version, shapes, action range, finite
-//! numbers); a bad one is dropped with a log line and counted per actor and
-//! reason ([`TrajectoryCounters`]). Good ones collect until B are there; the
-//! thread then builds the batch's CPU tensors, time-major `[T+1, B, ...]`, and
-//! hands it to the learner over a bounded channel. When that channel is full
-//! the thread blocks, stops reading the socket, NNG's small buffers fill, and
-//! the actors' sends wait: a fast actor is slowed, never buffered without end.
-//! Memory stays at `queue_batches + 1` batches plus one message per connection.
+//! `--decode-threads` receive threads share the PULL socket. Each message is
+//! decoded and checked against the run (run id, protocol version, shapes,
+//! action range, finite numbers); a bad one is dropped with a log line and
+//! counted per actor and reason ([`TrajectoryCounters`]). Good ones go to the
+//! assembler thread over a channel of at most B; once B are there it builds
+//! the batch's CPU tensors, time-major `[T+1, B, ...]` (page-locked when the
+//! learner runs on CUDA), and hands it to the learner over a channel of at most
+//! `--queue-batches`. When the channels are full the threads block, stop
+//! reading the socket, NNG's small buffers fill, and the actors' sends wait: a
+//! fast actor is slowed, never buffered without end. Memory stays at about
+//! `queue_batches + 2` batches plus one message per connection.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -71,6 +73,33 @@ impl Batch {
         }
     }
 
+    /// The batch in page-locked memory, for a faster copy to `device` (CUDA);
+    /// unchanged for the CPU.
+    pub fn pinned(self, device: Device) -> Batch {
+        if !device.is_cuda() {
+            return self;
+        }
+        let pin = |t: &Tensor| t.pin_memory(device);
+        let state = &self.initial_state;
+        Batch {
+            frame: pin(&self.frame),
+            reward: pin(&self.reward),
+            done: pin(&self.done),
+            last_action: pin(&self.last_action),
+            action: pin(&self.action),
+            policy_logits: pin(&self.policy_logits),
+            initial_state: AgentState {
+                vision_h: pin(&state.vision_h),
+                vision_c: pin(&state.vision_c),
+                core_h: pin(&state.core_h),
+                core_c: pin(&state.core_c),
+            },
+            params_versions: self.params_versions,
+            episode_returns: self.episode_returns,
+            episode_lengths: self.episode_lengths,
+        }
+    }
+
     /// The model's input over all T+1 steps.
     pub fn unroll(&self) -> Unroll {
         Unroll {
@@ -108,19 +137,46 @@ fn time_major<T: Copy + Default>(columns: &[Vec<T>], steps: usize, width: usize)
 }
 
 /// Stacks validated trajectories (all of unroll length T) into one batch.
-pub fn build_batch(trajectories: &[Trajectory], cfg: &ModelConfig) -> Result<Batch, ProtocolError> {
+/// The frames, nearly all of the bytes, are copied once, straight into the
+/// batch tensor, by up to `copy_threads` threads (one range of time steps each).
+pub fn build_batch(
+    trajectories: &[Trajectory],
+    cfg: &ModelConfig,
+    copy_threads: usize,
+) -> Result<Batch, ProtocolError> {
     let batch = trajectories.len();
     let steps = trajectories[0].unroll_length() + 1;
     let (s, b) = (steps as i64, batch as i64);
     let frame_len = cfg.frame_len();
     let a = cfg.num_actions;
+    let (h, w, c) = (cfg.height as i64, cfg.width as i64, cfg.in_channels as i64);
 
-    let mut frames = vec![0u8; steps * batch * frame_len];
-    for (j, tr) in trajectories.iter().enumerate() {
-        for t in 0..steps {
-            frames[(t * batch + j) * frame_len..][..frame_len]
-                .copy_from_slice(&tr.frame.data[t * frame_len..][..frame_len]);
+    for tr in trajectories {
+        if tr.frame.data.len() != steps * frame_len {
+            return Err(ProtocolError::Invalid("trajectories of different lengths".into()));
         }
+    }
+    let frame = Tensor::empty([s, b, h, w, c], (Kind::Uint8, Device::Cpu));
+    {
+        let total = steps * batch * frame_len;
+        // SAFETY: `frame` is a fresh, contiguous u8 CPU tensor of exactly
+        // `total` bytes that nothing else references while this slice lives.
+        let dst = unsafe { std::slice::from_raw_parts_mut(frame.data_ptr() as *mut u8, total) };
+        let step_bytes = batch * frame_len;
+        let steps_per_thread = steps.div_ceil(copy_threads.clamp(1, steps));
+        std::thread::scope(|scope| {
+            for (chunk, out) in dst.chunks_mut(steps_per_thread * step_bytes).enumerate() {
+                scope.spawn(move || {
+                    for (i, step_out) in out.chunks_mut(step_bytes).enumerate() {
+                        let t = chunk * steps_per_thread + i;
+                        for (j, tr) in trajectories.iter().enumerate() {
+                            step_out[j * frame_len..][..frame_len]
+                                .copy_from_slice(&tr.frame.data[t * frame_len..][..frame_len]);
+                        }
+                    }
+                });
+            }
+        });
     }
     let mut rewards = Vec::with_capacity(batch);
     let mut dones = Vec::with_capacity(batch);
@@ -145,12 +201,11 @@ pub fn build_batch(trajectories: &[Trajectory], cfg: &ModelConfig) -> Result<Bat
             episode_lengths.push(len);
         }
     }
-    let (h, w, c) = (cfg.height as i64, cfg.width as i64, cfg.in_channels as i64);
     let states: Vec<_> = trajectories.iter().map(|t| &t.initial_state).collect();
     let initial_state = AgentState::from_protocol(&states, cfg, Device::Cpu)
         .map_err(|e| ProtocolError::Invalid(format!("initial_state: {e}")))?;
     Ok(Batch {
-        frame: Tensor::from_slice(&frames).view([s, b, h, w, c]),
+        frame,
         reward: Tensor::from_slice(&time_major(&rewards, steps, 1)).view([s, b]),
         done: Tensor::from_slice(&time_major(&dones, steps, 1)).view([s, b]).to_kind(Kind::Bool),
         last_action: Tensor::from_slice(&time_major(&last_actions, steps, 1)).view([s, b]),
@@ -240,40 +295,63 @@ pub fn drop_reason(e: &ProtocolError) -> &'static str {
     }
 }
 
-/// The running batcher thread and what it shares.
+/// The running receive threads and the batch assembler, and what they share.
 pub struct Batcher {
     pub counters: Arc<TrajectoryCounters>,
     /// Trajectories accepted and not yet taken by the learner (pending + queued batches).
     pub queued: Arc<AtomicUsize>,
     pub batches: Receiver<Batch>,
-    handle: Option<JoinHandle<()>>,
+    handles: Vec<JoinHandle<()>>,
     stop: Arc<AtomicBool>,
 }
 
-/// Settings of the batcher thread.
+/// Settings of the batcher threads.
 pub struct BatcherConfig {
     pub model: ModelConfig,
     pub unroll_length: usize,
     pub batch_size: usize,
     /// Batches ready and waiting for the learner at most.
     pub queue_batches: usize,
+    /// Threads that receive, decode and validate trajectories (they share the
+    /// socket); the assembler copies frames with as many.
+    pub decode_threads: usize,
+    /// The learner's device: batches for CUDA are put in page-locked memory.
+    pub device: Device,
 }
 
 impl Batcher {
-    /// Starts the thread that owns `pull`.
+    /// Starts the receive threads, which share `pull`, and the assembler.
     pub fn spawn(pull: Pull, cfg: BatcherConfig) -> Batcher {
-        let (tx, rx) = std::sync::mpsc::sync_channel(cfg.queue_batches.max(1));
+        let (batch_tx, batch_rx) = std::sync::mpsc::sync_channel(cfg.queue_batches.max(1));
+        // Decoded trajectories waiting for the assembler: at most one batch's worth.
+        let (traj_tx, traj_rx) = std::sync::mpsc::sync_channel(cfg.batch_size);
         let counters = Arc::new(TrajectoryCounters::default());
         let queued = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
-        let handle = {
+        let pull = Arc::new(pull);
+        let cfg = Arc::new(cfg);
+        let mut handles = Vec::new();
+        for i in 0..cfg.decode_threads.max(1) {
+            let (pull, cfg, tx) = (pull.clone(), cfg.clone(), traj_tx.clone());
             let (counters, queued, stop) = (counters.clone(), queued.clone(), stop.clone());
-            std::thread::Builder::new()
-                .name("batcher".into())
-                .spawn(move || run(pull, cfg, tx, &counters, &queued, &stop))
-                .expect("spawn batcher thread")
-        };
-        Batcher { counters, queued, batches: rx, handle: Some(handle), stop }
+            handles.push(
+                std::thread::Builder::new()
+                    .name(format!("receive-{i}"))
+                    .spawn(move || receive(&pull, &cfg, &tx, &counters, &queued, &stop))
+                    .expect("spawn receive thread"),
+            );
+        }
+        drop(traj_tx);
+        {
+            let (counters, queued, stop) = (counters.clone(), queued.clone(), stop.clone());
+            handles.push(
+                std::thread::Builder::new()
+                    .name("batcher".into())
+                    .spawn(move || assemble(&cfg, traj_rx, batch_tx, &counters, &queued, &stop))
+                    .expect("spawn batcher thread"),
+            );
+        }
+        Batcher { counters, queued, batches: batch_rx, handles, stop }
     }
 
     /// Waits up to `timeout` for the next batch.
@@ -286,11 +364,9 @@ impl Batcher {
 
 impl Drop for Batcher {
     fn drop(&mut self) {
+        // Every thread notices `stop` within one receive timeout (100 ms).
         self.stop.store(true, Ordering::Relaxed);
-        // Unblock a pending send by draining the channel.
-        while self.batches.try_recv().is_ok() {}
-        if let Some(h) = self.handle.take() {
-            // The thread notices `stop` within one receive timeout.
+        for h in self.handles.drain(..) {
             while !h.is_finished() {
                 while self.batches.try_recv().is_ok() {}
                 std::thread::sleep(Duration::from_millis(10));
@@ -300,31 +376,37 @@ impl Drop for Batcher {
     }
 }
 
-fn run(
-    pull: Pull,
-    cfg: BatcherConfig,
-    tx: SyncSender<Batch>,
+fn drop_log(
+    counters: &TrajectoryCounters,
+    actor: Option<u32>,
+    reason: &'static str,
+    e: &dyn std::fmt::Display,
+) {
+    let n = counters.dropped(actor, reason);
+    // Every drop is counted; the log shows the first ten of each reason, then
+    // every power of two, so a misconfigured actor cannot flood it.
+    if n <= 10 || n.is_power_of_two() {
+        let who = actor.map_or("unknown sender".to_string(), |a| format!("actor {a}"));
+        tracing::warn!("dropped trajectory from {who} ({reason}, {n} so far): {e}");
+    }
+}
+
+/// One receive thread: receive, decode, validate, hand over to the assembler.
+fn receive(
+    pull: &Pull,
+    cfg: &BatcherConfig,
+    tx: &SyncSender<Trajectory>,
     counters: &TrajectoryCounters,
     queued: &AtomicUsize,
     stop: &AtomicBool,
 ) {
-    let mut pending: Vec<Trajectory> = Vec::with_capacity(cfg.batch_size);
     let mut last_error_log = Instant::now() - Duration::from_secs(60);
-    let drop_log = |actor: Option<u32>, reason: &'static str, e: &dyn std::fmt::Display| {
-        let n = counters.dropped(actor, reason);
-        // Every drop is counted; the log shows the first ten of each reason,
-        // then every power of two, so a misconfigured actor cannot flood it.
-        if n <= 10 || n.is_power_of_two() {
-            let who = actor.map_or("unknown sender".to_string(), |a| format!("actor {a}"));
-            tracing::warn!("dropped trajectory from {who} ({reason}, {n} so far): {e}");
-        }
-    };
     while !stop.load(Ordering::Relaxed) {
         let body = match pull.recv(Some(Duration::from_millis(100))) {
             Ok(None) => continue,
             Ok(Some(Ok(body))) => body,
             Ok(Some(Err(e))) => {
-                drop_log(None, drop_reason(&e), &e);
+                drop_log(counters, None, drop_reason(&e), &e);
                 continue;
             }
             Err(TransportError::Closed) => break,
@@ -341,27 +423,49 @@ fn run(
             Body::Trajectory(t) => *t,
             other => {
                 let e = ProtocolError::UnexpectedBody { got: other.kind(), want: "Trajectory" };
-                drop_log(None, drop_reason(&e), &e);
+                drop_log(counters, None, drop_reason(&e), &e);
                 continue;
             }
         };
         let actor = trajectory.actor_id;
         counters.received(actor);
         if let Err(e) = trajectory.validate(&cfg.model, cfg.unroll_length) {
-            drop_log(Some(actor), drop_reason(&e), &e);
+            drop_log(counters, Some(actor), drop_reason(&e), &e);
             continue;
         }
-        pending.push(trajectory);
         queued.fetch_add(1, Ordering::Relaxed);
+        // Blocks while the assembler is full: back-pressure onto the actors.
+        if tx.send(trajectory).is_err() {
+            break;
+        }
+    }
+}
+
+/// The assembler: B trajectories into one batch, handed to the learner.
+fn assemble(
+    cfg: &BatcherConfig,
+    rx: Receiver<Trajectory>,
+    tx: SyncSender<Batch>,
+    counters: &TrajectoryCounters,
+    queued: &AtomicUsize,
+    stop: &AtomicBool,
+) {
+    let mut pending: Vec<Trajectory> = Vec::with_capacity(cfg.batch_size);
+    while !stop.load(Ordering::Relaxed) {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(t) => pending.push(t),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        }
         if pending.len() < cfg.batch_size {
             continue;
         }
-        let batch = match build_batch(&pending, &cfg.model) {
-            Ok(batch) => batch,
+        let batch = match build_batch(&pending, &cfg.model, cfg.decode_threads) {
+            Ok(batch) => batch.pinned(cfg.device),
             Err(e) => {
                 // Validation passed, so this is a bug; drop the batch, keep going.
                 for t in pending.drain(..) {
-                    drop_log(Some(t.actor_id), "batching", &e);
+                    drop_log(counters, Some(t.actor_id), "batching", &e);
                 }
                 queued.fetch_sub(cfg.batch_size, Ordering::Relaxed);
                 continue;
@@ -370,7 +474,7 @@ fn run(
         for t in pending.drain(..) {
             counters.used(t.actor_id);
         }
-        // Blocks while the learner is busy: back-pressure onto the actors.
+        // Waits while the learner is busy (back-pressure), but not past `stop`.
         let mut batch = Some(batch);
         while let Some(b) = batch.take() {
             match tx.try_send(b) {
@@ -380,7 +484,7 @@ fn run(
                         return;
                     }
                     batch = Some(b);
-                    std::thread::sleep(Duration::from_millis(2));
+                    std::thread::sleep(Duration::from_millis(1));
                 }
                 Err(std::sync::mpsc::TrySendError::Disconnected(_)) => return,
             }

@@ -26,6 +26,7 @@ use common::protocol::{encode, Array, Body, ParamsRequest, Trajectory};
 use common::transport::ParamsClient;
 
 use crate::batcher::build_batch;
+use crate::metrics::process_cpu_seconds;
 use crate::optim::RmsProp;
 use crate::{device_name, env_spec, parse_device, train, update, TrainArgs};
 
@@ -90,28 +91,14 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         tch::get_num_threads()
     );
 
-    // 1. Model step alone.
-    tch::manual_seed(train_args.run.seed as i64);
-    let model = Model::new(cfg.clone(), device);
-    let mut opt = RmsProp::new(&model.vs, train_args.rmsprop_config());
-    let batch = build_batch(&trajectories, &cfg)?.to_device(device);
-    let loss_cfg = train_args.loss_config();
-    let sync = || {
-        if let tch::Device::Cuda(i) = device {
-            tch::Cuda::synchronize(i as i64);
-        }
-    };
-    for _ in 0..args.warmup {
-        update(&model, &mut opt, &batch, &loss_cfg, train_args.grad_norm_clip, 1e-4);
-    }
-    sync();
-    let start = Instant::now();
-    for _ in 0..args.updates {
-        update(&model, &mut opt, &batch, &loss_cfg, train_args.grad_norm_clip, 1e-4);
-    }
-    sync();
-    let model_step = start.elapsed().as_secs_f64() / args.updates as f64;
-    drop((model, opt, batch));
+    // 1. Model step alone (measured again after the loop: the machine may be shared).
+    let (model_alone_before, model_cpu_before) =
+        model_step_seconds(args, &cfg, &trajectories, device)?;
+    eprintln!(
+        "bench: model step alone {:.1} ms wall, {:.1} ms CPU",
+        model_alone_before * 1e3,
+        model_cpu_before * 1e3
+    );
 
     // 2. The learner loop, fed over ipc.
     let root = tempfile::tempdir().context("creating a temporary run directory")?;
@@ -129,11 +116,13 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     loop_args.trajectories_address = Some(trajectories_address.clone());
     loop_args.params_address = Some(params_address.clone());
 
+    let trajectories_for_after = trajectories.clone();
     let messages: Vec<Vec<u8>> = trajectories
         .into_iter()
         .map(|tr| encode("bench", &Body::Trajectory(Box::new(tr))))
         .collect::<Result<_, _>>()?;
     let message_bytes = messages[0].len();
+    let parts = loop_parts(&messages, &cfg, t, device, train_args.decode_threads)?;
     let done = Arc::new(AtomicBool::new(false));
     let producer = {
         let done = done.clone();
@@ -176,36 +165,178 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let _ = producer.join();
     let (last_version, downloads) = params_client.join().expect("params client").unwrap_or((0, 0));
     let summary = summary?;
+    let (model_alone_after, model_cpu_after) =
+        model_step_seconds(args, &cfg, &trajectories_for_after, device)?;
+    let model_alone = model_alone_before.min(model_alone_after);
+    let model_cpu = model_cpu_before.min(model_cpu_after);
+
+    // From the end of the last warm-up update (or of the first update) to the end.
     let ends = &summary.update_ends;
-    // From the end of the last warm-up update (or the first update) to the end.
-    let timed = &ends[args.warmup.max(1) - 1..];
-    let intervals = (timed.len() - 1).max(1) as f64;
-    let loop_step = (timed[timed.len() - 1].0 - timed[0].0).as_secs_f64() / intervals;
+    let first = args.warmup.max(1) - 1;
+    let timed = &ends[first..];
+    let intervals = (timed.len() - 1).max(1);
+    let loop_step = (timed[timed.len() - 1].0 - timed[0].0).as_secs_f64() / intervals as f64;
+    let loop_cpu = (timed[timed.len() - 1].1 - timed[0].1) / intervals as f64;
+    let inner = &summary.update_seconds[first + 1..];
+    let inner_step = inner.iter().sum::<f64>() / inner.len().max(1) as f64;
 
     let samples = (t * b) as f64;
-    let overhead = (loop_step / model_step - 1.0) * 100.0;
+    let pct = |x: f64, base: f64| format!("{:+.1}%", (x / base - 1.0) * 100.0);
     println!();
     println!(
-        "| preset | device | T | B | threads | model step (ms) | model samples/s | learner step (ms) | learner samples/s | overhead |"
+        "| preset | device | T | B | torch threads | measure | model step alone (ms) | \
+         learner loop per update (ms) | of which in the model step (ms) | model samples/s | \
+         learner samples/s | loop beyond its own model step | loop vs model alone |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
-    println!(
-        "| {} | {} | {t} | {b} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:+.1}% |",
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let head = format!(
+        "| {} | {} | {t} | {b} | {} ",
         train_args.run.preset,
         device_name(device),
-        tch::get_num_threads(),
-        model_step * 1e3,
-        samples / model_step,
+        tch::get_num_threads()
+    );
+    println!(
+        "{head}| wall | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} |",
+        model_alone * 1e3,
         loop_step * 1e3,
+        inner_step * 1e3,
+        samples / model_alone,
         samples / loop_step,
-        overhead
+        pct(loop_step, inner_step),
+        pct(loop_step, model_alone),
+    );
+    println!(
+        "{head}| CPU | {:.1} | {:.1} | - | - | - | - | {} |",
+        model_cpu * 1e3,
+        loop_cpu * 1e3,
+        pct(loop_cpu, model_cpu),
     );
     println!();
     println!(
-        "({} timed updates after {} warm-up; trajectory message {:.2} MB; params client downloaded {downloads} versions, last {last_version})",
+        "({} timed updates after {} warm-up; model step alone {:.1} / {:.1} ms wall, {:.1} / \
+         {:.1} ms CPU before / after the loop; trajectory message {:.2} MB; params client \
+         downloaded {downloads} versions, last {last_version}; CPU = process CPU seconds, all \
+         threads)",
         args.updates,
         args.warmup,
+        model_alone_before * 1e3,
+        model_alone_after * 1e3,
+        model_cpu_before * 1e3,
+        model_cpu_after * 1e3,
         message_bytes as f64 / 1e6
     );
+    println!();
+    println!(
+        "Per-batch work of the loop outside the model step, measured alone (wall ms, mean of 5):"
+    );
+    println!();
+    println!(
+        "| decode B messages (one thread) | validate B | build batch ({} threads{}) | copy to device | \
+         weights snapshot | serialize + encode params |",
+        train_args.decode_threads,
+        if device.is_cuda() { ", page-locked" } else { "" }
+    );
+    println!("|---|---|---|---|---|---|");
+    println!(
+        "| {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
+        parts[0] * 1e3,
+        parts[1] * 1e3,
+        parts[2] * 1e3,
+        parts[3] * 1e3,
+        parts[4] * 1e3,
+        parts[5] * 1e3
+    );
     Ok(())
+}
+
+/// Wall and process CPU seconds per [`update`] on a batch already on the
+/// device (after warm-up).
+fn model_step_seconds(
+    args: &BenchArgs,
+    cfg: &ModelConfig,
+    trajectories: &[Trajectory],
+    device: tch::Device,
+) -> Result<(f64, f64)> {
+    let train_args = &args.train;
+    tch::manual_seed(train_args.run.seed as i64);
+    let model = Model::new(cfg.clone(), device);
+    let mut opt = RmsProp::new(&model.vs, train_args.rmsprop_config());
+    let threads = train_args.decode_threads;
+    let batch = build_batch(trajectories, cfg, threads)?.to_device(device);
+    let loss_cfg = train_args.loss_config();
+    let clip = train_args.grad_norm_clip;
+    let sync = || {
+        if let tch::Device::Cuda(i) = device {
+            tch::Cuda::synchronize(i as i64);
+        }
+    };
+    for _ in 0..args.warmup {
+        update(&model, &mut opt, &batch, &loss_cfg, clip, 1e-4);
+    }
+    sync();
+    let start = Instant::now();
+    let cpu_start = process_cpu_seconds().unwrap_or(f64::NAN);
+    for _ in 0..args.updates {
+        update(&model, &mut opt, &batch, &loss_cfg, clip, 1e-4);
+    }
+    sync();
+    let n = args.updates.max(1) as f64;
+    let cpu = process_cpu_seconds().unwrap_or(f64::NAN) - cpu_start;
+    Ok((start.elapsed().as_secs_f64() / n, cpu / n))
+}
+
+/// Seconds per batch of each piece of the loop's own work, each timed alone:
+/// decode, validate, build, copy to the device, weights snapshot, serialize
+/// and encode the params message.
+fn loop_parts(
+    messages: &[Vec<u8>],
+    cfg: &ModelConfig,
+    unroll_length: usize,
+    device: tch::Device,
+    threads: usize,
+) -> Result<[f64; 6]> {
+    const REPS: usize = 5;
+    let mut sums = [0.0f64; 6];
+    let model = Model::new(cfg.clone(), device);
+    let sync = || {
+        if let tch::Device::Cuda(i) = device {
+            tch::Cuda::synchronize(i as i64);
+        }
+    };
+    for _ in 0..REPS {
+        let clock = Instant::now();
+        let trajectories: Vec<Trajectory> = messages
+            .iter()
+            .map(|m| match common::protocol::decode(m, "bench") {
+                Ok(Body::Trajectory(t)) => Ok(*t),
+                other => anyhow::bail!("bench message decodes to {other:?}"),
+            })
+            .collect::<Result<_>>()?;
+        sums[0] += clock.elapsed().as_secs_f64();
+        let clock = Instant::now();
+        for t in &trajectories {
+            t.validate(cfg, unroll_length)?;
+        }
+        sums[1] += clock.elapsed().as_secs_f64();
+        let clock = Instant::now();
+        let batch = build_batch(&trajectories, cfg, threads)?.pinned(device);
+        sums[2] += clock.elapsed().as_secs_f64();
+        let clock = Instant::now();
+        let on_device = batch.to_device(device);
+        sync();
+        sums[3] += clock.elapsed().as_secs_f64();
+        drop(on_device);
+        let clock = Instant::now();
+        let snapshot: Vec<(String, tch::Tensor)> = tch::no_grad(|| {
+            model.vs.variables().into_iter().map(|(n, t)| (n, t.detach().copy())).collect()
+        });
+        sync();
+        sums[4] += clock.elapsed().as_secs_f64();
+        drop(snapshot);
+        let clock = Instant::now();
+        let params = model.to_params(1)?;
+        let _bytes = encode("bench", &Body::Params(params))?;
+        sums[5] += clock.elapsed().as_secs_f64();
+    }
+    Ok(sums.map(|s| s / REPS as f64))
 }

@@ -135,6 +135,11 @@ pub struct TrainArgs {
     /// learner stops reading and actors wait (back-pressure).
     #[arg(long, default_value_t = 2, help_heading = "Resources")]
     pub queue_batches: usize,
+    /// Threads that receive, decode and validate trajectories, and copy frames
+    /// into batches. Raise it when the learner waits for data (queue_size near
+    /// 0 in logs.csv) and cores are free.
+    #[arg(long, default_value_t = 2, help_heading = "Resources")]
+    pub decode_threads: usize,
     /// Largest trajectory message accepted, in bytes.
     #[arg(long, default_value_t = DEFAULT_MAX_MESSAGE_BYTES, help_heading = "Resources")]
     pub max_message_bytes: usize,
@@ -245,6 +250,7 @@ impl TrainArgs {
             "device": self.device,
             "threads": self.threads,
             "queue_batches": self.queue_batches,
+            "decode_threads": self.decode_threads,
             "max_message_bytes": self.max_message_bytes,
             "trajectories_address": self.trajectories_address,
             "params_address": self.params_address,
@@ -292,6 +298,7 @@ const FREE_ON_RESUME: &[&str] = &[
     "device",
     "threads",
     "queue_batches",
+    "decode_threads",
     "max_message_bytes",
     "trajectories_address",
     "params_address",
@@ -307,8 +314,11 @@ pub struct Summary {
     pub counters: Counters,
     pub reason: String,
     pub checkpoint: PathBuf,
-    /// When each update of this session ended, with the agent steps done by then.
-    pub update_ends: Vec<(Instant, u64)>,
+    /// When each update of this session ended, with the process CPU seconds
+    /// used by then (NaN where unknown).
+    pub update_ends: Vec<(Instant, f64)>,
+    /// Seconds each update spent in [`update`] (the model step proper).
+    pub update_seconds: Vec<f64>,
     pub device: Device,
 }
 
@@ -447,8 +457,7 @@ pub fn train(args: &TrainArgs, stop: &AtomicBool) -> Result<Summary> {
         },
     )
     .with_context(|| format!("writing {}", run_dir.endpoints().display()))?;
-    let weights = model.to_safetensors().context("serializing weights")?;
-    let params = ParamsService::spawn(server, cfg.fingerprint(), counters.version, weights);
+    let params = ParamsService::spawn(server, &model, counters.version);
     let batcher = Batcher::spawn(
         pull,
         BatcherConfig {
@@ -456,6 +465,8 @@ pub fn train(args: &TrainArgs, stop: &AtomicBool) -> Result<Summary> {
             unroll_length: args.run.unroll_length,
             batch_size: args.batch_size,
             queue_batches: args.queue_batches,
+            decode_threads: args.decode_threads,
+            device,
         },
     );
 
@@ -486,6 +497,7 @@ pub fn train(args: &TrainArgs, stop: &AtomicBool) -> Result<Summary> {
     let mut progress = Progress::new(Duration::from_secs_f64(args.log_interval_s.max(0.1)));
     let mut last_checkpoint = Instant::now();
     let mut update_ends = Vec::new();
+    let mut update_seconds = Vec::new();
     let session_start = Instant::now();
     let train_seconds_before = counters.train_seconds;
 
@@ -504,7 +516,9 @@ pub fn train(args: &TrainArgs, stop: &AtomicBool) -> Result<Summary> {
         };
         let lr = args.learning_rate_at(counters.frames);
         let on_device = batch.to_device(device);
+        let update_start = Instant::now();
         let stats = update(&model, &mut opt, &on_device, &loss_cfg, args.grad_norm_clip, lr);
+        update_seconds.push(update_start.elapsed().as_secs_f64());
 
         let lag = batch
             .params_versions
@@ -518,7 +532,7 @@ pub fn train(args: &TrainArgs, stop: &AtomicBool) -> Result<Summary> {
         counters.frames += steps_per_batch * frames_per_step;
         counters.episodes += batch.episode_returns.len() as u64;
         counters.train_seconds = train_seconds_before + session_start.elapsed().as_secs_f64();
-        params.publish(counters.version, model.to_safetensors().context("serializing weights")?);
+        params.publish(counters.version, &model);
 
         let (sps, fps) = throughput.record(counters.agent_steps, counters.frames);
         let episodes = batch.episode_returns.len();
@@ -546,7 +560,7 @@ pub fn train(args: &TrainArgs, stop: &AtomicBool) -> Result<Summary> {
             grad_norm: stats.grad_norm,
         };
         csv.write(&row)?;
-        update_ends.push((Instant::now(), counters.agent_steps));
+        update_ends.push((Instant::now(), metrics::process_cpu_seconds().unwrap_or(f64::NAN)));
         progress.episodes(&batch.episode_returns);
         progress.maybe_report(&row, batcher.counters.total_dropped());
         if !stats.total.is_finite() {
@@ -583,19 +597,27 @@ pub fn train(args: &TrainArgs, stop: &AtomicBool) -> Result<Summary> {
         args.keep_checkpoints,
     )?;
     tracing::info!(
-        "{reason}: checkpoint {} at step {} frames {} (params: {} requests, {} weights sent, {} up to date)",
+        "{reason}: checkpoint {} at step {} frames {} (params: {} requests, {} weights sent, {} up to date, {} versions encoded)",
         path.display(),
         counters.step,
         counters.frames,
         params.stats.requests.load(Ordering::Relaxed),
         params.stats.params_sent.load(Ordering::Relaxed),
         params.stats.up_to_date_sent.load(Ordering::Relaxed),
+        params.stats.encodes.load(Ordering::Relaxed),
     );
     drop(params);
     meta.set("final_counters", serde_json::to_value(&counters)?);
     meta.set("trajectories_per_actor", trajectories_per_actor(&trajectory_counters));
     meta.finish(reason)?;
-    Ok(Summary { counters, reason: reason.into(), checkpoint: path, update_ends, device })
+    Ok(Summary {
+        counters,
+        reason: reason.into(),
+        checkpoint: path,
+        update_ends,
+        update_seconds,
+        device,
+    })
 }
 
 /// This session's trajectory counts per actor id, for meta.json (a launcher

@@ -2,23 +2,38 @@
 //! `ParamsRequest` with the newest weights, or with `UpToDate` when the asker
 //! already holds that version.
 //!
-//! The learner [`publish`](ParamsService::publish)es the safetensors bytes of
-//! each new version; the thread encodes the `Params` message once per version,
-//! the first time someone asks for it, and answers any number of actors with
-//! the same bytes. An actor holding any other version (older, or newer after a
-//! learner restarted from an older checkpoint) gets the current weights.
+//! After each update the learner [`publish`](ParamsService::publish)es a
+//! snapshot of the weights: a copy on the learner's device, which costs the
+//! training loop one device-to-device copy and nothing else. The thread turns
+//! a snapshot into safetensors bytes (via a CPU replica of the model, so the
+//! bytes are exactly `Model::to_safetensors`'s) and encodes the `Params`
+//! message once per version, the first time someone asks for that version,
+//! then answers any number of actors with the same bytes; versions nobody asks
+//! for are never serialized. An actor holding any other version (older, or
+//! newer after a learner restarted from an older checkpoint) gets the current
+//! weights.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use tch::{Device, Tensor};
+
+use common::config::ModelConfig;
+use common::model::Model;
 use common::protocol::{Body, Params, UpToDate};
 use common::transport::{ParamsServer, TransportError};
 
-struct Published {
+/// The weights of one version: (var-store name, tensor on the learner's device).
+struct Snapshot {
     version: u64,
-    weights: Arc<Vec<u8>>,
+    tensors: Vec<(String, Tensor)>,
+}
+
+/// Copies of `model`'s variables on its device, detached from the graph.
+fn snapshot(model: &Model) -> Vec<(String, Tensor)> {
+    tch::no_grad(|| model.vs.variables().into_iter().map(|(n, t)| (n, t.detach().copy())).collect())
 }
 
 /// Counts of the answers given.
@@ -28,42 +43,40 @@ pub struct ParamsStats {
     pub params_sent: AtomicU64,
     pub up_to_date_sent: AtomicU64,
     pub refused: AtomicU64,
-    /// Versions encoded (once each).
+    /// Versions serialized and encoded (once each).
     pub encodes: AtomicU64,
 }
 
 pub struct ParamsService {
-    latest: Arc<Mutex<Arc<Published>>>,
+    latest: Arc<Mutex<Snapshot>>,
     pub stats: Arc<ParamsStats>,
     stop: Arc<AtomicBool>,
     handle: Option<JoinHandle<()>>,
 }
 
 impl ParamsService {
-    /// Starts answering on `server` with `weights` as version `version`.
-    pub fn spawn(
-        server: ParamsServer,
-        fingerprint: String,
-        version: u64,
-        weights: Vec<u8>,
-    ) -> Self {
-        let latest =
-            Arc::new(Mutex::new(Arc::new(Published { version, weights: Arc::new(weights) })));
+    /// Starts answering on `server` with `model`'s current weights as `version`.
+    pub fn spawn(server: ParamsServer, model: &Model, version: u64) -> Self {
+        let tensors = snapshot(model);
+        let latest = Arc::new(Mutex::new(Snapshot { version, tensors }));
+        let cfg = model.cfg.clone();
         let stats = Arc::new(ParamsStats::default());
         let stop = Arc::new(AtomicBool::new(false));
         let handle = {
             let (latest, stats, stop) = (latest.clone(), stats.clone(), stop.clone());
             std::thread::Builder::new()
                 .name("params".into())
-                .spawn(move || serve(server, fingerprint, &latest, &stats, &stop))
+                .spawn(move || serve(server, cfg, &latest, &stats, &stop))
                 .expect("spawn params thread")
         };
         ParamsService { latest, stats, stop, handle: Some(handle) }
     }
 
-    /// Makes `weights` the newest version.
-    pub fn publish(&self, version: u64, weights: Vec<u8>) {
-        *self.latest.lock().unwrap() = Arc::new(Published { version, weights: Arc::new(weights) });
+    /// Makes `model`'s current weights the newest version (one copy on its
+    /// device; serialization happens in the params thread when asked).
+    pub fn publish(&self, version: u64, model: &Model) {
+        let tensors = snapshot(model);
+        *self.latest.lock().unwrap() = Snapshot { version, tensors };
     }
 }
 
@@ -76,13 +89,50 @@ impl Drop for ParamsService {
     }
 }
 
+/// Safetensors bytes of a snapshot, through the CPU replica `served`.
+fn serialize(served: &mut Model, tensors: &[(String, Tensor)]) -> anyhow::Result<Vec<u8>> {
+    let vars = served.vs.variables();
+    tch::no_grad(|| {
+        for (name, t) in tensors {
+            let mut var = vars
+                .get(name)
+                .ok_or_else(|| anyhow::anyhow!("variable {name} missing in the replica"))?
+                .shallow_clone();
+            var.copy_(t);
+        }
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(served.to_safetensors()?)
+}
+
+/// The `Params` message of the newest snapshot, encoded.
+fn encode_newest(
+    server: &ParamsServer,
+    served: &mut Model,
+    latest: &Mutex<Snapshot>,
+) -> anyhow::Result<(u64, Vec<u8>)> {
+    // Handles to the snapshot's tensors, so the lock is not held while copying.
+    let (version, tensors) = {
+        let snapshot = latest.lock().unwrap();
+        let tensors: Vec<(String, Tensor)> =
+            snapshot.tensors.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect();
+        (snapshot.version, tensors)
+    };
+    let weights = serialize(served, &tensors)?;
+    let params = Params { version, fingerprint: served.cfg.fingerprint(), weights };
+    Ok((version, server.encode(&Body::Params(params))?))
+}
+
 fn serve(
     server: ParamsServer,
-    fingerprint: String,
-    latest: &Mutex<Arc<Published>>,
+    cfg: ModelConfig,
+    latest: &Mutex<Snapshot>,
     stats: &ParamsStats,
     stop: &AtomicBool,
 ) {
+    // A CPU replica whose weights are overwritten with each snapshot served,
+    // so the bytes are exactly what `Model::to_safetensors` writes.
+    let mut served = Model::new(cfg, Device::Cpu);
     // (version, encoded Params message) of the last version someone asked for.
     let mut encoded: Option<(u64, Vec<u8>)> = None;
     let mut last_error_log = Instant::now() - Duration::from_secs(60);
@@ -101,30 +151,22 @@ fn serve(
             }
         };
         stats.requests.fetch_add(1, Ordering::Relaxed);
-        let current = latest.lock().unwrap().clone();
-        let up_to_date = Body::UpToDate(UpToDate { version: current.version });
+        let version = latest.lock().unwrap().version;
+        let up_to_date = Body::UpToDate(UpToDate { version });
         let sent = match request {
-            Ok(Body::ParamsRequest(req)) if req.version == current.version => {
+            Ok(Body::ParamsRequest(req)) if req.version == version => {
                 stats.up_to_date_sent.fetch_add(1, Ordering::Relaxed);
                 server.reply(&up_to_date)
             }
             Ok(Body::ParamsRequest(_)) => {
-                if encoded.as_ref().map(|(v, _)| *v) != Some(current.version) {
-                    let body = Body::Params(Params {
-                        version: current.version,
-                        fingerprint: fingerprint.clone(),
-                        weights: current.weights.as_ref().clone(),
-                    });
-                    encoded = match server.encode(&body) {
-                        Ok(bytes) => {
+                if encoded.as_ref().map(|(v, _)| *v) != Some(version) {
+                    encoded = match encode_newest(&server, &mut served, latest) {
+                        Ok(message) => {
                             stats.encodes.fetch_add(1, Ordering::Relaxed);
-                            Some((current.version, bytes))
+                            Some(message)
                         }
                         Err(e) => {
-                            tracing::error!(
-                                "cannot encode params version {}: {e}",
-                                current.version
-                            );
+                            tracing::error!("cannot encode params version {version}: {e:#}");
                             None
                         }
                     };

@@ -209,9 +209,13 @@ fn learner_learns_serves_checkpoints_and_resumes() {
     assert_eq!(w1.keys().len(), w2.keys().len());
     let changed = w1.iter().filter(|(name, data)| w2[*name] != **data).count();
     assert!(changed > w1.len() / 2, "only {changed} of {} tensors changed", w1.len());
-    // The asker that holds version 2 gets "up to date", an old one the weights again.
+    // The asker that holds version 2 gets "up to date", an old one the weights
+    // again, and so does any other actor: the same bytes, encoded once.
     assert_eq!(request(&client, 2), Body::UpToDate(UpToDate { version: 2 }));
-    assert!(matches!(request(&client, 1), Body::Params(p) if p.version == 2));
+    assert_eq!(request(&client, 1), Body::Params(v2.clone()));
+    let other_actor = ParamsClient::dial(&params_address, XPID, 64 << 20).unwrap();
+    assert_eq!(request(&other_actor, 0), Body::Params(v2.clone()));
+    assert_eq!(request(&other_actor, 2), Body::UpToDate(UpToDate { version: 2 }));
 
     let rows = csv_rows(&run);
     assert_eq!(rows.len(), 1, "one row per update");
@@ -243,6 +247,8 @@ fn learner_learns_serves_checkpoints_and_resumes() {
     assert!(log.contains("action_out_of_range"), "{log}");
     assert!(log.contains("bad_shape"), "{log}");
     assert!(log.contains("wrong_run"), "{log}");
+    // Versions 1, 2 and 3 were asked for: each serialized once, however often served.
+    assert!(log.contains("3 versions encoded"), "{log}");
     let meta: serde_json::Value =
         serde_json::from_slice(&std::fs::read(run.meta_json()).unwrap()).unwrap();
     assert_eq!(meta["end_reason"], "interrupted");
