@@ -19,10 +19,11 @@ use atari_env_sys as sys;
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
 
-use super::preprocess::{max_pool, Resizer};
+use super::preprocess::{max_pool, rgb_to_gray, Resizer};
 use super::{find_rom, splitmix64, EnvError, EnvSpec, Environment, StepResult};
 
-/// Atari screen height in pixels.
+/// Atari screen height in pixels for most games (the paper's input); a few
+/// games (Pooyan, Mr. Do!, ...) have taller screens: [`Ale::screen_size`].
 pub const SCREEN_HEIGHT: usize = 210;
 /// Atari screen width in pixels.
 pub const SCREEN_WIDTH: usize = 160;
@@ -133,6 +134,8 @@ static ALE_LOAD: Mutex<()> = Mutex::new(());
 /// One ALE emulator. Owns the C++ object and deletes it on drop.
 pub struct Ale {
     ptr: NonNull<sys::ALEInterface>,
+    /// Screen (height, width) of the loaded game.
+    size: (usize, usize),
 }
 
 // SAFETY: the pointer is owned exclusively by this value and ALE keeps no
@@ -164,7 +167,7 @@ impl Ale {
             sys::setLoggerMode(2); // errors only: silence ALE's banner and ROM info
             let ptr =
                 NonNull::new(sys::ALE_new()).ok_or_else(|| ale_err("ALE_new failed".into()))?;
-            let ale = Ale { ptr };
+            let mut ale = Ale { ptr, size: (0, 0) };
             let p = ale.ptr.as_ptr();
             sys::setInt(p, c"random_seed".as_ptr(), seed.max(1));
             sys::setFloat(p, c"repeat_action_probability".as_ptr(), repeat_action_probability);
@@ -172,6 +175,11 @@ impl Ale {
             sys::setInt(p, c"max_num_frames_per_episode".as_ptr(), 0);
             sys::setBool(p, c"color_averaging".as_ptr(), false);
             sys::loadROM(p, path.as_ptr());
+            let (h, w) = (sys::getScreenHeight(p), sys::getScreenWidth(p));
+            if h <= 0 || w <= 0 {
+                return Err(ale_err(format!("ALE reports a {h}x{w} screen")));
+            }
+            ale.size = (h as usize, w as usize);
             Ok(ale)
         }
     }
@@ -209,11 +217,28 @@ impl Ale {
         unsafe { sys::getEpisodeFrameNumber(self.p()) }
     }
 
-    /// The RGB screen, u8 [210, 160, 3], into `out`.
+    /// Screen (height, width): (210, 160) for most games.
+    pub fn screen_size(&self) -> (usize, usize) {
+        self.size
+    }
+
+    /// Pixels of the screen, height * width.
+    pub fn screen_pixels(&self) -> usize {
+        self.size.0 * self.size.1
+    }
+
+    /// The RGB screen, u8 [height, width, 3], into `out`.
     pub fn screen_rgb(&self, out: &mut [u8]) {
-        assert_eq!(out.len(), SCREEN_HEIGHT * SCREEN_WIDTH * 3);
+        assert_eq!(out.len(), self.screen_pixels() * 3, "buffer does not fit the screen");
         // SAFETY: ALE writes width * height * 3 bytes, which `out` holds.
         unsafe { sys::getScreenRGB(self.p(), out.as_mut_ptr()) }
+    }
+
+    /// The palette-index screen, u8 [height, width], into `out`.
+    pub fn screen_indices(&self, out: &mut [u8]) {
+        assert_eq!(out.len(), self.screen_pixels(), "buffer does not fit the screen");
+        // SAFETY: ALE copies width * height bytes, which `out` holds.
+        unsafe { sys::getScreen(self.p(), out.as_mut_ptr()) }
     }
 
     /// The 128-byte RAM.
@@ -264,7 +289,76 @@ pub fn ale_seed(seed: u64) -> i32 {
     ((splitmix64(seed ^ 0xa1e0_a1e0_a1e0_a1e0) >> 33) as i32).max(1)
 }
 
-const FRAME_BYTES: usize = SCREEN_HEIGHT * SCREEN_WIDTH * 3;
+/// ALE's "standard" NTSC palette (Stella's, ALE's `common/Palettes.hpp`), as
+/// 0xRRGGBB by palette index. Reading palette indices (`getScreen`, a memcpy)
+/// and mapping them here is several times cheaper than `getScreenRGB`; an
+/// env checks the mapping against `getScreenRGB` at every game reset and
+/// switches to `getScreenRGB` for good if they ever differ (PAL/SECAM games).
+#[rustfmt::skip]
+const NTSC_PALETTE: [u32; 256] = [
+    0x000000, 0x000000, 0x4a4a4a, 0x4a4a4a, 0x6f6f6f, 0x6f6f6f, 0x8e8e8e, 0x8e8e8e,
+    0xaaaaaa, 0xaaaaaa, 0xc0c0c0, 0xc0c0c0, 0xd6d6d6, 0xd6d6d6, 0xececec, 0xececec,
+    0x484800, 0x404040, 0x69690f, 0x5f5f5f, 0x86861d, 0x7a7a7a, 0xa2a22a, 0x949494,
+    0xbbbb35, 0xacacac, 0xd2d240, 0xc1c1c1, 0xe8e84a, 0xd6d6d6, 0xfcfc54, 0xe9e9e9,
+    0x7c2c00, 0x3f3f3f, 0x904811, 0x575757, 0xa26221, 0x6e6e6e, 0xb47a30, 0x838383,
+    0xc3903d, 0x969696, 0xd2a44a, 0xa7a7a7, 0xdfb755, 0xb8b8b8, 0xecc860, 0xc7c7c7,
+    0x901c00, 0x3b3b3b, 0xa33915, 0x555555, 0xb55328, 0x6b6b6b, 0xc66c3a, 0x818181,
+    0xd5824a, 0x949494, 0xe39759, 0xa7a7a7, 0xf0aa67, 0xb7b7b7, 0xfcbc74, 0xc7c7c7,
+    0x940000, 0x2c2c2c, 0xa71a1a, 0x444444, 0xb83232, 0x5a5a5a, 0xc84848, 0x6e6e6e,
+    0xd65c5c, 0x808080, 0xe46f6f, 0x929292, 0xf08080, 0xa1a1a1, 0xfc9090, 0xb0b0b0,
+    0x840064, 0x333333, 0x97197a, 0x4a4a4a, 0xa8308f, 0x5f5f5f, 0xb846a2, 0x737373,
+    0xc659b3, 0x848484, 0xd46cc3, 0x959595, 0xe07cd2, 0xa4a4a4, 0xec8ce0, 0xb2b2b2,
+    0x500084, 0x272727, 0x68199a, 0x3f3f3f, 0x7d30ad, 0x555555, 0x9246c0, 0x6b6b6b,
+    0xa459d0, 0x7d7d7d, 0xb56ce0, 0x8f8f8f, 0xc57cee, 0x9f9f9f, 0xd48cfc, 0xaeaeae,
+    0x140090, 0x161616, 0x331aa3, 0x313131, 0x4e32b5, 0x494949, 0x6848c6, 0x606060,
+    0x7f5cd5, 0x747474, 0x956fe3, 0x888888, 0xa980f0, 0x999999, 0xbc90fc, 0xa9a9a9,
+    0x000094, 0x111111, 0x181aa7, 0x292929, 0x2d32b8, 0x404040, 0x4248c8, 0x555555,
+    0x545cd6, 0x686868, 0x656fe4, 0x797979, 0x7580f0, 0x898989, 0x8490fc, 0x999999,
+    0x001c88, 0x202020, 0x183b9d, 0x3c3c3c, 0x2d57b0, 0x555555, 0x4272c2, 0x6d6d6d,
+    0x548ad2, 0x828282, 0x65a0e1, 0x969696, 0x75b5ef, 0xa8a8a8, 0x84c8fc, 0xbababa,
+    0x003064, 0x282828, 0x185080, 0x454545, 0x2d6d98, 0x5f5f5f, 0x4288b0, 0x787878,
+    0x54a0c5, 0x8d8d8d, 0x65b7d9, 0xa2a2a2, 0x75cceb, 0xb6b6b6, 0x84e0fc, 0xc8c8c8,
+    0x004030, 0x2b2b2b, 0x18624e, 0x4a4a4a, 0x2d8169, 0x656565, 0x429e82, 0x7f7f7f,
+    0x54b899, 0x979797, 0x65d1ae, 0xadadad, 0x75e7c2, 0xc1c1c1, 0x84fcd4, 0xd4d4d4,
+    0x004400, 0x282828, 0x1a661a, 0x474747, 0x328432, 0x626262, 0x48a048, 0x7c7c7c,
+    0x5cba5c, 0x939393, 0x6fd26f, 0xa9a9a9, 0x80e880, 0xbdbdbd, 0x90fc90, 0xcfcfcf,
+    0x143c00, 0x292929, 0x355f18, 0x4a4a4a, 0x527e2d, 0x686868, 0x6e9c42, 0x848484,
+    0x87b754, 0x9d9d9d, 0x9ed065, 0xb5b5b5, 0xb4e775, 0xcbcbcb, 0xc8fc84, 0xdfdfdf,
+    0x303800, 0x2f2f2f, 0x505916, 0x4f4f4f, 0x6d762b, 0x6b6b6b, 0x88923e, 0x858585,
+    0xa0ab4f, 0x9d9d9d, 0xb7c25f, 0xb3b3b3, 0xccd86e, 0xc8c8c8, 0xe0ec7c, 0xdcdcdc,
+    0x482c00, 0x2f2f2f, 0x694d14, 0x4f4f4f, 0x866a26, 0x6b6b6b, 0xa28638, 0x858585,
+    0xbb9f47, 0x9d9d9d, 0xd2b656, 0xb3b3b3, 0xe8cc63, 0xc8c8c8, 0xfce070, 0xdcdcdc
+];
+
+const fn palette_rgb(table: &[u32; 256]) -> [[u8; 3]; 256] {
+    let mut out = [[0u8; 3]; 256];
+    let mut i = 0;
+    while i < 256 {
+        let v = table[i];
+        out[i] = [(v >> 16) as u8, (v >> 8) as u8, v as u8];
+        i += 1;
+    }
+    out
+}
+
+static NTSC_RGB: [[u8; 3]; 256] = palette_rgb(&NTSC_PALETTE);
+
+/// RGB `[H, W, 3]` of a palette-index screen.
+fn indices_to_rgb(idx: &[u8], out: &mut [u8]) {
+    for (o, &i) in out.chunks_exact_mut(3).zip(idx) {
+        o.copy_from_slice(&NTSC_RGB[usize::from(i)]);
+    }
+}
+
+/// Channel-wise maximum of the RGB of two palette-index screens.
+fn max_pool_indices(a: &[u8], b: &[u8], out: &mut [u8]) {
+    for ((o, &x), &y) in out.chunks_exact_mut(3).zip(a).zip(b) {
+        let (p, q) = (&NTSC_RGB[usize::from(x)], &NTSC_RGB[usize::from(y)]);
+        o[0] = p[0].max(q[0]);
+        o[1] = p[1].max(q[1]);
+        o[2] = p[2].max(q[2]);
+    }
+}
 
 /// An Atari game with the SPEC's preprocessing. See [`EnvSpec`] for each flag.
 pub struct AtariEnv {
@@ -278,10 +372,16 @@ pub struct AtariEnv {
     episodic_life: bool,
     fire_reset: bool,
     grayscale: bool,
-    /// The last two emulator frames of a step, RGB [210, 160, 3].
+    /// Map palette indices through [`NTSC_PALETTE`] (checked at every game
+    /// reset); false: ask ALE for RGB frames.
+    palette_ok: bool,
+    /// The last two emulator frames of a step: palette indices [210, 160]
+    /// (or RGB [210, 160, 3] when `palette_ok` is false).
     frames: [Vec<u8>; 2],
-    /// The current observation before resize: max of the last two frames.
+    /// The current frame before resize: RGB max of the last two frames.
     pooled: Vec<u8>,
+    /// The model input of the current frame, when it differs from `pooled`.
+    obs: Vec<u8>,
     resizer: Option<Resizer>,
     obs_shape: (usize, usize, usize),
     /// Emulator frames since the last game reset (no-ops included).
@@ -306,10 +406,11 @@ impl AtariEnv {
         if actions.is_empty() {
             return Err(EnvError::Ale { rom, message: "ALE reports no actions".into() });
         }
-        let same_size = (spec.obs_height, spec.obs_width) == (SCREEN_HEIGHT, SCREEN_WIDTH);
-        let resizer = (!same_size).then(|| {
-            Resizer::new((SCREEN_HEIGHT, SCREEN_WIDTH), (spec.obs_height, spec.obs_width))
-        });
+        let screen = ale.screen_size();
+        let pixels = ale.screen_pixels();
+        let same_size = (spec.obs_height, spec.obs_width) == screen;
+        let resizer = (!same_size).then(|| Resizer::new(screen, (spec.obs_height, spec.obs_width)));
+        let obs_shape = (spec.obs_height, spec.obs_width, spec.obs_channels());
         let mut env = AtariEnv {
             ale,
             actions,
@@ -320,10 +421,12 @@ impl AtariEnv {
             episodic_life: spec.episodic_life,
             fire_reset: spec.fire_reset,
             grayscale: spec.grayscale,
-            frames: [vec![0; FRAME_BYTES], vec![0; FRAME_BYTES]],
-            pooled: vec![0; FRAME_BYTES],
+            palette_ok: true,
+            frames: [vec![0; pixels], vec![0; pixels]],
+            pooled: vec![0; pixels * 3],
+            obs: vec![0; obs_shape.0 * obs_shape.1 * obs_shape.2],
             resizer,
-            obs_shape: (spec.obs_height, spec.obs_width, spec.obs_channels()),
+            obs_shape,
             episode_frames: 0,
             total_frames: 0,
             lives: 0,
@@ -354,6 +457,12 @@ impl AtariEnv {
         self.total_frames
     }
 
+    /// True while frames are read as palette indices and mapped through the
+    /// NTSC palette (the fast path), false after a fallback to `getScreenRGB`.
+    pub fn uses_palette(&self) -> bool {
+        self.palette_ok
+    }
+
     /// The raw emulator, for tests and analysis.
     pub fn ale(&self) -> &Ale {
         &self.ale
@@ -370,14 +479,61 @@ impl AtariEnv {
         self.episode_frames >= self.max_frames
     }
 
+    fn capture(&mut self, slot: usize) {
+        if self.palette_ok {
+            self.ale.screen_indices(&mut self.frames[slot]);
+        } else {
+            self.ale.screen_rgb(&mut self.frames[slot]);
+        }
+    }
+
+    /// Sets the current frame to the emulator's screen, unpooled.
+    fn capture_current(&mut self) {
+        self.capture(0);
+        if self.palette_ok {
+            indices_to_rgb(&self.frames[0], &mut self.pooled);
+        } else {
+            self.pooled.copy_from_slice(&self.frames[0]);
+        }
+        self.update_obs();
+    }
+
+    /// Checks the palette table against ALE's own RGB of the current screen;
+    /// on a mismatch, reads RGB from ALE from now on.
+    fn check_palette(&mut self) {
+        if !self.palette_ok {
+            return;
+        }
+        let pixels = self.ale.screen_pixels();
+        let mut idx = vec![0u8; pixels];
+        self.ale.screen_indices(&mut idx);
+        let mut ours = vec![0u8; pixels * 3];
+        indices_to_rgb(&idx, &mut ours);
+        let mut theirs = vec![0u8; pixels * 3];
+        self.ale.screen_rgb(&mut theirs);
+        if ours != theirs {
+            tracing::warn!("ALE's palette is not NTSC for this game: reading RGB frames from ALE");
+            self.palette_ok = false;
+            self.frames = [vec![0; pixels * 3], vec![0; pixels * 3]];
+        }
+    }
+
+    fn update_obs(&mut self) {
+        match &mut self.resizer {
+            None if !self.grayscale => {}
+            None => rgb_to_gray(&self.pooled, &mut self.obs),
+            Some(r) => r.resize(&self.pooled, &mut self.obs, self.grayscale),
+        }
+    }
+
     /// Plays ALE action `action` for up to `action_repeat` frames (fewer if
     /// the game ends or the cap is hit) and max-pools the last two frames.
     /// Returns (summed reward, game ended).
     fn repeat(&mut self, action: i32) -> (i32, bool) {
         let n = self.action_repeat;
         let mut reward = 0;
-        // Index into `frames` of the newest captured frame, and whether the
-        // frame before it was captured too.
+        // Slot in `frames` of the newest captured frame, and whether the
+        // frame just before it was captured too.
         let mut newest = None;
         let mut have_previous = false;
         for i in 0..n {
@@ -385,7 +541,7 @@ impl AtariEnv {
             let ended = self.ale.game_over() || self.capped();
             if i + 2 >= n || ended {
                 let slot = (i % 2) as usize;
-                self.ale.screen_rgb(&mut self.frames[slot]);
+                self.capture(slot);
                 have_previous = newest.is_some();
                 newest = Some(slot);
             }
@@ -394,11 +550,13 @@ impl AtariEnv {
             }
         }
         let newest = newest.expect("at least one frame is captured");
-        if have_previous {
-            max_pool(&self.frames[0], &self.frames[1], &mut self.pooled);
-        } else {
-            self.pooled.copy_from_slice(&self.frames[newest]);
+        match (have_previous, self.palette_ok) {
+            (true, true) => max_pool_indices(&self.frames[0], &self.frames[1], &mut self.pooled),
+            (true, false) => max_pool(&self.frames[0], &self.frames[1], &mut self.pooled),
+            (false, true) => indices_to_rgb(&self.frames[newest], &mut self.pooled),
+            (false, false) => self.pooled.copy_from_slice(&self.frames[newest]),
         }
+        self.update_obs();
         (reward, self.ale.game_over() || self.capped())
     }
 
@@ -432,7 +590,8 @@ impl Environment for AtariEnv {
     }
 
     fn reset(&mut self) {
-        if self.game_ended || !self.episodic_life {
+        let hard = self.game_ended || !self.episodic_life;
+        if hard {
             self.hard_reset();
         }
         if self.fire_reset && self.actions.contains(&FIRE) {
@@ -441,7 +600,10 @@ impl Environment for AtariEnv {
                 self.hard_reset();
             }
         }
-        self.ale.screen_rgb(&mut self.pooled);
+        if hard {
+            self.check_palette();
+        }
+        self.capture_current();
         self.lives = self.ale.lives();
     }
 
@@ -460,15 +622,16 @@ impl Environment for AtariEnv {
     }
 
     fn observation(&self, out: &mut [u8]) {
-        match &self.resizer {
-            None if !self.grayscale => out.copy_from_slice(&self.pooled),
-            None => super::preprocess::rgb_to_gray(&self.pooled, out),
-            Some(r) => r.resize(&self.pooled, out, self.grayscale),
+        if self.resizer.is_none() && !self.grayscale {
+            out.copy_from_slice(&self.pooled);
+        } else {
+            out.copy_from_slice(&self.obs);
         }
     }
 
     fn render_rgb(&self) -> (usize, usize, &[u8]) {
-        (SCREEN_HEIGHT, SCREEN_WIDTH, &self.pooled)
+        let (h, w) = self.ale.screen_size();
+        (h, w, &self.pooled)
     }
 
     fn ram(&self) -> Option<[u8; 128]> {
@@ -504,7 +667,7 @@ mod tests {
     }
 
     fn screen(ale: &Ale) -> Vec<u8> {
-        let mut s = vec![0; FRAME_BYTES];
+        let mut s = vec![0; ale.screen_pixels() * 3];
         ale.screen_rgb(&mut s);
         s
     }
@@ -520,6 +683,7 @@ mod tests {
         let mut env = AtariEnv::new(&spec, seed).unwrap();
         let mut raw = raw_twin(&spec, seed);
         assert_eq!(env.num_actions(), 18, "Seaquest's minimal set is all 18 actions");
+        assert!(env.uses_palette(), "Seaquest is NTSC: the fast palette path must be on");
         raw.reset_game();
         for _ in 0..env.last_noops() {
             raw.act(NOOP);
@@ -528,7 +692,7 @@ mod tests {
 
         let mut rng = Pcg64::seed_from_u64(99);
         let (mut env_return, mut raw_return, mut steps, mut pooled_differs) = (0.0, 0i64, 0, 0);
-        let mut obs = vec![0u8; FRAME_BYTES];
+        let mut obs = vec![0u8; 210 * 160 * 3];
         loop {
             let a = rng.gen_range(0..env.num_actions());
             let step = env.step(a);
@@ -619,7 +783,7 @@ mod tests {
         let mut env = make_env(spec, seed).unwrap();
         let mut out = Vec::new();
         let mut rng = Pcg64::seed_from_u64(5); // the same actions for every env
-        let mut obs = vec![0; FRAME_BYTES];
+        let mut obs = vec![0; 210 * 160 * 3];
         for _ in 0..steps {
             if env.step(rng.gen_range(0..env.num_actions())).episode_over {
                 env.reset();
@@ -644,6 +808,49 @@ mod tests {
         // Without no-ops the streams differ only through sticky actions.
         let spec = EnvSpec { noop_max: 0, ..spec };
         assert_ne!(play_frames(&spec, 1, 300), play_frames(&spec, 2, 300));
+    }
+
+    /// Every game in the virtualenv either matches the NTSC palette table on
+    /// every sampled frame, or `AtariEnv` notices at reset and reads RGB.
+    #[test]
+    fn palette_table_matches_ale_rgb_or_env_falls_back() {
+        let (mut fast, mut fallback) = (Vec::new(), Vec::new());
+        for game in SUPPORTED_GAMES {
+            let Ok(rom) = find_rom(game, None) else { continue };
+            let mut ale = Ale::load(&rom, 1, 0.0).unwrap();
+            let actions = ale.minimal_action_set();
+            let mut rng = Pcg64::seed_from_u64(3);
+            let pixels = ale.screen_pixels();
+            let (mut idx, mut ours) = (vec![0; pixels], vec![0; pixels * 3]);
+            let mut matches = true;
+            for t in 0..600 {
+                ale.act(actions[rng.gen_range(0..actions.len())]);
+                if ale.game_over() {
+                    ale.reset_game();
+                }
+                if t % 20 == 0 {
+                    ale.screen_indices(&mut idx);
+                    indices_to_rgb(&idx, &mut ours);
+                    matches &= ours == screen(&ale);
+                }
+            }
+            let mut env = AtariEnv::new(&EnvSpec::atari_default(*game), 1).unwrap();
+            // The model input is 210x160 whatever the game's screen size.
+            let mut obs = vec![0; 210 * 160 * 3];
+            env.step(0);
+            env.observation(&mut obs);
+            let (h, w, frame) = env.render_rgb();
+            assert_eq!((h, w), ale.screen_size());
+            assert_eq!(frame.len(), h * w * 3);
+            if matches {
+                fast.push(*game);
+            } else {
+                assert!(!env.uses_palette(), "{game}: palette differs but the env did not notice");
+                fallback.push(*game);
+            }
+        }
+        println!("palette table: {} games fast, fallback to RGB: {fallback:?}", fast.len());
+        assert!(fast.contains(&"seaquest") && fast.contains(&"pong"), "{fast:?}");
     }
 
     #[test]

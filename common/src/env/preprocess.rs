@@ -25,80 +25,158 @@ pub fn rgb_to_gray(rgb: &[u8], out: &mut [u8]) {
 
 /// Area ("box") resampling of RGB frames from one size to another: each output
 /// pixel is the mean of the input pixels it covers, partial pixels weighted by
-/// their covered fraction (OpenCV's INTER_AREA). Weights are computed once.
+/// their covered fraction (OpenCV's INTER_AREA). Separable: columns, then rows.
+/// Weights and scratch buffers are allocated once.
 #[derive(Clone, Debug)]
 pub struct Resizer {
     src: (usize, usize),
     dst: (usize, usize),
-    /// Per output row: (first input row, weights of consecutive input rows).
-    rows: Vec<(usize, Vec<f32>)>,
-    /// Per output column: (first input column, weights).
-    cols: Vec<(usize, Vec<f32>)>,
+    rows: Taps,
+    cols: Taps,
+    /// Luma of the source frame (grayscale path), [src_h, src_w].
+    luma: Vec<f32>,
+    /// After the column pass, [src_h, dst_w, channels].
+    tmp: Vec<f32>,
 }
 
-fn area_weights(src: usize, dst: usize) -> Vec<(usize, Vec<f32>)> {
-    let scale = src as f64 / dst as f64;
-    (0..dst)
-        .map(|o| {
-            let (lo, hi) = (o as f64 * scale, (o + 1) as f64 * scale);
-            let first = lo.floor() as usize;
-            let last = (hi.ceil() as usize).min(src);
-            let w = (first..last)
-                .map(|i| {
-                    let cover = hi.min(i as f64 + 1.0) - lo.max(i as f64);
-                    (cover / scale) as f32
-                })
-                .collect();
-            (first, w)
-        })
-        .collect()
+/// For each output index: the first input index and `taps` weights (zero
+/// padded, so every output reads the same number of inputs).
+#[derive(Clone, Debug)]
+struct Taps {
+    taps: usize,
+    first: Vec<usize>,
+    weights: Vec<f32>,
+}
+
+impl Taps {
+    fn area(src: usize, dst: usize) -> Taps {
+        let scale = src as f64 / dst as f64;
+        let spans: Vec<(usize, Vec<f32>)> = (0..dst)
+            .map(|o| {
+                let (lo, hi) = (o as f64 * scale, (o + 1) as f64 * scale);
+                let first = lo.floor() as usize;
+                let last = (hi.ceil() as usize).min(src);
+                let w = (first..last)
+                    .map(|i| ((hi.min(i as f64 + 1.0) - lo.max(i as f64)) / scale) as f32)
+                    .collect();
+                (first, w)
+            })
+            .collect();
+        let taps = spans.iter().map(|s| s.1.len()).max().unwrap_or(1).min(src);
+        let mut first = Vec::with_capacity(dst);
+        let mut weights = Vec::with_capacity(dst * taps);
+        for (f, w) in spans {
+            // Shift the window left where it would run past the input's end.
+            let start = f.min(src - taps);
+            first.push(start);
+            let pad = f - start;
+            weights.extend(std::iter::repeat(0.0).take(pad));
+            weights.extend_from_slice(&w);
+            weights.extend(std::iter::repeat(0.0).take(taps - pad - w.len()));
+        }
+        Taps { taps, first, weights }
+    }
 }
 
 impl Resizer {
     /// A resizer from `src` (height, width) to `dst` (height, width).
     pub fn new(src: (usize, usize), dst: (usize, usize)) -> Self {
-        Resizer { src, dst, rows: area_weights(src.0, dst.0), cols: area_weights(src.1, dst.1) }
+        Resizer {
+            src,
+            dst,
+            rows: Taps::area(src.0, dst.0),
+            cols: Taps::area(src.1, dst.1),
+            luma: Vec::new(),
+            tmp: Vec::new(),
+        }
     }
 
     /// Resizes RGB `[src_h, src_w, 3]` into `out`: `[dst_h, dst_w, 3]`, or
-    /// `[dst_h, dst_w, 1]` luminance when `grayscale`.
-    pub fn resize(&self, rgb: &[u8], out: &mut [u8], grayscale: bool) {
+    /// `[dst_h, dst_w, 1]` luminance (of the exact, unrounded area mean) when
+    /// `grayscale`.
+    pub fn resize(&mut self, rgb: &[u8], out: &mut [u8], grayscale: bool) {
         let (sh, sw) = self.src;
         let (dh, dw) = self.dst;
         assert_eq!(rgb.len(), sh * sw * 3);
-        assert_eq!(out.len(), dh * dw * if grayscale { 1 } else { 3 });
-        // Columns first: [sh, dw, 3] in f32.
-        let mut tmp = vec![0f32; sh * dw * 3];
-        for r in 0..sh {
-            let src_row = &rgb[r * sw * 3..(r + 1) * sw * 3];
-            for (c, (first, w)) in self.cols.iter().enumerate() {
-                let mut acc = [0f32; 3];
-                for (k, &wk) in w.iter().enumerate() {
-                    let p = &src_row[(first + k) * 3..(first + k) * 3 + 3];
-                    for ch in 0..3 {
-                        acc[ch] += wk * f32::from(p[ch]);
-                    }
+        let ch = if grayscale { 1 } else { 3 };
+        assert_eq!(out.len(), dh * dw * ch);
+        self.tmp.resize(sh * dw * ch, 0.0);
+        if grayscale {
+            self.luma.clear();
+            self.luma.extend(rgb.chunks_exact(3).map(|p| {
+                0.299 * f32::from(p[0]) + 0.587 * f32::from(p[1]) + 0.114 * f32::from(p[2])
+            }));
+            column_pass::<1>(&self.luma, sh, sw, &self.cols, &mut self.tmp);
+        } else {
+            column_pass_u8(rgb, sh, sw, &self.cols, &mut self.tmp);
+        }
+        let t = self.rows.taps;
+        let row_len = dw * ch;
+        for (r, o) in out.chunks_exact_mut(row_len).enumerate() {
+            let first = self.rows.first[r];
+            let w = &self.rows.weights[r * t..(r + 1) * t];
+            let mut acc = [0f32; 512];
+            let acc = &mut acc[..row_len.min(512)];
+            if row_len > 512 {
+                // Rare (wide outputs): the slow, general path.
+                for (i, o) in o.iter_mut().enumerate() {
+                    let v: f32 = (0..t).map(|k| w[k] * self.tmp[(first + k) * row_len + i]).sum();
+                    *o = v.round().clamp(0.0, 255.0) as u8;
                 }
-                tmp[(r * dw + c) * 3..(r * dw + c) * 3 + 3].copy_from_slice(&acc);
+                continue;
+            }
+            for (k, &wk) in w.iter().enumerate() {
+                let src = &self.tmp[(first + k) * row_len..(first + k + 1) * row_len];
+                for (a, &v) in acc.iter_mut().zip(src) {
+                    *a += wk * v;
+                }
+            }
+            for (o, &a) in o.iter_mut().zip(acc.iter()) {
+                *o = a.round().clamp(0.0, 255.0) as u8;
             }
         }
-        for (r, (first, w)) in self.rows.iter().enumerate() {
-            for c in 0..dw {
-                let mut acc = [0f32; 3];
-                for (k, &wk) in w.iter().enumerate() {
-                    let i = ((first + k) * dw + c) * 3;
-                    for ch in 0..3 {
-                        acc[ch] += wk * tmp[i + ch];
-                    }
+    }
+}
+
+/// Column pass over one-channel f32 rows: tmp[r, c] = sum_k w[c, k] src[r, first[c] + k].
+fn column_pass<const C: usize>(src: &[f32], h: usize, w: usize, cols: &Taps, tmp: &mut [f32]) {
+    let t = cols.taps;
+    let dw = cols.first.len();
+    for r in 0..h {
+        let row = &src[r * w * C..(r + 1) * w * C];
+        let out = &mut tmp[r * dw * C..(r + 1) * dw * C];
+        for c in 0..dw {
+            let f = cols.first[c];
+            let wt = &cols.weights[c * t..(c + 1) * t];
+            for ch in 0..C {
+                let mut acc = 0.0;
+                for (k, &wk) in wt.iter().enumerate() {
+                    acc += wk * row[(f + k) * C + ch];
                 }
-                if grayscale {
-                    out[r * dw + c] = luma(acc[0], acc[1], acc[2]);
-                } else {
-                    for ch in 0..3 {
-                        out[(r * dw + c) * 3 + ch] = acc[ch].round().clamp(0.0, 255.0) as u8;
-                    }
-                }
+                out[c * C + ch] = acc;
             }
+        }
+    }
+}
+
+/// Column pass over RGB u8 rows into f32.
+fn column_pass_u8(src: &[u8], h: usize, w: usize, cols: &Taps, tmp: &mut [f32]) {
+    let t = cols.taps;
+    let dw = cols.first.len();
+    for r in 0..h {
+        let row = &src[r * w * 3..(r + 1) * w * 3];
+        let out = &mut tmp[r * dw * 3..(r + 1) * dw * 3];
+        for c in 0..dw {
+            let f = cols.first[c];
+            let wt = &cols.weights[c * t..(c + 1) * t];
+            let px = &row[f * 3..(f + t) * 3];
+            let mut acc = [0f32; 3];
+            for (k, &wk) in wt.iter().enumerate() {
+                acc[0] += wk * f32::from(px[k * 3]);
+                acc[1] += wk * f32::from(px[k * 3 + 1]);
+                acc[2] += wk * f32::from(px[k * 3 + 2]);
+            }
+            out[c * 3..c * 3 + 3].copy_from_slice(&acc);
         }
     }
 }
