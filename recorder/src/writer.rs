@@ -16,7 +16,9 @@
 //!    segments only, so they never see a file that is being written.
 //!
 //! A `kill -9` at any moment therefore loses no finished episode: those not yet
-//! in a closed segment still have their closed staging file. On start, the
+//! in a closed segment still have their closed staging file. Staging files of
+//! episodes in progress are flushed after every chunk, so they are usually
+//! recoverable too (all but the one being written at the moment of the kill). On start, the
 //! writer recovers what a killed recorder left ([`Writer::new`]): it discards
 //! the `.partial` segment (every episode in it still has its staging file),
 //! moves finished staging episodes into a new segment, and closes episodes that
@@ -94,18 +96,89 @@ pub struct Stats {
     pub segments: u64,
 }
 
+/// An extendible dataset fed whole chunks only: rows wait in `pending` until
+/// a chunk is full, so no chunk is ever written twice. (Rewriting a chunk
+/// frees its old space, which HDF5 may reuse before the next flush while the
+/// flushed metadata still points there: a `kill -9` would then leave wrong
+/// data behind.)
+struct Column<T> {
+    ds: hdf5::Dataset,
+    chunk_steps: usize,
+    row: usize,
+    pending: Vec<T>,
+}
+
+impl<T: hdf5::H5Type + Copy> Column<T> {
+    fn new(
+        group: &hdf5::Group,
+        name: &str,
+        rest: &[usize],
+        chunk_steps: usize,
+        level: Option<u8>,
+        shuffle: bool,
+    ) -> Result<Self> {
+        let ds = create_extendible::<T>(group, name, rest, chunk_steps, level, shuffle)?;
+        Ok(Column {
+            ds,
+            chunk_steps,
+            row: rest.iter().product::<usize>().max(1),
+            pending: Vec::new(),
+        })
+    }
+
+    fn push(&mut self, values: &[T]) -> Result<()> {
+        self.pending.extend_from_slice(values);
+        let whole =
+            self.pending.len() / (self.row * self.chunk_steps) * self.row * self.chunk_steps;
+        if whole > 0 {
+            append(&self.ds, &self.pending[..whole])?;
+            self.pending.drain(..whole);
+        }
+        Ok(())
+    }
+
+    /// Writes the last, partial chunk.
+    fn finish(&mut self) -> Result<()> {
+        append(&self.ds, &self.pending)?;
+        self.pending.clear();
+        Ok(())
+    }
+}
+
+/// The per-step datasets of one episode (schema::STEP_FIELDS).
 struct Datasets {
-    frame: hdf5::Dataset,
-    action: hdf5::Dataset,
-    reward: hdf5::Dataset,
-    baseline: hdf5::Dataset,
-    policy_logits: hdf5::Dataset,
-    attention: hdf5::Dataset,
-    attention_content: hdf5::Dataset,
-    attention_place: hdf5::Dataset,
-    params_version: hdf5::Dataset,
-    ram: Option<hdf5::Dataset>,
-    objects: Option<hdf5::Dataset>,
+    frame: Column<u8>,
+    action: Column<i64>,
+    reward: Column<f32>,
+    baseline: Column<f32>,
+    policy_logits: Column<f32>,
+    attention: Column<f32>,
+    attention_content: Column<f32>,
+    attention_place: Column<f32>,
+    params_version: Column<u64>,
+    ram: Option<Column<u8>>,
+    objects: Option<Column<f32>>,
+}
+
+impl Datasets {
+    fn finish(&mut self) -> Result<()> {
+        self.frame.finish()?;
+        self.action.finish()?;
+        self.reward.finish()?;
+        self.baseline.finish()?;
+        self.policy_logits.finish()?;
+        self.attention.finish()?;
+        self.attention_content.finish()?;
+        self.attention_place.finish()?;
+        self.params_version.finish()?;
+        if let Some(c) = &mut self.ram {
+            c.finish()?;
+        }
+        if let Some(c) = &mut self.objects {
+            c.finish()?;
+        }
+        Ok(())
+    }
 }
 
 struct OpenEpisode {
@@ -275,7 +348,9 @@ impl Writer {
             return Ok(self.drop_chunk(chunk, why));
         }
         let n = chunk.len();
-        if let Err(e) = write_chunk(&ep.ds, chunk) {
+        // Flushing after every chunk keeps the staging file consistent on disk
+        // between chunks, so a killed recorder loses at most the chunk it was writing.
+        if let Err(e) = write_chunk(&mut ep.ds, chunk).and_then(|()| Ok(ep.file.flush()?)) {
             // The staging file may now be inconsistent: close it; recovery truncates it.
             warn!(uid = %uid, "cannot append to {}: {e:#}; episode closed", ep.path.display());
             self.open.remove(&uid);
@@ -318,59 +393,24 @@ impl Writer {
         let level = (self.opts.deflate > 0).then_some(self.opts.deflate);
         let maps = &chunk.attention.shape[1..];
         let a = chunk.policy_logits.shape[1];
+        // Chunks: one frame; 256 steps of scalars; 8 steps of maps (~70 KB for
+        // the paper's 4 x 27 x 20). Shuffle helps gzip on floats and integers.
         let ds = Datasets {
-            frame: create_extendible::<u8>(&group, "frame", &frame_shape, 1, level, false)?,
-            action: create_extendible::<i64>(&group, "action", &[], 1024, level, true)?,
-            reward: create_extendible::<f32>(&group, "reward", &[], 1024, level, true)?,
-            baseline: create_extendible::<f32>(&group, "baseline", &[], 1024, level, true)?,
-            policy_logits: create_extendible::<f32>(
-                &group,
-                "policy_logits",
-                &[a],
-                256,
-                level,
-                true,
-            )?,
-            attention: create_extendible::<f32>(&group, "attention", maps, 16, level, true)?,
-            attention_content: create_extendible::<f32>(
-                &group,
-                "attention_content",
-                maps,
-                16,
-                level,
-                true,
-            )?,
-            attention_place: create_extendible::<f32>(
-                &group,
-                "attention_place",
-                maps,
-                16,
-                level,
-                true,
-            )?,
-            params_version: create_extendible::<u64>(
-                &group,
-                "params_version",
-                &[],
-                1024,
-                level,
-                true,
-            )?,
+            frame: Column::new(&group, "frame", &frame_shape, 1, level, false)?,
+            action: Column::new(&group, "action", &[], 256, level, true)?,
+            reward: Column::new(&group, "reward", &[], 256, level, true)?,
+            baseline: Column::new(&group, "baseline", &[], 256, level, true)?,
+            policy_logits: Column::new(&group, "policy_logits", &[a], 256, level, true)?,
+            attention: Column::new(&group, "attention", maps, 8, level, true)?,
+            attention_content: Column::new(&group, "attention_content", maps, 8, level, true)?,
+            attention_place: Column::new(&group, "attention_place", maps, 8, level, true)?,
+            params_version: Column::new(&group, "params_version", &[], 256, level, true)?,
             ram: match chunk.ram {
-                Some(_) => {
-                    Some(create_extendible::<u8>(&group, "ram", &[RAM_BYTES], 256, level, false)?)
-                }
+                Some(_) => Some(Column::new(&group, "ram", &[RAM_BYTES], 256, level, false)?),
                 None => None,
             },
             objects: match &chunk.objects {
-                Some(o) => Some(create_extendible::<f32>(
-                    &group,
-                    "objects",
-                    &o.shape[1..],
-                    256,
-                    level,
-                    true,
-                )?),
+                Some(o) => Some(Column::new(&group, "objects", &o.shape[1..], 256, level, true)?),
                 None => None,
             },
         };
@@ -380,7 +420,7 @@ impl Writer {
             set_str_attr(&d, "units", field.units)?;
             set_str_attr(&d, "description", field.description)?;
         }
-        if let Some(objects) = &ds.objects {
+        if let Some(Column { ds: objects, .. }) = &ds.objects {
             let names: Vec<VarLenUnicode> = chunk
                 .object_names
                 .iter()
@@ -429,6 +469,8 @@ impl Writer {
             params_last,
             ..
         } = ep;
+        let mut ds = ds;
+        ds.finish()?;
         drop(ds);
         let summary = EpisodeSummary {
             uid,
@@ -633,9 +675,11 @@ impl Writer {
         if str_attr(&group, "end_reason").is_err() {
             // Still being recorded when the recorder died: keep the steps every
             // dataset holds and mark the episode incomplete.
+            // A chunk written after the last flush may have reused space that
+            // the flushed metadata still points at: keep the prefix that reads back.
             let mut steps = usize::MAX;
             for name in group.member_names()? {
-                steps = steps.min(group.dataset(&name)?.shape()[0]);
+                steps = steps.min(readable_steps(&group.dataset(&name)?));
             }
             let steps = if steps == usize::MAX { 0 } else { steps };
             for name in group.member_names()? {
@@ -668,6 +712,34 @@ impl Writer {
     }
 }
 
+/// Steps of a dataset that read back without error, reading chunk by chunk.
+fn readable_steps(ds: &hdf5::Dataset) -> usize {
+    let shape = ds.shape();
+    let step = ds.chunk().map_or(1, |c| c[0].max(1));
+    let mut t = 0;
+    while t < shape[0] {
+        let end = (t + step).min(shape[0]);
+        let mut sel: Vec<hdf5::SliceOrIndex> = vec![(t..end).into()];
+        sel.extend((1..shape.len()).map(|_| hdf5::SliceOrIndex::from(..)));
+        let sel = hdf5::Hyperslab::from(sel);
+        use hdf5::types::TypeDescriptor as T;
+        let ok = match ds.dtype().and_then(|d| d.to_descriptor()) {
+            Ok(T::Unsigned(hdf5::types::IntSize::U1)) => {
+                ds.read_slice::<u8, _, ndarray::IxDyn>(sel).is_ok()
+            }
+            Ok(T::Unsigned(_)) => ds.read_slice::<u64, _, ndarray::IxDyn>(sel).is_ok(),
+            Ok(T::Integer(_)) => ds.read_slice::<i64, _, ndarray::IxDyn>(sel).is_ok(),
+            Ok(T::Float(_)) => ds.read_slice::<f32, _, ndarray::IxDyn>(sel).is_ok(),
+            _ => false,
+        };
+        if !ok {
+            return t;
+        }
+        t = end;
+    }
+    shape[0]
+}
+
 /// Raw bytes of the per-step arrays of a chunk (what compression works on).
 pub fn raw_bytes(chunk: &EpisodeChunk) -> u64 {
     let mut n = chunk.frame.data.len()
@@ -684,21 +756,21 @@ pub fn raw_bytes(chunk: &EpisodeChunk) -> u64 {
     n as u64
 }
 
-fn write_chunk(ds: &Datasets, chunk: &EpisodeChunk) -> Result<()> {
-    append(&ds.frame, &chunk.frame.data)?;
-    append(&ds.action, &chunk.action.to_i64("action")?)?;
-    append(&ds.reward, &chunk.reward.to_f32("reward")?)?;
-    append(&ds.baseline, &chunk.baseline.to_f32("baseline")?)?;
-    append(&ds.policy_logits, &chunk.policy_logits.to_f32("policy_logits")?)?;
-    append(&ds.attention, &chunk.attention.to_f32("attention")?)?;
-    append(&ds.attention_content, &chunk.attention_content.to_f32("attention_content")?)?;
-    append(&ds.attention_place, &chunk.attention_place.to_f32("attention_place")?)?;
-    append(&ds.params_version, &vec![chunk.params_version; chunk.len()])?;
-    if let (Some(d), Some(a)) = (&ds.ram, &chunk.ram) {
-        append(d, &a.data)?;
+fn write_chunk(ds: &mut Datasets, chunk: &EpisodeChunk) -> Result<()> {
+    ds.frame.push(&chunk.frame.data)?;
+    ds.action.push(&chunk.action.to_i64("action")?)?;
+    ds.reward.push(&chunk.reward.to_f32("reward")?)?;
+    ds.baseline.push(&chunk.baseline.to_f32("baseline")?)?;
+    ds.policy_logits.push(&chunk.policy_logits.to_f32("policy_logits")?)?;
+    ds.attention.push(&chunk.attention.to_f32("attention")?)?;
+    ds.attention_content.push(&chunk.attention_content.to_f32("attention_content")?)?;
+    ds.attention_place.push(&chunk.attention_place.to_f32("attention_place")?)?;
+    ds.params_version.push(&vec![chunk.params_version; chunk.len()])?;
+    if let (Some(d), Some(a)) = (&mut ds.ram, &chunk.ram) {
+        d.push(&a.data)?;
     }
-    if let (Some(d), Some(a)) = (&ds.objects, &chunk.objects) {
-        append(d, &a.to_f32("objects")?)?;
+    if let (Some(d), Some(a)) = (&mut ds.objects, &chunk.objects) {
+        d.push(&a.to_f32("objects")?)?;
     }
     Ok(())
 }

@@ -317,7 +317,8 @@ pub fn h5check(root: &Path, dir: &Path, expect: &[Expect], absent: &[EpisodeUid]
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
-        "h5check failed:\n{stdout}\n{}",
+        "h5check {} failed:\n{stdout}\n{}",
+        dir.display(),
         String::from_utf8_lossy(&out.stderr)
     );
     stdout
