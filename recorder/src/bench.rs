@@ -29,6 +29,9 @@ pub struct BenchArgs {
     /// Atari game whose frames are used (random actions); `synthetic` for generated frames.
     #[arg(long, default_value = "seaquest")]
     pub game: String,
+    /// Compression threads (default: the cores, at most 8).
+    #[arg(long)]
+    pub threads: Option<usize>,
     /// Where to write (default: a temporary directory, removed afterwards).
     #[arg(long)]
     pub dir: Option<PathBuf>,
@@ -146,8 +149,15 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         args.episodes, args.chunks, args.chunk_steps, args.game, size.0, size.1, cfg.heads, cfg.grid()
     );
     println!(
-        "{:>7} {:>9} {:>11} {:>13} {:>10} {:>14} {:>12}",
-        "deflate", "steps", "seconds", "frame MB/s", "steps/s", "disk B/step", "raw/disk"
+        "{:>7} {:>9} {:>9} {:>12} {:>9} {:>12} {:>13} {:>9}",
+        "deflate",
+        "steps",
+        "seconds",
+        "frame MB/s",
+        "steps/s",
+        "disk B/step",
+        "frame B/step",
+        "raw/disk"
     );
     for &level in &args.deflate {
         let dir = tmp.join(format!("deflate{level}"));
@@ -163,6 +173,7 @@ pub fn bench(args: BenchArgs) -> Result<()> {
             rotate_every: Duration::from_secs(30),
             deflate: level,
             episode_timeout: Duration::from_secs(3600),
+            compress_threads: args.threads.unwrap_or_else(crate::serve::default_threads),
         })?;
         let mut busy = Duration::ZERO;
         let mut steps = 0u64;
@@ -196,16 +207,26 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         let start = Instant::now();
         writer.shutdown()?;
         busy += start.elapsed();
-        let disk: u64 = closed_segments(&dir)?.iter().map(|p| crate::reader::file_size(p)).sum();
+        let segments = closed_segments(&dir)?;
+        let disk: u64 = segments.iter().map(|p| crate::reader::file_size(p)).sum();
+        let mut frame_disk = 0u64;
+        for p in &segments {
+            let f = hdf5::File::open(p)?;
+            let g = f.group(crate::schema::EPISODES)?;
+            for name in g.member_names()? {
+                frame_disk += g.dataset(&format!("{name}/frame"))?.storage_size();
+            }
+        }
         let secs = busy.as_secs_f64();
         println!(
-            "{:>7} {:>9} {:>11.2} {:>13.1} {:>10.0} {:>14.0} {:>12.1}",
+            "{:>7} {:>9} {:>9.2} {:>12.1} {:>9.0} {:>12.0} {:>13.0} {:>9.1}",
             level,
             steps,
             secs,
             frame_bytes as f64 / secs / 1e6,
             steps as f64 / secs,
             disk as f64 / steps as f64,
+            frame_disk as f64 / steps as f64,
             raw as f64 / disk as f64
         );
         let _ = std::fs::remove_dir_all(&dir);

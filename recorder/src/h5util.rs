@@ -107,3 +107,49 @@ pub fn copy_object(src: &Location, src_name: &str, dst: &Location, dst_name: &st
     }
     Ok(())
 }
+
+/// Writes one already filtered (shuffled and deflated) chunk at `offset`,
+/// bypassing HDF5's filter pipeline: H5Dwrite_chunk. Lets the recorder
+/// compress chunks on several threads while HDF5 itself stays single-threaded.
+pub fn write_raw_chunk(ds: &hdf5::Dataset, offset: &[u64], data: &[u8]) -> Result<()> {
+    let rc = hdf5::sync::sync(|| unsafe {
+        hdf5_sys::h5d::H5Dwrite_chunk(
+            ds.id(),
+            hdf5_sys::h5p::H5P_DEFAULT,
+            0,
+            offset.as_ptr(),
+            data.len(),
+            data.as_ptr().cast(),
+        )
+    });
+    if rc < 0 {
+        bail!("H5Dwrite_chunk at {offset:?} failed");
+    }
+    Ok(())
+}
+
+/// What HDF5's shuffle + deflate filters would produce for one chunk:
+/// bytes regrouped by significance (for `elem`-byte elements), then a zlib stream.
+pub fn filter_chunk(raw: &[u8], elem: usize, shuffle: bool, level: u8) -> Vec<u8> {
+    use std::io::Write;
+    let shuffled;
+    let input = if shuffle && elem > 1 {
+        let n = raw.len() / elem;
+        let mut out = vec![0u8; raw.len()];
+        for (i, e) in raw.chunks_exact(elem).enumerate() {
+            for (j, &b) in e.iter().enumerate() {
+                out[j * n + i] = b;
+            }
+        }
+        shuffled = out;
+        &shuffled[..]
+    } else {
+        raw
+    };
+    let mut enc = flate2::write::ZlibEncoder::new(
+        Vec::with_capacity(input.len() / 4),
+        flate2::Compression::new(level.into()),
+    );
+    enc.write_all(input).expect("in-memory write");
+    enc.finish().expect("in-memory write")
+}

@@ -39,6 +39,9 @@ pub struct ServeArgs {
     /// Close an episode as incomplete when no chunk of it arrived for this long.
     #[arg(long, default_value_t = 600.0)]
     pub episode_timeout_seconds: f64,
+    /// Threads that compress chunks (default: the cores, at most 8).
+    #[arg(long)]
+    pub compress_threads: Option<usize>,
     /// Largest accepted message in bytes.
     #[arg(long, default_value_t = DEFAULT_MAX_MESSAGE_BYTES)]
     pub max_message_bytes: usize,
@@ -66,6 +69,10 @@ pub fn model_config_from_meta(path: &std::path::Path) -> Option<ModelConfig> {
         }
     }
     find(&json)
+}
+
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()).min(8)
 }
 
 pub fn env_json(run: &RunArgs) -> serde_json::Value {
@@ -100,6 +107,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         rotate_every: Duration::from_secs_f64(args.rotate_seconds.max(0.0)),
         deflate: args.deflate.min(9),
         episode_timeout: Duration::from_secs_f64(args.episode_timeout_seconds.max(1.0)),
+        compress_threads: args.compress_threads.unwrap_or_else(default_threads),
     };
     let mut writer = Writer::new(opts)?;
     let address = args.episodes_address.clone().unwrap_or_else(|| run_dir.ipc("episodes"));

@@ -36,7 +36,8 @@ use hdf5::types::VarLenUnicode;
 use tracing::{info, warn};
 
 use crate::h5util::{
-    append, attr, copy_object, create_extendible, set_attr, set_str_attr, str_attr,
+    append, attr, copy_object, create_extendible, filter_chunk, set_attr, set_str_attr, str_attr,
+    write_raw_chunk,
 };
 use crate::schema::{self, EPISODES, PARTIAL_SUFFIX, SEGMENT_PREFIX, SEGMENT_SUFFIX, STAGING_DIR};
 
@@ -62,6 +63,8 @@ pub struct WriterOptions {
     pub deflate: u8,
     /// An episode with no chunk for this long is closed as incomplete ("timeout").
     pub episode_timeout: Duration,
+    /// Threads that compress chunks (HDF5 itself writes on one thread).
+    pub compress_threads: usize,
 }
 
 /// What became of one chunk.
@@ -100,12 +103,52 @@ pub struct Stats {
 /// a chunk is full, so no chunk is ever written twice. (Rewriting a chunk
 /// frees its old space, which HDF5 may reuse before the next flush while the
 /// flushed metadata still points there: a `kill -9` would then leave wrong
-/// data behind.)
+/// data behind.) With compression on, chunks are filtered by [`filter_chunk`]
+/// on worker threads and written with [`write_raw_chunk`].
 struct Column<T> {
     ds: hdf5::Dataset,
     chunk_steps: usize,
     row: usize,
     pending: Vec<T>,
+    /// (gzip level, shuffle) when compressed.
+    filter: Option<(u8, bool)>,
+}
+
+/// One chunk to filter (off the HDF5 thread) and then write.
+struct Job {
+    raw: Vec<u8>,
+    elem: usize,
+    shuffle: bool,
+    level: u8,
+    out: Vec<u8>,
+}
+
+/// Filters the jobs on `threads` threads, then writes each to its dataset.
+fn run_jobs(targets: &[(hdf5::Dataset, Vec<u64>)], jobs: &mut [Job], threads: usize) -> Result<()> {
+    if jobs.is_empty() {
+        return Ok(());
+    }
+    let per = jobs.len().div_ceil(threads.max(1)).max(1);
+    std::thread::scope(|s| {
+        for part in jobs.chunks_mut(per) {
+            s.spawn(move || {
+                for j in part {
+                    j.out = filter_chunk(&j.raw, j.elem, j.shuffle, j.level);
+                }
+            });
+        }
+    });
+    for ((ds, offset), job) in targets.iter().zip(jobs.iter()) {
+        write_raw_chunk(ds, offset, &job.out)?;
+    }
+    Ok(())
+}
+
+/// Work gathered from all columns of one chunk, run together.
+#[derive(Default)]
+struct Batch {
+    targets: Vec<(hdf5::Dataset, Vec<u64>)>,
+    jobs: Vec<Job>,
 }
 
 impl<T: hdf5::H5Type + Copy> Column<T> {
@@ -123,24 +166,46 @@ impl<T: hdf5::H5Type + Copy> Column<T> {
             chunk_steps,
             row: rest.iter().product::<usize>().max(1),
             pending: Vec::new(),
+            filter: level.map(|l| (l, shuffle)),
         })
     }
 
-    fn push(&mut self, values: &[T]) -> Result<()> {
+    /// Adds rows; whole chunks go to `batch` (or straight to HDF5 when uncompressed).
+    fn push(&mut self, values: &[T], batch: &mut Batch) -> Result<()> {
         self.pending.extend_from_slice(values);
-        let whole =
-            self.pending.len() / (self.row * self.chunk_steps) * self.row * self.chunk_steps;
-        if whole > 0 {
-            append(&self.ds, &self.pending[..whole])?;
-            self.pending.drain(..whole);
-        }
-        Ok(())
+        self.take(false, batch)
     }
 
-    /// Writes the last, partial chunk.
-    fn finish(&mut self) -> Result<()> {
-        append(&self.ds, &self.pending)?;
-        self.pending.clear();
+    /// Moves whole chunks (with `all`, also the last partial one) out of `pending`.
+    fn take(&mut self, all: bool, batch: &mut Batch) -> Result<()> {
+        let chunk_len = self.row * self.chunk_steps;
+        let n = if all { self.pending.len() } else { self.pending.len() / chunk_len * chunk_len };
+        if n == 0 {
+            return Ok(());
+        }
+        match self.filter {
+            None => append(&self.ds, &self.pending[..n])?,
+            Some((level, shuffle)) => {
+                let mut shape = self.ds.shape();
+                let old = shape[0];
+                shape[0] = old + n / self.row;
+                self.ds.resize(shape.clone())?;
+                let elem = std::mem::size_of::<T>();
+                for (k, piece) in self.pending[..n].chunks(chunk_len).enumerate() {
+                    // SAFETY: T is a plain numeric HDF5 type (u8, i64, u64, f32).
+                    let bytes = unsafe {
+                        std::slice::from_raw_parts(piece.as_ptr().cast::<u8>(), piece.len() * elem)
+                    };
+                    let mut raw = bytes.to_vec();
+                    raw.resize(chunk_len * elem, 0); // a partial last chunk is stored full-size
+                    let mut offset = vec![0u64; shape.len()];
+                    offset[0] = (old + k * self.chunk_steps) as u64;
+                    batch.targets.push((self.ds.clone(), offset));
+                    batch.jobs.push(Job { raw, elem, shuffle, level, out: Vec::new() });
+                }
+            }
+        }
+        self.pending.drain(..n);
         Ok(())
     }
 }
@@ -161,23 +226,25 @@ struct Datasets {
 }
 
 impl Datasets {
-    fn finish(&mut self) -> Result<()> {
-        self.frame.finish()?;
-        self.action.finish()?;
-        self.reward.finish()?;
-        self.baseline.finish()?;
-        self.policy_logits.finish()?;
-        self.attention.finish()?;
-        self.attention_content.finish()?;
-        self.attention_place.finish()?;
-        self.params_version.finish()?;
+    /// Writes the last, partial chunks.
+    fn finish(&mut self, threads: usize) -> Result<()> {
+        let mut b = Batch::default();
+        self.frame.take(true, &mut b)?;
+        self.action.take(true, &mut b)?;
+        self.reward.take(true, &mut b)?;
+        self.baseline.take(true, &mut b)?;
+        self.policy_logits.take(true, &mut b)?;
+        self.attention.take(true, &mut b)?;
+        self.attention_content.take(true, &mut b)?;
+        self.attention_place.take(true, &mut b)?;
+        self.params_version.take(true, &mut b)?;
         if let Some(c) = &mut self.ram {
-            c.finish()?;
+            c.take(true, &mut b)?;
         }
         if let Some(c) = &mut self.objects {
-            c.finish()?;
+            c.take(true, &mut b)?;
         }
-        Ok(())
+        run_jobs(&b.targets, &mut b.jobs, threads)
     }
 }
 
@@ -350,7 +417,9 @@ impl Writer {
         let n = chunk.len();
         // Flushing after every chunk keeps the staging file consistent on disk
         // between chunks, so a killed recorder loses at most the chunk it was writing.
-        if let Err(e) = write_chunk(&mut ep.ds, chunk).and_then(|()| Ok(ep.file.flush()?)) {
+        if let Err(e) = write_chunk(&mut ep.ds, chunk, self.opts.compress_threads)
+            .and_then(|()| Ok(ep.file.flush()?))
+        {
             // The staging file may now be inconsistent: close it; recovery truncates it.
             warn!(uid = %uid, "cannot append to {}: {e:#}; episode closed", ep.path.display());
             self.open.remove(&uid);
@@ -470,7 +539,7 @@ impl Writer {
             ..
         } = ep;
         let mut ds = ds;
-        ds.finish()?;
+        ds.finish(self.opts.compress_threads)?;
         drop(ds);
         let summary = EpisodeSummary {
             uid,
@@ -756,21 +825,22 @@ pub fn raw_bytes(chunk: &EpisodeChunk) -> u64 {
     n as u64
 }
 
-fn write_chunk(ds: &mut Datasets, chunk: &EpisodeChunk) -> Result<()> {
-    ds.frame.push(&chunk.frame.data)?;
-    ds.action.push(&chunk.action.to_i64("action")?)?;
-    ds.reward.push(&chunk.reward.to_f32("reward")?)?;
-    ds.baseline.push(&chunk.baseline.to_f32("baseline")?)?;
-    ds.policy_logits.push(&chunk.policy_logits.to_f32("policy_logits")?)?;
-    ds.attention.push(&chunk.attention.to_f32("attention")?)?;
-    ds.attention_content.push(&chunk.attention_content.to_f32("attention_content")?)?;
-    ds.attention_place.push(&chunk.attention_place.to_f32("attention_place")?)?;
-    ds.params_version.push(&vec![chunk.params_version; chunk.len()])?;
+fn write_chunk(ds: &mut Datasets, chunk: &EpisodeChunk, threads: usize) -> Result<()> {
+    let mut b = Batch::default();
+    ds.frame.push(&chunk.frame.data, &mut b)?;
+    ds.action.push(&chunk.action.to_i64("action")?, &mut b)?;
+    ds.reward.push(&chunk.reward.to_f32("reward")?, &mut b)?;
+    ds.baseline.push(&chunk.baseline.to_f32("baseline")?, &mut b)?;
+    ds.policy_logits.push(&chunk.policy_logits.to_f32("policy_logits")?, &mut b)?;
+    ds.attention.push(&chunk.attention.to_f32("attention")?, &mut b)?;
+    ds.attention_content.push(&chunk.attention_content.to_f32("attention_content")?, &mut b)?;
+    ds.attention_place.push(&chunk.attention_place.to_f32("attention_place")?, &mut b)?;
+    ds.params_version.push(&vec![chunk.params_version; chunk.len()], &mut b)?;
     if let (Some(d), Some(a)) = (&mut ds.ram, &chunk.ram) {
-        d.push(&a.data)?;
+        d.push(&a.data, &mut b)?;
     }
     if let (Some(d), Some(a)) = (&mut ds.objects, &chunk.objects) {
-        d.push(&a.to_f32("objects")?)?;
+        d.push(&a.to_f32("objects")?, &mut b)?;
     }
-    Ok(())
+    run_jobs(&b.targets, &mut b.jobs, threads)
 }
