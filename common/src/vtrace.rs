@@ -125,7 +125,9 @@ pub fn action_log_probs(logits: &Tensor, actions: &Tensor) -> Tensor {
 }
 
 /// V-trace from the behaviour policy's and the learner's logits [T, B, A].
-/// Returns the targets and the log importance weights [T, B].
+/// Returns the targets and the log importance weights [T, B]. (The argument
+/// list is scalable_agent's `vtrace.from_logits`, kept for line-by-line checks.)
+#[allow(clippy::too_many_arguments)]
 pub fn from_logits(
     behaviour_logits: &Tensor,
     target_logits: &Tensor,
@@ -240,6 +242,8 @@ pub fn impala_loss(inputs: &LossInputs, cfg: &LossConfig) -> Losses {
 }
 
 #[cfg(test)]
+// The references are plain index loops on purpose: they read like the equations.
+#[allow(clippy::needless_range_loop)]
 mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};

@@ -151,7 +151,7 @@ pub fn list(dir: &Path) -> Vec<(u64, PathBuf)> {
             e.path().is_dir().then_some((step, e.path()))
         })
         .collect();
-    found.sort_by(|a, b| b.0.cmp(&a.0));
+    found.sort_by_key(|f| std::cmp::Reverse(f.0));
     found
 }
 
@@ -300,7 +300,7 @@ mod tests {
         tch::manual_seed(1);
         let m = model();
         let cfg = RmsPropConfig { alpha: 0.99, eps: 0.01, momentum: 0.0 };
-        let mut opt = RmsProp::new(&m.vs, cfg);
+        let opt = RmsProp::new(&m.vs, cfg);
         // Give the optimizer a non-zero state.
         for (_, t) in opt.state() {
             let _ = t.shallow_clone().fill_(0.25);

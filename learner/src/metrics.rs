@@ -106,7 +106,7 @@ impl CsvLog {
     pub fn open(path: &Path) -> Result<Self> {
         let header = COLUMNS.join(",");
         let existing = std::fs::read_to_string(path).ok();
-        let fresh = existing.as_deref().map_or(true, str::is_empty);
+        let fresh = existing.as_deref().unwrap_or("").is_empty();
         if let Some(first) = existing.as_deref().and_then(|s| s.lines().next()) {
             if !fresh && first != header {
                 // Another layout (older build): keep it aside rather than mix columns.

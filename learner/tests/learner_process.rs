@@ -194,7 +194,7 @@ fn learner_learns_serves_checkpoints_and_resumes() {
     bad.action = Array::from_i64(vec![T + 1], &[0, 1, 99, 0, 0]);
     send(&push, bad);
     let mut short = trajectory(&mut rng, 5, 1, 1);
-    short.reward = Array::from_f32(vec![T], &vec![0.0; T]);
+    short.reward = Array::from_f32(vec![T], &[0.0; T]);
     send(&push, short);
     let stranger = Push::dial(&trajectories_address, "another-run").unwrap();
     send(&stranger, trajectory(&mut rng, 6, 0, 1));
