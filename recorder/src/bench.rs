@@ -32,13 +32,16 @@ pub struct BenchArgs {
     /// Compression threads (default: the cores, at most 8).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Where to write (default: a temporary directory, removed afterwards).
+    /// Where to write, keeping the files (default: a temporary directory, removed afterwards).
     #[arg(long)]
     pub dir: Option<PathBuf>,
 }
 
 /// `n` RGB frames [210, 160, 3] of `game` played with random actions.
-fn atari_frames(game: &str, n: usize) -> Result<(Vec<Vec<u8>>, (usize, usize))> {
+/// Frames and their (height, width).
+type Frames = (Vec<Vec<u8>>, (usize, usize));
+
+fn atari_frames(game: &str, n: usize) -> Result<Frames> {
     use common::env::ale::Ale;
     let rom = common::env::find_rom(game, None).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut ale = Ale::load(&rom, 7, 0.0).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -63,7 +66,7 @@ fn atari_frames(game: &str, n: usize) -> Result<(Vec<Vec<u8>>, (usize, usize))> 
 }
 
 /// Flat-coloured frames with a few moving boxes: a rough stand-in for Atari.
-fn synthetic_frames(n: usize) -> (Vec<Vec<u8>>, (usize, usize)) {
+fn synthetic_frames(n: usize) -> Frames {
     let (h, w) = (210, 160);
     let frames = (0..n)
         .map(|t| {
@@ -194,9 +197,8 @@ pub fn bench(args: BenchArgs) -> Result<()> {
                 let bytes = encode("bench", &Body::EpisodeChunk(Box::new(chunk)))?;
                 let start = Instant::now();
                 let Body::EpisodeChunk(chunk) = decode(&bytes, "bench")? else { unreachable!() };
-                match writer.accept(&chunk)? {
-                    Outcome::Dropped(why) => anyhow::bail!("bench chunk dropped: {why}"),
-                    _ => {}
+                if let Outcome::Dropped(why) = writer.accept(&chunk)? {
+                    anyhow::bail!("bench chunk dropped: {why}");
                 }
                 busy += start.elapsed();
                 steps += chunk.len() as u64;
@@ -229,7 +231,9 @@ pub fn bench(args: BenchArgs) -> Result<()> {
             frame_disk as f64 / steps as f64,
             raw as f64 / disk as f64
         );
-        let _ = std::fs::remove_dir_all(&dir);
+        if args.dir.is_none() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
     }
     if args.dir.is_none() {
         let _ = std::fs::remove_dir_all(&tmp);

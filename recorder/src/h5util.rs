@@ -67,7 +67,7 @@ pub fn create_extendible<T: H5Type>(
 pub fn append<T: H5Type>(ds: &hdf5::Dataset, data: &[T]) -> Result<()> {
     let shape = ds.shape();
     let row: usize = shape[1..].iter().product();
-    if row == 0 || data.len() % row != 0 {
+    if row == 0 || !data.len().is_multiple_of(row) {
         bail!("{} values do not fill rows of {:?}", data.len(), &shape[1..]);
     }
     let n = data.len() / row;

@@ -52,8 +52,10 @@ enum Command {
     Render(render::RenderArgs),
     /// Plot learning curves from the logs.csv of one or more run directories.
     Plot(plot::PlotArgs),
-    /// Measure the writer's throughput on synthetic episodes.
+    /// Measure the writer's throughput on episodes of Atari frames.
     Bench(bench::BenchArgs),
+    /// Print the file layout (datasets and attributes) as Markdown tables.
+    Schema,
 }
 
 fn main() -> Result<()> {
@@ -76,5 +78,9 @@ fn main() -> Result<()> {
         Some(Command::Render(args)) => render::render(args),
         Some(Command::Plot(args)) => plot::plot(args),
         Some(Command::Bench(args)) => bench::bench(args),
+        Some(Command::Schema) => {
+            print!("{}", schema::markdown());
+            Ok(())
+        }
     }
 }

@@ -164,11 +164,11 @@ pub fn line_plot(
         let tx = (gx - text_width(&s, 1) as i64 / 2).clamp(0, (width - text_width(&s, 1)) as i64);
         img.text(tx, (MARGIN_T + ph + 6) as i64, &s, 1, black);
     }
-    let xl = format!("{xlabel}");
+    let xl = xlabel;
     img.text(
-        (MARGIN_L + pw - text_width(&xl, 1)) as i64,
+        (MARGIN_L + pw - text_width(xl, 1)) as i64,
         (height - 9) as i64,
-        &xl,
+        xl,
         1,
         [90, 90, 90],
     );

@@ -16,9 +16,6 @@ pub struct EpisodeRef {
     pub file: PathBuf,
     /// Group name under `episodes/` (the uid, with a `-dupK` suffix if repeated).
     pub name: String,
-    pub actor: u32,
-    pub env: u32,
-    pub counter: u64,
     pub steps: u64,
     pub episode_return: f64,
     pub complete: bool,
@@ -54,9 +51,6 @@ pub fn list_episodes(paths: &[PathBuf]) -> Result<Vec<EpisodeRef>> {
             let g = group.group(&name)?;
             out.push(EpisodeRef {
                 file: file.clone(),
-                actor: attr(&g, "actor")?,
-                env: attr(&g, "env")?,
-                counter: attr(&g, "counter")?,
                 steps: attr(&g, "steps")?,
                 episode_return: attr(&g, "episode_return")?,
                 complete: attr::<u8>(&g, "complete")? != 0,

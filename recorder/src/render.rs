@@ -86,9 +86,9 @@ fn blend_with(frame: &Rgb, weight: &[f32], colour: impl Fn(usize) -> [f32; 3], b
     for (p, &m) in weight.iter().enumerate() {
         let w = (1.0 - bias) * m.clamp(0.0, 1.0);
         let c = colour(p);
-        for ch in 0..3 {
+        for (ch, &target) in c.iter().enumerate() {
             let f = frame.data[p * 3 + ch] as f32;
-            out.data[p * 3 + ch] = ((1.0 - w) * f + w * c[ch]).round().clamp(0.0, 255.0) as u8;
+            out.data[p * 3 + ch] = ((1.0 - w) * f + w * target).round().clamp(0.0, 255.0) as u8;
         }
     }
     out

@@ -78,7 +78,7 @@ pub const STEP_FIELDS: &[StepField] = &[
         dtype: "float32",
         axes: "step,action",
         units: "logit (natural log, unnormalised)",
-        description: "Behaviour policy logits; softmax over the last axis gives pi(a|s).",
+        description: "Behaviour policy logits; softmax over the last axis gives the action probabilities.",
         always: true,
     },
     StepField {
@@ -131,13 +131,9 @@ pub const STEP_FIELDS: &[StepField] = &[
     },
 ];
 
-pub fn field(name: &str) -> &'static StepField {
-    STEP_FIELDS.iter().find(|f| f.name == name).expect("field declared in STEP_FIELDS")
-}
-
 /// Per-episode attributes: (name, type, meaning).
 pub const EPISODE_ATTRS: &[(&str, &str, &str)] = &[
-    ("uid", "string", "a<actor>-e<env>-n<counter>, also the group's name"),
+    ("uid", "string", "`a{actor}-e{env}-n{counter}`, also the group's name"),
     ("actor", "uint32", "actor id"),
     ("env", "uint32", "environment index within the actor"),
     ("counter", "uint64", "episode counter within that environment"),
@@ -157,6 +153,27 @@ pub const EPISODE_ATTRS: &[(&str, &str, &str)] = &[
     ("frame_width", "uint32", "W"),
     ("finished_unix", "float64", "wall-clock time the recorder closed the episode (s since 1970)"),
 ];
+
+/// The schema as Markdown tables (`recorder schema`), for docs/hdf5-schema.md.
+pub fn markdown() -> String {
+    let mut out = String::from("| dataset | dtype | axes | units | always | meaning |\n|---|---|---|---|---|---|\n");
+    for f in STEP_FIELDS {
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} | {} | {} |\n",
+            f.name,
+            f.dtype,
+            f.axes,
+            f.units,
+            if f.always { "yes" } else { "when sent" },
+            f.description
+        ));
+    }
+    out.push_str("\n| episode attribute | type | meaning |\n|---|---|---|\n");
+    for (name, ty, meaning) in EPISODE_ATTRS {
+        out.push_str(&format!("| `{name}` | {ty} | {meaning} |\n"));
+    }
+    out
+}
 
 /// The uid string used as group name.
 pub fn uid_name(uid: &common::protocol::EpisodeUid) -> String {

@@ -140,6 +140,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
                 Ok(Outcome::Appended) => {}
                 Ok(Outcome::Finished(s)) => info!(
                     uid = %s.uid, steps = s.steps, episode_return = s.episode_return, complete = s.complete,
+                    end = s.end_reason,
                     "episode recorded"
                 ),
                 Ok(Outcome::Dropped(why)) => warn!(dropped = writer.stats.dropped, "dropped {why}"),
