@@ -495,6 +495,90 @@ fn assemble(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use common::protocol::Array;
+    use common::transport::Push;
+    use rand::SeedableRng;
+
+    /// Actors faster than the learner are slowed, not buffered: with nobody
+    /// taking batches, sends start timing out after a bounded number of
+    /// trajectories, and resume once the learner takes a batch.
+    #[test]
+    fn back_pressure_bounds_what_is_buffered() {
+        let dir = tempfile::tempdir().unwrap();
+        let address = format!("ipc://{}/trajectories", dir.path().display());
+        let cfg = ModelConfig::paper(18);
+        let (t_len, batch_size) = (5, 2);
+        let pull = Pull::bind(&address, "run", 64 << 20, false).unwrap();
+        let batcher = Batcher::spawn(
+            pull,
+            BatcherConfig {
+                model: cfg.clone(),
+                unroll_length: t_len,
+                batch_size,
+                queue_batches: 1,
+                decode_threads: 2,
+                device: Device::Cpu,
+            },
+        );
+        let push = Push::dial(&address, "run").unwrap();
+        let mut rng = rand_pcg::Pcg64::seed_from_u64(1);
+        let message = Body::Trajectory(Box::new(crate::bench::random_trajectory(
+            &cfg, t_len, 1, 0, &mut rng,
+        )));
+        let timeout = Some(Duration::from_millis(300));
+        let mut accepted = 0;
+        while accepted < 200 {
+            match push.send(&message, timeout) {
+                Ok(()) => accepted += 1,
+                Err(TransportError::TimedOut) => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        eprintln!("accepted {accepted} before the first send timed out");
+        // 1 batch queued + 1 being handed over + B in the channel + one per
+        // receive thread, plus what NNG and the kernel hold (~0.6 MB messages).
+        assert!(accepted < 24, "{accepted} trajectories accepted with nobody learning");
+        let batch = batcher.next(Duration::from_secs(5)).expect("a batch is ready");
+        assert_eq!(batch.frame.size(), vec![t_len as i64 + 1, batch_size as i64, 210, 160, 3]);
+        // Taking a batch makes room again.
+        push.send(&message, Some(Duration::from_secs(5))).unwrap();
+        let counts = batcher.counters.snapshot();
+        assert_eq!(counts[&Some(1)].dropped.len(), 0);
+    }
+
+    #[test]
+    fn bad_trajectories_are_counted_per_actor_and_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let address = format!("ipc://{}/trajectories", dir.path().display());
+        let cfg = ModelConfig::small(3);
+        let pull = Pull::bind(&address, "run", 64 << 20, false).unwrap();
+        let batcher = Batcher::spawn(
+            pull,
+            BatcherConfig {
+                model: cfg.clone(),
+                unroll_length: 4,
+                batch_size: 2,
+                queue_batches: 1,
+                decode_threads: 1,
+                device: Device::Cpu,
+            },
+        );
+        let push = Push::dial(&address, "run").unwrap();
+        let mut rng = rand_pcg::Pcg64::seed_from_u64(2);
+        let mut bad = crate::bench::random_trajectory(&cfg, 4, 7, 0, &mut rng);
+        bad.policy_logits = Array::from_f32(vec![5, 3], &[f32::NAN; 15]);
+        let good = crate::bench::random_trajectory(&cfg, 4, 8, 0, &mut rng);
+        for t in [bad, good.clone(), good] {
+            push.send(&Body::Trajectory(Box::new(t)), Some(Duration::from_secs(5))).unwrap();
+        }
+        let batch = batcher.next(Duration::from_secs(10)).expect("the two good ones batch");
+        assert_eq!(batch.params_versions.len(), 2);
+        let counts = batcher.counters.snapshot();
+        assert_eq!(counts[&Some(7)].received, 1);
+        assert_eq!(counts[&Some(7)].dropped.get("non_finite"), Some(&1));
+        assert_eq!(counts[&Some(8)].used, 2);
+        assert_eq!(batcher.counters.total_dropped(), 1);
+    }
 
     #[test]
     fn episode_ends_count_steps_after_the_first() {
