@@ -165,13 +165,7 @@ pub fn line_plot(
         img.text(tx, (MARGIN_T + ph + 6) as i64, &s, 1, black);
     }
     let xl = xlabel;
-    img.text(
-        (MARGIN_L + pw - text_width(xl, 1)) as i64,
-        (height - 9) as i64,
-        xl,
-        1,
-        [90, 90, 90],
-    );
+    img.text((MARGIN_L + pw - text_width(xl, 1)) as i64, (height - 9) as i64, xl, 1, [90, 90, 90]);
     img.text(MARGIN_L as i64, 4, title, 2, black);
     // Lines.
     for (k, (_, pts)) in series.iter().enumerate() {

@@ -78,7 +78,8 @@ pub const STEP_FIELDS: &[StepField] = &[
         dtype: "float32",
         axes: "step,action",
         units: "logit (natural log, unnormalised)",
-        description: "Behaviour policy logits; softmax over the last axis gives the action probabilities.",
+        description:
+            "Behaviour policy logits; softmax over the last axis gives the action probabilities.",
         always: true,
     },
     StepField {
@@ -156,7 +157,9 @@ pub const EPISODE_ATTRS: &[(&str, &str, &str)] = &[
 
 /// The schema as Markdown tables (`recorder schema`), for docs/hdf5-schema.md.
 pub fn markdown() -> String {
-    let mut out = String::from("| dataset | dtype | axes | units | always | meaning |\n|---|---|---|---|---|---|\n");
+    let mut out = String::from(
+        "| dataset | dtype | axes | units | always | meaning |\n|---|---|---|---|---|---|\n",
+    );
     for f in STEP_FIELDS {
         out.push_str(&format!(
             "| `{}` | {} | {} | {} | {} | {} |\n",

@@ -188,3 +188,22 @@ pub fn serve(args: ServeArgs) -> Result<()> {
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_config_is_found_anywhere_in_meta_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("meta.json");
+        let cfg = ModelConfig::small(5);
+        let meta =
+            serde_json::json!({"command": ["learner"], "config": {"model": cfg, "lr": 6e-4}});
+        std::fs::write(&path, serde_json::to_vec(&meta).unwrap()).unwrap();
+        assert_eq!(model_config_from_meta(&path), Some(cfg));
+        std::fs::write(&path, b"{\"config\": {}}").unwrap();
+        assert_eq!(model_config_from_meta(&path), None);
+        assert_eq!(model_config_from_meta(&dir.path().join("missing.json")), None);
+    }
+}

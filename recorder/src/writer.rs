@@ -194,7 +194,10 @@ impl<T: hdf5::H5Type + Copy> Column<T> {
                 for (k, piece) in self.pending[..n].chunks(chunk_len).enumerate() {
                     // SAFETY: T is a plain numeric HDF5 type (u8, i64, u64, f32).
                     let bytes = unsafe {
-                        std::slice::from_raw_parts(piece.as_ptr().cast::<u8>(), std::mem::size_of_val(piece))
+                        std::slice::from_raw_parts(
+                            piece.as_ptr().cast::<u8>(),
+                            std::mem::size_of_val(piece),
+                        )
                     };
                     let mut raw = bytes.to_vec();
                     raw.resize(chunk_len * elem, 0); // a partial last chunk is stored full-size

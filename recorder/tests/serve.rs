@@ -35,6 +35,10 @@ fn interleaved_episodes_read_back_identical_with_h5py() {
     wait_for(20.0, "three finished episodes in closed segments", || {
         rec.log().matches("episode recorded").count() == 3 && !closed_segments(root).is_empty()
     });
+    let endpoints: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run_dir(root).join("endpoints.json")).unwrap())
+            .unwrap();
+    assert!(endpoints["episodes"].as_str().unwrap().ends_with("/sock/episodes"), "{endpoints}");
     let log = rec.stop();
     assert!(log.contains("recorder stopped"), "{log}");
     assert!(
