@@ -87,7 +87,7 @@ fn kill_9_while_writing_keeps_finished_episodes_and_recovers_the_rest() {
         send(&push, &c);
         sent5.record(&c);
     }
-    std::thread::sleep(Duration::from_millis(100));
+    wait_for(20.0, "episode 5 received", || rec.log().contains("episode recorded uid=a3-e0-n5"));
     let log = rec.kill9();
     stop.store(true, Ordering::SeqCst);
     let sent4 = streamer.join().unwrap();
