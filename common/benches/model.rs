@@ -3,8 +3,12 @@
 //! one run, on the same number of threads. Prints a table; not a timed test.
 //!
 //! ```text
-//! cargo bench -p common --bench model -- [--threads 2] [--seconds 5] [--preset paper]
+//! cargo bench -p common --bench model -- [--threads 2] [--seconds 5] [--rounds 3]
+//!     [--preset paper|small] [--actions 18] [--envs 8] [--unroll 20] [--batch 8] [--no-python]
 //! ```
+//!
+//! Rust and PyTorch figures are taken in alternating rounds and the medians
+//! reported, so load from other processes on a shared machine hits both alike.
 //!
 //! Inference: E = 8 environments, T = 1, no gradients (what the actor does).
 //! Training: T = 20, B = 8, forward + backward + RMSProp on the learner's loss
@@ -26,6 +30,7 @@ struct Args {
     envs: i64,
     unroll: i64,
     batch: i64,
+    rounds: usize,
     python: bool,
 }
 
@@ -38,6 +43,7 @@ fn parse_args() -> Args {
         envs: 8,
         unroll: 20,
         batch: 8,
+        rounds: 3,
         python: true,
     };
     let mut it = std::env::args().skip(1);
@@ -51,6 +57,7 @@ fn parse_args() -> Args {
             "--envs" => args.envs = value().parse().expect("--envs E"),
             "--unroll" => args.unroll = value().parse().expect("--unroll T"),
             "--batch" => args.batch = value().parse().expect("--batch B"),
+            "--rounds" => args.rounds = value().parse().expect("--rounds N"),
             "--no-python" => args.python = false,
             _ => {} // cargo bench passes --bench and filters
         }
@@ -68,17 +75,44 @@ fn random_unroll(cfg: &ModelConfig, t: i64, b: i64) -> Unroll {
     }
 }
 
+/// Process CPU time (user + system) in seconds, from /proc/self/stat (Linux).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = stat.rsplit(')').next().unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name; 100 Hz.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Work per wall-clock second and per CPU second of this process.
+#[derive(Clone, Copy)]
+struct Rate {
+    wall: f64,
+    cpu: f64,
+}
+
+impl std::ops::Mul<f64> for Rate {
+    type Output = Rate;
+    fn mul(self, k: f64) -> Rate {
+        Rate { wall: self.wall * k, cpu: self.cpu * k }
+    }
+}
+
 /// Calls `f` once to warm up, then until `seconds` pass; returns calls per second.
-fn timed(seconds: f64, mut f: impl FnMut()) -> f64 {
+fn timed(seconds: f64, mut f: impl FnMut()) -> Rate {
     f();
     let start = Instant::now();
+    let cpu_start = cpu_seconds();
     let mut n = 0u64;
     loop {
         f();
         n += 1;
         let elapsed = start.elapsed().as_secs_f64();
         if elapsed >= seconds {
-            return n as f64 / elapsed;
+            let cpu = (cpu_seconds() - cpu_start).max(0.01);
+            return Rate { wall: n as f64 / elapsed, cpu: n as f64 / cpu };
         }
     }
 }
@@ -98,52 +132,61 @@ fn training_loss(
     pg + baseline + entropy
 }
 
-struct Figures {
-    inference: f64,
-    training: f64,
+/// Steps (or samples) per second of one kind of work.
+#[derive(Clone, Copy, PartialEq)]
+enum Work {
+    Inference,
+    Training,
 }
 
-fn bench_rust(model: &Model, args: &Args) -> Figures {
+fn bench_rust(model: &Model, args: &Args, work: Work) -> Rate {
     let cfg = &model.cfg;
-    let input = random_unroll(cfg, 1, args.envs);
-    let mut state = AgentState::zeros(cfg, args.envs, Device::Cpu);
-    let inference = timed(args.seconds, || {
-        tch::no_grad(|| {
-            let (_, next) = model.unroll(&input, &state);
-            state = next;
-        })
-    }) * args.envs as f64;
-
-    let (t, b) = (args.unroll, args.batch);
-    let input = random_unroll(cfg, t, b);
-    let actions = Tensor::randint(cfg.num_actions as i64, [t, b], (Kind::Int64, Device::Cpu));
-    let advantages = Tensor::randn([t, b], (Kind::Float, Device::Cpu));
-    let targets = Tensor::randn([t, b], (Kind::Float, Device::Cpu));
-    let init = AgentState::zeros(cfg, b, Device::Cpu);
-    let rmsprop = nn::RmsProp { alpha: 0.99, eps: 0.01, wd: 0.0, momentum: 0.0, centered: false };
-    let mut opt = rmsprop.build(&model.vs, 6e-4).expect("optimizer");
-    let training = timed(args.seconds, || {
-        let (out, _) = model.unroll(&input, &init);
-        opt.backward_step(&training_loss(&out, &actions, &advantages, &targets));
-    }) * (t * b) as f64;
-    Figures { inference, training }
+    match work {
+        Work::Inference => {
+            let input = random_unroll(cfg, 1, args.envs);
+            let mut state = AgentState::zeros(cfg, args.envs, Device::Cpu);
+            timed(args.seconds, || {
+                tch::no_grad(|| {
+                    let (_, next) = model.unroll(&input, &state);
+                    state = next;
+                })
+            }) * args.envs as f64
+        }
+        Work::Training => {
+            let (t, b) = (args.unroll, args.batch);
+            let input = random_unroll(cfg, t, b);
+            let actions =
+                Tensor::randint(cfg.num_actions as i64, [t, b], (Kind::Int64, Device::Cpu));
+            let advantages = Tensor::randn([t, b], (Kind::Float, Device::Cpu));
+            let targets = Tensor::randn([t, b], (Kind::Float, Device::Cpu));
+            let init = AgentState::zeros(cfg, b, Device::Cpu);
+            let rmsprop =
+                nn::RmsProp { alpha: 0.99, eps: 0.01, wd: 0.0, momentum: 0.0, centered: false };
+            let mut opt = rmsprop.build(&model.vs, 6e-4).expect("optimizer");
+            timed(args.seconds, || {
+                let (out, _) = model.unroll(&input, &init);
+                opt.backward_step(&training_loss(&out, &actions, &advantages, &targets));
+            }) * (t * b) as f64
+        }
+    }
 }
 
-fn bench_python(model: &Model, args: &Args) -> Result<Figures, String> {
+fn bench_python(weights: &std::path::Path, args: &Args, work: Work) -> Result<Rate, String> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let python = root.join(".venv/bin/python");
     if !python.exists() {
         return Err(format!("{} missing: run `. scripts/bootstrap.sh`", python.display()));
     }
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let weights = dir.path().join("weights.safetensors");
-    std::fs::write(&weights, model.to_safetensors().map_err(|e| e.to_string())?)
-        .map_err(|e| e.to_string())?;
+    let (only, key) = match work {
+        Work::Inference => ("inference", "inference_steps_per_s"),
+        Work::Training => ("training", "training_samples_per_s"),
+    };
     let out = Command::new(python)
         .arg(root.join("scripts/reference_model.py"))
         .arg("bench")
         .arg("--weights")
-        .arg(&weights)
+        .arg(weights)
+        .args(["--only", only])
         .args(["--threads", &args.threads.to_string()])
         .args(["--seconds", &args.seconds.to_string()])
         .args(["--envs", &args.envs.to_string()])
@@ -157,10 +200,17 @@ fn bench_python(model: &Model, args: &Args) -> Result<Figures, String> {
     let line = String::from_utf8_lossy(&out.stdout);
     let json: serde_json::Value = serde_json::from_str(line.trim()).map_err(|e| e.to_string())?;
     let get = |k: &str| json[k].as_f64().ok_or_else(|| format!("no {k} in {line}"));
-    Ok(Figures {
-        inference: get("inference_steps_per_s")?,
-        training: get("training_samples_per_s")?,
-    })
+    Ok(Rate { wall: get(key)?, cpu: get(&format!("{key}_cpu"))? })
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
 }
 
 fn main() {
@@ -170,35 +220,67 @@ fn main() {
     let cfg = ModelConfig::preset(args.preset, args.actions);
     let model = Model::new(cfg, Device::Cpu);
     println!(
-        "attention agent, preset {} ({} actions), {} threads, {} s per figure",
-        args.preset, args.actions, args.threads, args.seconds
+        "attention agent, preset {} ({} actions), {} threads, {} round(s) of >= {} s per figure, \
+         Rust and PyTorch interleaved; medians",
+        args.preset, args.actions, args.threads, args.rounds, args.seconds
     );
-    let rust = bench_rust(&model, &args);
-    let python = if args.python { Some(bench_python(&model, &args)) } else { None };
-    let inference = format!("inference steps/s (E = {}, T = 1)", args.envs);
-    let training = format!("training samples/s (T = {}, B = {})", args.unroll, args.batch);
-    println!();
-    println!("| {:<36} | {:>12} | {:>12} | {:>10} |", "", "Rust (tch)", "PyTorch", "Rust/PyTorch");
-    println!("|{:-<38}|{:->14}|{:->14}|{:->12}|", "", "", "", "");
-    for (name, ours, theirs) in [
-        (
-            &inference,
-            rust.inference,
-            python.as_ref().and_then(|p| p.as_ref().ok()).map(|p| p.inference),
-        ),
-        (
-            &training,
-            rust.training,
-            python.as_ref().and_then(|p| p.as_ref().ok()).map(|p| p.training),
-        ),
-    ] {
-        let (theirs, ratio) = match theirs {
-            Some(v) => (format!("{v:.1}"), format!("{:.2}x", ours / v)),
-            None => ("-".into(), "-".into()),
+    let dir = tempfile::tempdir().expect("temp dir");
+    let weights = dir.path().join("weights.safetensors");
+    std::fs::write(&weights, model.to_safetensors().expect("weights")).expect("write weights");
+
+    let mut rows = Vec::new();
+    for work in [Work::Inference, Work::Training] {
+        let (mut ours, mut theirs, mut error) = (Vec::new(), Vec::new(), None);
+        for _ in 0..args.rounds {
+            ours.push(bench_rust(&model, &args, work));
+            if args.python && error.is_none() {
+                match bench_python(&weights, &args, work) {
+                    Ok(v) => theirs.push(v),
+                    Err(e) => error = Some(e),
+                }
+            }
+        }
+        let name = match work {
+            Work::Inference => format!("inference steps/s (E = {}, T = 1)", args.envs),
+            Work::Training => {
+                format!("training samples/s (T = {}, B = {})", args.unroll, args.batch)
+            }
         };
-        println!("| {name:<36} | {ours:>12.1} | {theirs:>12} | {ratio:>12} |");
+        let walls = |v: &[Rate]| v.iter().map(|r| r.wall).collect::<Vec<_>>();
+        let cpus = |v: &[Rate]| v.iter().map(|r| r.cpu).collect::<Vec<_>>();
+        eprintln!("{name} per wall s: Rust {:.1?}, PyTorch {:.1?}", walls(&ours), walls(&theirs));
+        eprintln!("{name} per CPU s: Rust {:.1?}, PyTorch {:.1?}", cpus(&ours), cpus(&theirs));
+        let ours = Rate { wall: median(walls(&ours)), cpu: median(cpus(&ours)) };
+        let theirs = (!theirs.is_empty())
+            .then(|| Rate { wall: median(walls(&theirs)), cpu: median(cpus(&theirs)) });
+        rows.push((name, ours, theirs, error));
     }
-    if let Some(Err(e)) = python {
-        println!("\nPyTorch reference not measured: {e}");
+    println!();
+    println!("Per second of wall-clock time (the figure asked for), and per CPU second of the");
+    println!("process (robust to other load on a shared machine):");
+    println!();
+    println!(
+        "| {:<36} | {:>10} | {:>10} | {:>7} | {:>10} | {:>10} | {:>7} |",
+        "", "Rust wall", "Torch wall", "ratio", "Rust CPU", "Torch CPU", "ratio"
+    );
+    println!("|{:-<38}|{:->12}|{:->12}|{:->9}|{:->12}|{:->12}|{:->9}|", "", "", "", "", "", "", "");
+    for (name, ours, theirs, _) in &rows {
+        let cell = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
+        let ratio =
+            |a: f64, b: Option<f64>| b.map_or("-".to_string(), |b| format!("{:.2}x", a / b));
+        println!(
+            "| {name:<36} | {:>10.1} | {:>10} | {:>7} | {:>10.1} | {:>10} | {:>7} |",
+            ours.wall,
+            cell(theirs.map(|t| t.wall)),
+            ratio(ours.wall, theirs.map(|t| t.wall)),
+            ours.cpu,
+            cell(theirs.map(|t| t.cpu)),
+            ratio(ours.cpu, theirs.map(|t| t.cpu)),
+        );
+    }
+    for (name, _, _, error) in &rows {
+        if let Some(e) = error {
+            println!("\nPyTorch reference not measured for {name}: {e}");
+        }
     }
 }

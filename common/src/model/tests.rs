@@ -469,3 +469,48 @@ fn small_model_equals_the_plain_pytorch_reference() {
 fn paper_model_equals_the_plain_pytorch_reference() {
     compare_with_pytorch(ModelConfig::paper(18), 3, 2, 11);
 }
+
+/// On a machine with CUDA: the model on the GPU gives the CPU's outputs (within
+/// TF32-level tolerance: cuDNN may use TF32 convolutions), and loads the same
+/// safetensors bytes. Prints a note and passes where there is no GPU.
+#[test]
+fn cuda_model_matches_the_cpu_model() {
+    if !tch::Cuda::is_available() {
+        eprintln!("no CUDA device: skipped");
+        return;
+    }
+    setup(12);
+    let cfg = ModelConfig::paper(18);
+    let cpu = Model::new(cfg.clone(), Device::Cpu);
+    let mut gpu = Model::new(cfg.clone(), Device::Cuda(0));
+    gpu.load_safetensors(&cpu.to_safetensors().unwrap()).unwrap();
+    let (t, b) = (4, 3);
+    let input = random_unroll(&cfg, t, b, 0.3);
+    let init = random_state(&cfg, b);
+    let on = |d: Device| {
+        (
+            Unroll {
+                frame: input.frame.to_device(d),
+                reward: input.reward.to_device(d),
+                done: input.done.to_device(d),
+                last_action: input.last_action.to_device(d),
+            },
+            AgentState {
+                vision_h: init.vision_h.to_device(d),
+                vision_c: init.vision_c.to_device(d),
+                core_h: init.core_h.to_device(d),
+                core_c: init.core_c.to_device(d),
+            },
+        )
+    };
+    let (gpu_input, gpu_state) = on(Device::Cuda(0));
+    let (a, _) = tch::no_grad(|| cpu.unroll(&input, &init));
+    let (g, _) = tch::no_grad(|| gpu.unroll(&gpu_input, &gpu_state));
+    for ((name, x), (_, y)) in outputs(&a).into_iter().zip(outputs(&g)) {
+        let d = max_diff(x, &y.to_device(Device::Cpu));
+        eprintln!("cuda vs cpu {name}: max |difference| {d:e}");
+        assert!(d < 1e-2, "{name}: {d:e}");
+    }
+    let bytes = gpu.to_safetensors().unwrap();
+    assert_eq!(weights::fingerprint_of(&bytes).unwrap(), Some(cfg.fingerprint()));
+}
