@@ -173,6 +173,74 @@ mod tests {
         }
     }
 
+    /// Five steps of gradient-norm clipping and RMSProp on a small two-layer
+    /// problem, here and in PyTorch (`clip_grad_norm_` + `torch.optim.RMSprop`)
+    /// from the same initial weights and data.
+    #[test]
+    fn matches_pytorch_clip_and_rmsprop() {
+        let python = std::env::var_os("AAA_VENV")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv"))
+            .join("bin/python");
+        assert!(python.exists(), "{} missing: run scripts/bootstrap.sh", python.display());
+        let w1: Vec<f32> = (0..12).map(|i| ((i * 7 % 11) as f32 - 5.0) / 7.0).collect();
+        let w2: Vec<f32> = (0..4).map(|i| (i as f32 - 1.5) / 3.0).collect();
+        let x: Vec<f32> = (0..6).map(|i| (i as f32 * 0.37).sin() * 3.0).collect();
+        let fmt = |v: &[f32]| v.iter().map(|x| format!("{x:e}")).collect::<Vec<_>>().join(",");
+        let script = format!(
+            "import torch\n\
+             torch.set_default_dtype(torch.float32)\n\
+             w1 = torch.tensor([{}]).reshape(4, 3).requires_grad_()\n\
+             w2 = torch.tensor([{}]).reshape(1, 4).requires_grad_()\n\
+             x = torch.tensor([{}]).reshape(2, 3)\n\
+             opt = torch.optim.RMSprop([w1, w2], lr=0.05, alpha=0.99, eps=0.01, momentum=0)\n\
+             for _ in range(5):\n\
+             \x20   opt.zero_grad()\n\
+             \x20   loss = ((torch.relu(x @ w1.T) @ w2.T) ** 2).sum() * 10\n\
+             \x20   loss.backward()\n\
+             \x20   torch.nn.utils.clip_grad_norm_([w1, w2], 1.5)\n\
+             \x20   opt.step()\n\
+             print(' '.join(repr(v) for v in torch.cat([w1.flatten(), w2.flatten()]).tolist()))\n",
+            fmt(&w1),
+            fmt(&w2),
+            fmt(&x)
+        );
+        let out = std::process::Command::new(&python).arg("-c").arg(&script).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let want: Vec<f64> = String::from_utf8(out.stdout)
+            .unwrap()
+            .split_whitespace()
+            .map(|v| v.parse().unwrap())
+            .collect();
+
+        let vs = nn::VarStore::new(Device::Cpu);
+        let a = vs.root().var_copy("w1", &Tensor::from_slice(&w1).view([4, 3]));
+        let b = vs.root().var_copy("w2", &Tensor::from_slice(&w2).view([1, 4]));
+        let x = Tensor::from_slice(&x).view([2, 3]);
+        let mut opt = RmsProp::new(&vs, RmsPropConfig { alpha: 0.99, eps: 0.01, momentum: 0.0 });
+        for _ in 0..5 {
+            opt.zero_grad();
+            let loss = (x.matmul(&a.tr()).relu().matmul(&b.tr())).square().sum(Kind::Float) * 10.0;
+            loss.backward();
+            opt.clip_grad_norm(1.5);
+            opt.step(0.05);
+        }
+        let got: Vec<f64> =
+            Vec::<f32>::try_from(Tensor::cat(&[a.flatten(0, -1), b.flatten(0, -1)], 0))
+                .unwrap()
+                .into_iter()
+                .map(f64::from)
+                .collect();
+        assert_eq!(got.len(), want.len());
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!((g - w).abs() < 1e-5, "parameter {i}: ours {g}, PyTorch {w}");
+        }
+        // The updates did something (the comparison is not of unchanged weights).
+        let initial = w1.iter().chain(&w2).map(|&v| f64::from(v));
+        let moved = got.iter().zip(initial).map(|(g, w)| (g - w).abs()).fold(0.0, f64::max);
+        assert!(moved > 1e-2, "weights barely moved ({moved})");
+    }
+
     #[test]
     fn clip_grad_norm_scales_to_the_maximum() {
         let vs = nn::VarStore::new(Device::Cpu);
