@@ -6,8 +6,10 @@
 //!
 //! 1. bind the trajectory PULL and the params REP sockets, write their
 //!    addresses to `<run dir>/endpoints.json`;
-//! 2. the batcher thread ([`batcher`]) decodes, validates and stacks B
-//!    trajectories into a time-major batch `[T+1, B, ...]`;
+//! 2. receive threads ([`batcher`]) decode and validate trajectories, dropping
+//!    and counting bad ones; an assembler thread stacks B of them into a
+//!    time-major batch `[T+1, B, ...]`; bounded queues slow the actors down
+//!    rather than buffer without end;
 //! 3. per batch: forward over all T+1 steps from the stored initial recurrent
 //!    states, the IMPALA loss with V-trace (`common::vtrace`, rewards clipped
 //!    to [-1, 1] there), backward, gradient-norm clipping, RMSProp with a
