@@ -20,11 +20,11 @@ ACCOUNT="${ACCOUNT:-}"                # empty: your default account
 QOS="${QOS:-}"                        # empty: the default QOS
 LEARNER_TIME="${LEARNER_TIME:-2-00:00:00}"
 LEARNER_CPUS="${LEARNER_CPUS:-4}"     # learner threads = CPUs - 1 (one for the recorder)
-LEARNER_MEM="${LEARNER_MEM:-32G}"     # empty: do not ask
+LEARNER_MEM="${LEARNER_MEM-32G}"      # empty (LEARNER_MEM=): do not ask
 LEARNER_GPUS="${LEARNER_GPUS:-auto}"  # auto: --gres=gpu:1 where the partition has GPUs; none; or a gres (gpu:a100:1)
 ACTOR_TIME="${ACTOR_TIME:-$LEARNER_TIME}"
 ACTOR_CPUS="${ACTOR_CPUS:-2}"         # inference threads per actor
-ACTOR_MEM="${ACTOR_MEM:-4G}"          # empty: do not ask
+ACTOR_MEM="${ACTOR_MEM-4G}"           # empty (ACTOR_MEM=): do not ask
 TRANSPORT="${TRANSPORT:-auto}"        # auto: ipc when the partitions have one node, else tcp; ipc; tcp
 SBATCH_EXTRA="${SBATCH_EXTRA:-}"      # more sbatch options for both jobs, e.g. "--constraint=avx2"
 # ------------------------------------------------------------------------------
