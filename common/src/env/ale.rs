@@ -330,34 +330,55 @@ const NTSC_PALETTE: [u32; 256] = [
     0xbb9f47, 0x9d9d9d, 0xd2b656, 0xb3b3b3, 0xe8cc63, 0xc8c8c8, 0xfce070, 0xdcdcdc
 ];
 
-const fn palette_rgb(table: &[u32; 256]) -> [[u8; 3]; 256] {
-    let mut out = [[0u8; 3]; 256];
+const fn palette_rgbx(table: &[u32; 256]) -> [u32; 256] {
+    let mut out = [0u32; 256];
     let mut i = 0;
     while i < 256 {
         let v = table[i];
-        out[i] = [(v >> 16) as u8, (v >> 8) as u8, v as u8];
+        // Bytes R, G, B, 0 in memory order (little-endian u32).
+        out[i] = ((v >> 16) & 0xff) | (v & 0xff00) | ((v & 0xff) << 16);
         i += 1;
     }
     out
 }
 
-static NTSC_RGB: [[u8; 3]; 256] = palette_rgb(&NTSC_PALETTE);
+/// The NTSC palette as little-endian u32 holding R, G, B, 0, so that a pixel
+/// is one 4-byte store (overwriting the next pixel's R, written next).
+static NTSC_RGBX: [u32; 256] = palette_rgbx(&NTSC_PALETTE);
+
+/// Channel-wise maximum of two palette entries in RGBX form.
+#[inline]
+fn max_rgbx(p: u32, q: u32) -> u32 {
+    let m = |shift: u32| ((p >> shift) & 0xff).max((q >> shift) & 0xff) << shift;
+    m(0) | m(8) | m(16)
+}
+
+/// RGB `[H, W, 3]` of the channel-wise maximum of two palette-index screens
+/// (`a` twice: the RGB of one screen).
+fn max_pool_indices(a: &[u8], b: &[u8], out: &mut [u8]) {
+    let n = a.len();
+    assert!(b.len() == n && out.len() == 3 * n);
+    let pixel = |i: usize| {
+        let (x, y) = (a[i], b[i]);
+        let p = NTSC_RGBX[usize::from(x)];
+        if x == y {
+            p
+        } else {
+            max_rgbx(p, NTSC_RGBX[usize::from(y)])
+        }
+    };
+    if n == 0 {
+        return;
+    }
+    for i in 0..n - 1 {
+        out[3 * i..3 * i + 4].copy_from_slice(&pixel(i).to_le_bytes());
+    }
+    out[3 * (n - 1)..].copy_from_slice(&pixel(n - 1).to_le_bytes()[..3]);
+}
 
 /// RGB `[H, W, 3]` of a palette-index screen.
 fn indices_to_rgb(idx: &[u8], out: &mut [u8]) {
-    for (o, &i) in out.chunks_exact_mut(3).zip(idx) {
-        o.copy_from_slice(&NTSC_RGB[usize::from(i)]);
-    }
-}
-
-/// Channel-wise maximum of the RGB of two palette-index screens.
-fn max_pool_indices(a: &[u8], b: &[u8], out: &mut [u8]) {
-    for ((o, &x), &y) in out.chunks_exact_mut(3).zip(a).zip(b) {
-        let (p, q) = (&NTSC_RGB[usize::from(x)], &NTSC_RGB[usize::from(y)]);
-        o[0] = p[0].max(q[0]);
-        o[1] = p[1].max(q[1]);
-        o[2] = p[2].max(q[2]);
-    }
+    max_pool_indices(idx, idx, out);
 }
 
 /// An Atari game with the SPEC's preprocessing. See [`EnvSpec`] for each flag.

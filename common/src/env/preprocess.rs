@@ -25,7 +25,7 @@ pub fn rgb_to_gray(rgb: &[u8], out: &mut [u8]) {
 
 /// Area ("box") resampling of RGB frames from one size to another: each output
 /// pixel is the mean of the input pixels it covers, partial pixels weighted by
-/// their covered fraction (OpenCV's INTER_AREA). Separable: columns, then rows.
+/// their covered fraction (OpenCV's INTER_AREA). Separable: rows, then columns.
 /// Weights and scratch buffers are allocated once.
 #[derive(Clone, Debug)]
 pub struct Resizer {
@@ -33,9 +33,9 @@ pub struct Resizer {
     dst: (usize, usize),
     rows: Taps,
     cols: Taps,
-    /// Luma of the source frame (grayscale path), [src_h, src_w].
+    /// Luma after the row pass (grayscale path), [dst_h, src_w].
     luma: Vec<f32>,
-    /// After the column pass, [src_h, dst_w, channels].
+    /// After the row pass, [dst_h, src_w, 3].
     tmp: Vec<f32>,
 }
 
@@ -100,83 +100,53 @@ impl Resizer {
         assert_eq!(rgb.len(), sh * sw * 3);
         let ch = if grayscale { 1 } else { 3 };
         assert_eq!(out.len(), dh * dw * ch);
-        self.tmp.resize(sh * dw * ch, 0.0);
-        if grayscale {
-            self.luma.clear();
-            self.luma.extend(rgb.chunks_exact(3).map(|p| {
-                0.299 * f32::from(p[0]) + 0.587 * f32::from(p[1]) + 0.114 * f32::from(p[2])
-            }));
-            column_pass::<1>(&self.luma, sh, sw, &self.cols, &mut self.tmp);
-        } else {
-            column_pass_u8(rgb, sh, sw, &self.cols, &mut self.tmp);
-        }
+        // Rows first, on whole RGB rows (contiguous, so the compiler
+        // vectorizes): tmp[r] = sum_k w[r, k] * rgb[first[r] + k], [dh, sw, 3].
+        let line = sw * 3;
         let t = self.rows.taps;
-        let row_len = dw * ch;
-        for (r, o) in out.chunks_exact_mut(row_len).enumerate() {
+        self.tmp.resize(dh * line, 0.0);
+        for (r, acc) in self.tmp.chunks_exact_mut(line).enumerate() {
             let first = self.rows.first[r];
-            let w = &self.rows.weights[r * t..(r + 1) * t];
-            let mut acc = [0f32; 512];
-            let acc = &mut acc[..row_len.min(512)];
-            if row_len > 512 {
-                // Rare (wide outputs): the slow, general path.
-                for (i, o) in o.iter_mut().enumerate() {
-                    let v: f32 = (0..t).map(|k| w[k] * self.tmp[(first + k) * row_len + i]).sum();
-                    *o = v.round().clamp(0.0, 255.0) as u8;
-                }
-                continue;
-            }
-            for (k, &wk) in w.iter().enumerate() {
-                let src = &self.tmp[(first + k) * row_len..(first + k + 1) * row_len];
+            acc.fill(0.0);
+            for (k, &wk) in self.rows.weights[r * t..(r + 1) * t].iter().enumerate() {
+                let src = &rgb[(first + k) * line..(first + k + 1) * line];
                 for (a, &v) in acc.iter_mut().zip(src) {
-                    *a += wk * v;
+                    *a += wk * f32::from(v);
                 }
             }
-            for (o, &a) in o.iter_mut().zip(acc.iter()) {
-                *o = a.round().clamp(0.0, 255.0) as u8;
+        }
+        if grayscale {
+            // Luma is linear, so taking it between the passes equals taking
+            // it of the area mean, and the column pass then runs on one channel.
+            self.luma.resize(dh * sw, 0.0);
+            for (l, p) in self.luma.iter_mut().zip(self.tmp.chunks_exact(3)) {
+                *l = 0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2];
             }
+            column_pass::<1>(&self.luma, sw, &self.cols, out);
+        } else {
+            column_pass::<3>(&self.tmp, sw, &self.cols, out);
         }
     }
 }
 
-/// Column pass over one-channel f32 rows: tmp[r, c] = sum_k w[c, k] src[r, first[c] + k].
-fn column_pass<const C: usize>(src: &[f32], h: usize, w: usize, cols: &Taps, tmp: &mut [f32]) {
+/// Column pass over f32 rows of width `w` with `C` channels into rounded u8
+/// rows of the output width.
+fn column_pass<const C: usize>(src: &[f32], w: usize, cols: &Taps, out: &mut [u8]) {
     let t = cols.taps;
     let dw = cols.first.len();
-    for r in 0..h {
-        let row = &src[r * w * C..(r + 1) * w * C];
-        let out = &mut tmp[r * dw * C..(r + 1) * dw * C];
-        for c in 0..dw {
-            let f = cols.first[c];
-            let wt = &cols.weights[c * t..(c + 1) * t];
-            for ch in 0..C {
-                let mut acc = 0.0;
-                for (k, &wk) in wt.iter().enumerate() {
-                    acc += wk * row[(f + k) * C + ch];
+    for (row, o) in src.chunks_exact(w * C).zip(out.chunks_exact_mut(dw * C)) {
+        for ((o, &f), wt) in
+            o.chunks_exact_mut(C).zip(&cols.first).zip(cols.weights.chunks_exact(t))
+        {
+            let mut acc = [0f32; C];
+            for (px, &wk) in row[f * C..(f + t) * C].chunks_exact(C).zip(wt) {
+                for c in 0..C {
+                    acc[c] += wk * px[c];
                 }
-                out[c * C + ch] = acc;
             }
-        }
-    }
-}
-
-/// Column pass over RGB u8 rows into f32.
-fn column_pass_u8(src: &[u8], h: usize, w: usize, cols: &Taps, tmp: &mut [f32]) {
-    let t = cols.taps;
-    let dw = cols.first.len();
-    for r in 0..h {
-        let row = &src[r * w * 3..(r + 1) * w * 3];
-        let out = &mut tmp[r * dw * 3..(r + 1) * dw * 3];
-        for c in 0..dw {
-            let f = cols.first[c];
-            let wt = &cols.weights[c * t..(c + 1) * t];
-            let px = &row[f * 3..(f + t) * 3];
-            let mut acc = [0f32; 3];
-            for (k, &wk) in wt.iter().enumerate() {
-                acc[0] += wk * f32::from(px[k * 3]);
-                acc[1] += wk * f32::from(px[k * 3 + 1]);
-                acc[2] += wk * f32::from(px[k * 3 + 2]);
+            for c in 0..C {
+                o[c] = (acc[c] + 0.5).clamp(0.0, 255.0) as u8;
             }
-            out[c * 3..c * 3 + 3].copy_from_slice(&acc);
         }
     }
 }
