@@ -15,7 +15,10 @@
 #
 # Environment: AAA_CLUSTER_CPUS (CPUs the node announces, default 16: more than
 # the machine has, so that a learner and several actors fit at once on a small
-# box), AAA_CLUSTER_PORT (first port to try for slurmctld, default 16817).
+# box), AAA_CLUSTER_GPUS=1 (the node announces one gres `gpu` with /dev/null
+# as its device file: for trying --gres requests on a machine without a GPU;
+# default 0), AAA_CLUSTER_PORT (first port to try for slurmctld, default
+# 16817).
 set -euo pipefail
 
 die() { echo "local-cluster.sh: $*" >&2; exit 1; }
@@ -83,9 +86,15 @@ start() {
     --log-file="$dir/munge/munged.log" --seed-file="$dir/munge/munged.seed" ||
     die "munged did not start: $(tail -3 "$dir/munge/munged.log" 2>/dev/null)"
 
-  local host cpus port mem
+  local host cpus gpus port mem gres=""
   host="$(hostname -s)"
   cpus="${AAA_CLUSTER_CPUS:-16}"
+  gpus="${AAA_CLUSTER_GPUS:-0}"
+  [[ "$gpus" =~ ^[01]$ ]] || die "AAA_CLUSTER_GPUS must be 0 or 1"
+  if ((gpus > 0)); then
+    gres=" Gres=gpu:$gpus"
+    echo "NodeName=$host Name=gpu Count=$gpus File=/dev/null AutoDetect=off" >"$dir/gres.conf"
+  fi
   port="$(free_ports "${AAA_CLUSTER_PORT:-16817}")"
   mem=$(($(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024))
   cat >"$dir/slurm.conf" <<EOF
@@ -121,8 +130,9 @@ ReturnToService=2
 JobRequeue=1
 KillWait=30
 MinJobAge=600
+$( ((gpus > 0)) && echo "GresTypes=gpu")
 SchedulerParameters=sched_interval=2
-NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem State=UNKNOWN
+NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem$gres State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 EOF
   export SLURM_CONF="$dir/slurm.conf"
@@ -139,11 +149,11 @@ EOF
   case "$state" in
     idle | mixed | allocated) ;;
     *) echo "node state: ${state:-none}" >&2
-       tail -5 "$dir/slurmctld.log" "$dir/slurmd.log" >&2 || true
+       tail -n 5 "$dir/slurmctld.log" "$dir/slurmd.log" >&2 || true
        stop "$dir" >/dev/null 2>&1 || true
        die "the node did not come up" ;;
   esac
-  echo "one-node SLURM cluster up: node $host, $cpus CPUs, partition debug, ports $port-$((port + 1))"
+  echo "one-node SLURM cluster up: node $host, $cpus CPUs, $gpus GPUs, partition debug, ports $port-$((port + 1))"
   echo "export SLURM_CONF=$SLURM_CONF"
 }
 

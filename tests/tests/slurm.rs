@@ -3,7 +3,9 @@
 //! `scripts/slurm/local-cluster.sh`, in a temporary state directory.
 //!
 //! One run on the built-in game: `submit.sh` sends the learner (with the
-//! recorder) as one job and the actors as a 3-task job array. Part-way through,
+//! recorder) as one job, with `--gres=gpu:1` since the node announces a GPU
+//! (a pretend one; the learner still runs on the CPU), and the actors as a
+//! 3-task job array. Part-way through,
 //! the learner job is requeued (`scontrol requeue`, what preemption or a node
 //! failure does): it must come back, resume from its checkpoint, and the
 //! actors that kept running must reconnect. At the end every job has
@@ -177,7 +179,8 @@ fn learner_job_and_actor_array_train_on_a_real_slurm_and_survive_a_requeue() {
     let (ok, out) = run(Command::new(scripts().join("local-cluster.sh"))
         .arg("start")
         .arg(state.path())
-        .env("AAA_CLUSTER_CPUS", "8"));
+        .env("AAA_CLUSTER_CPUS", "8")
+        .env("AAA_CLUSTER_GPUS", "1"));
     assert!(ok, "the one-node cluster did not start:\n{out}");
     let cluster = Cluster { state: state.path().to_owned(), conf: state.path().join("slurm.conf") };
     println!("{}", out.trim_end());
@@ -207,6 +210,13 @@ fn learner_job_and_actor_array_train_on_a_real_slurm_and_survive_a_requeue() {
     let (learner_job, actors_job) = (job("learner"), job("actors"));
     let run_dir = runs.path().join("slurm-test");
     assert!(out.contains("ipc sockets"), "a one-node partition should get ipc sockets:\n{out}");
+    // The node has a (pretend) GPU: the learner job asks for it, the actors do not.
+    let gres = |job: &str| {
+        let (_, out) = cluster.scontrol(&["-o", "show", "job", job]);
+        out.split_whitespace().find_map(|f| f.strip_prefix("TresPerNode=")).map(str::to_owned)
+    };
+    assert_eq!(gres(&learner_job).as_deref(), Some("gres:gpu:1"), "learner job's gres");
+    assert_eq!(gres(&actors_job), None, "the actor array asks for no GPU");
 
     let deadline = started + Duration::from_secs(600);
     let wait_for = |what: &str, ok: &dyn Fn() -> bool| {
