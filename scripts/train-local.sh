@@ -61,6 +61,7 @@ run_dir="$runs_root/$xpid"
 if [ -z "${AAA_NO_TMUX:-}" ] && [ -z "${TMUX:-}" ] && [ -t 0 ] && [ -t 1 ] && command -v tmux >/dev/null; then
   self=("$0" --xpid "$xpid" --game "$game" --preset "$preset" --actors "$actors" --envs "$envs"
         --device "$device" --record-every "$record_every" --runs-root "$runs_root")
+  ((demo)) && self+=(--demo)
   [ -n "$unroll" ] && self+=(--unroll-length "$unroll")
   [ -n "$total_frames" ] && self+=(--total-frames "$total_frames")
   ((resume)) && self+=(--resume)
@@ -90,11 +91,14 @@ learner_args=("${common[@]}" --device "$device" --threads 1)
 learner_args+=("${learner_extra[@]}")
 
 pids=()
+tail_pid=""
 stop_all() {
   trap - INT TERM
   echo "stopping: learner, recorder and $actors actor(s) finish cleanly..."
   for pid in "${pids[@]}"; do kill -INT "$pid" 2>/dev/null || true; done
-  wait || true
+  # Only our processes: the progress pipeline ignores SIGINT and would never end.
+  wait "${pids[@]}" 2>/dev/null || true
+  [ -n "$tail_pid" ] && kill "$tail_pid" 2>/dev/null || true
   echo "stopped; run directory: $run_dir"
   exit 0
 }
@@ -114,7 +118,8 @@ for ((i = 0; i < actors; i++)); do
 done
 
 # Progress: the learner's report lines, until it exits (total frames or error).
-tail -n +1 -F "$run_dir/learner.log" 2>/dev/null | grep --line-buffered -E "step|error|Error|checkpoint" &
+tail -n +1 -F --pid="$learner_pid" "$run_dir/learner.log" 2>/dev/null \
+  | grep --line-buffered -E "step|error|Error|checkpoint" &
 tail_pid=$!
 set +e
 wait "$learner_pid"
@@ -123,7 +128,7 @@ set -e
 kill "$tail_pid" 2>/dev/null || true
 echo "learner exited with status $status"
 for pid in "${pids[@]:1}"; do kill -INT "$pid" 2>/dev/null || true; done
-wait || true
+wait "${pids[@]:1}" 2>/dev/null || true
 if ((status == 0)); then
   echo "run finished; run directory: $run_dir"
   echo "  curves:   $BIN/recorder plot $run_dir"

