@@ -494,10 +494,10 @@ fn model_config(args: &Args) -> Result<ModelConfig> {
 pub fn train(args: &Args, run_dir: &RunDir, stop: &AtomicBool) -> Result<()> {
     let cfg = model_config(args)?;
     let t_len = args.run.unroll_length;
-    let addresses = resolve_addresses(args, run_dir, stop)?;
+    let mut addresses = resolve_addresses(args, run_dir, stop)?;
     let xpid = run_dir.xpid();
-    let push = Push::dial(&addresses.trajectories, xpid)?;
-    let params = ParamsClient::dial(&addresses.params, xpid, args.max_message_bytes)?;
+    let mut push = Push::dial(&addresses.trajectories, xpid)?;
+    let mut params = ParamsClient::dial(&addresses.params, xpid, args.max_message_bytes)?;
     let mut sink = EpisodeSink::new(Push::dial(&addresses.episodes, xpid)?);
     let mut acting = Acting::new(args, &cfg, args.record_every)?;
     let mut policy = Policy { model: Model::new(cfg.clone(), Device::Cpu), version: 0 };
@@ -536,13 +536,26 @@ pub fn train(args: &Args, run_dir: &RunDir, stop: &AtomicBool) -> Result<()> {
             } else if learner_finished(run_dir) {
                 tracing::info!("the learner finished the run; actor {} stops", args.actor_id);
                 break 'run;
-            } else if learner_away_since.is_none() {
-                learner_away_since = Some(Instant::now());
-                tracing::warn!(
-                    "learner not answering at {}; waiting for it{}",
-                    addresses.params,
-                    if policy.version == 0 { " (no weights yet)" } else { "" }
-                );
+            } else {
+                if learner_away_since.is_none() {
+                    learner_away_since = Some(Instant::now());
+                    tracing::warn!(
+                        "learner not answering at {}; waiting for it{}",
+                        addresses.params,
+                        if policy.version == 0 { " (no weights yet)" } else { "" }
+                    );
+                }
+                // A learner restarted on another node (tcp) writes new addresses.
+                let now = resolve_addresses(args, run_dir, stop)?;
+                if now.trajectories != addresses.trajectories || now.params != addresses.params {
+                    tracing::info!(
+                        "the learner moved to {} (endpoints.json); redialling",
+                        now.params
+                    );
+                    push = Push::dial(&now.trajectories, xpid)?;
+                    params = ParamsClient::dial(&now.params, xpid, args.max_message_bytes)?;
+                    addresses = now;
+                }
             }
             if policy.version == 0 && learner_away_since.is_none() {
                 std::thread::sleep(Duration::from_millis(200));

@@ -99,7 +99,7 @@ impl Endpoints {
             .truncate(false)
             .write(true)
             .open(path.with_extension("json.lock"))?;
-        // lock.lock()?;
+        lock.lock()?;
         let mut current = Self::read(path).unwrap_or_default();
         if update.trajectories.is_some() {
             current.trajectories.clone_from(&update.trajectories);
