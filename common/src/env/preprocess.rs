@@ -70,9 +70,9 @@ impl Taps {
             let start = f.min(src - taps);
             first.push(start);
             let pad = f - start;
-            weights.extend(std::iter::repeat(0.0).take(pad));
+            weights.resize(weights.len() + pad, 0.0);
             weights.extend_from_slice(&w);
-            weights.extend(std::iter::repeat(0.0).take(taps - pad - w.len()));
+            weights.resize(weights.len() + taps - pad - w.len(), 0.0);
         }
         Taps { taps, first, weights }
     }
