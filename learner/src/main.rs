@@ -459,6 +459,7 @@ pub fn train(args: &TrainArgs, stop: &AtomicBool) -> Result<Summary> {
         },
     )
     .with_context(|| format!("writing {}", run_dir.endpoints().display()))?;
+    let connections = pull.connections();
     let params = ParamsService::spawn(server, &model, counters.version);
     let batcher = Batcher::spawn(
         pull,
@@ -479,6 +480,9 @@ pub fn train(args: &TrainArgs, stop: &AtomicBool) -> Result<Summary> {
     meta_config["frames_per_step"] = frames_per_step.into();
     meta_config["device_resolved"] = device_name(device).into();
     let mut meta = Meta::start(&run_dir.meta_json(), meta_config, resumed_from.as_deref())?;
+    if resumed_from.is_some() {
+        metrics::set_aside_rows_after(&run_dir.logs_csv(), counters.step)?;
+    }
     let mut csv = CsvLog::open(&run_dir.logs_csv())?;
     tracing::info!(
         "learner {} on {}: model {} ({} actions), T = {}, B = {}; trajectories at {}, params at {}",
@@ -502,6 +506,7 @@ pub fn train(args: &TrainArgs, stop: &AtomicBool) -> Result<Summary> {
     let mut update_seconds = Vec::new();
     let session_start = Instant::now();
     let train_seconds_before = counters.train_seconds;
+    let mut csv_failures: u64 = 0;
 
     let reason = loop {
         if stop.load(Ordering::Relaxed) {
@@ -561,7 +566,18 @@ pub fn train(args: &TrainArgs, stop: &AtomicBool) -> Result<Summary> {
             learning_rate: lr,
             grad_norm: stats.grad_norm,
         };
-        csv.write(&row)?;
+        // A full or failing disk must not stop learning: the row is lost,
+        // counted and reported; checkpoints (which must succeed) stop the run.
+        if let Err(e) = csv.write(&row) {
+            csv_failures += 1;
+            if csv_failures <= 10 || csv_failures.is_power_of_two() {
+                tracing::error!(
+                    "logs.csv row of step {} not written ({csv_failures} rows lost so far), \
+                     learning goes on: {e:#}",
+                    counters.step
+                );
+            }
+        }
         update_ends.push((Instant::now(), metrics::process_cpu_seconds().unwrap_or(f64::NAN)));
         progress.episodes(&batch.episode_returns);
         progress.maybe_report(&row, batcher.counters.total_dropped());
@@ -589,6 +605,10 @@ pub fn train(args: &TrainArgs, stop: &AtomicBool) -> Result<Summary> {
 
     // Stop taking trajectories, then the final checkpoint.
     let trajectory_counters = batcher.counters.clone();
+    // Actor id -> how often its connection closed while the learner ran (it
+    // died, restarted, or was cut off), before closing the socket closes the rest.
+    let gone: serde_json::Map<String, serde_json::Value> =
+        connections.gone().into_iter().map(|(a, n)| (a.to_string(), n.into())).collect();
     drop(batcher_report(batcher));
     let path = checkpoint::save(
         &run_dir.checkpoints(),
@@ -611,6 +631,8 @@ pub fn train(args: &TrainArgs, stop: &AtomicBool) -> Result<Summary> {
     drop(params);
     meta.set("final_counters", serde_json::to_value(&counters)?);
     meta.set("trajectories_per_actor", trajectories_per_actor(&trajectory_counters));
+    meta.set("logs_csv_rows_lost", csv_failures.into());
+    meta.set("actors_disconnected", gone.into());
     meta.finish(reason)?;
     Ok(Summary {
         counters,
@@ -723,6 +745,64 @@ mod tests {
         assert_eq!((a.entropy_cost, a.baseline_cost, a.discount), (0.01, 0.5, 0.99));
         assert_eq!(a.grad_norm_clip, 40.0);
         assert_eq!(a.loss_config(), LossConfig::default());
+    }
+
+    /// The whole update (alignment, loss sign, clipping, RMSProp) learns a
+    /// bandit hidden in the unrolls: reward[t+1] = +1 when action[t] = 0, else
+    /// -1. The probability of action 0 must rise from 1/3 to most of the mass.
+    #[test]
+    fn updates_learn_a_bandit_in_the_unrolls() {
+        use rand::{Rng, SeedableRng};
+        let cfg = common::config::ModelConfig::small(3);
+        tch::manual_seed(0);
+        let model = Model::new(cfg.clone(), Device::Cpu);
+        let mut opt =
+            RmsProp::new(&model.vs, RmsPropConfig { alpha: 0.99, eps: 0.01, momentum: 0.0 });
+        let mut rng = rand_pcg::Pcg64::seed_from_u64(5);
+        let (t_len, batch) = (4, 4);
+        let mut prob_of_0 = Vec::new();
+        for _ in 0..30 {
+            let mut trajectories: Vec<_> = (0..batch)
+                .map(|i| bench::random_trajectory(&cfg, t_len, 0, i as u32, &mut rng))
+                .collect();
+            // Behaviour = the current policy, acted on: sample actions from it.
+            let probe = batcher::build_batch(&trajectories, &cfg, 1).unwrap();
+            let (out, _) = tch::no_grad(|| model.unroll(&probe.unroll(), &probe.initial_state));
+            let probs = out.policy_logits.softmax(-1, tch::Kind::Float);
+            prob_of_0.push(probs.select(-1, 0).mean(tch::Kind::Float).double_value(&[]));
+            let probs = Vec::<f32>::try_from(probs.flatten(0, -1)).unwrap();
+            let all_logits = Vec::<f32>::try_from(out.policy_logits.flatten(0, -1)).unwrap();
+            for (b, tr) in trajectories.iter_mut().enumerate() {
+                let mut actions = Vec::new();
+                let mut logits = Vec::new();
+                let mut rewards = vec![0f32; t_len + 1];
+                for t in 0..=t_len {
+                    let at = (t * batch + b) * 3;
+                    let p = &probs[at..at + 3];
+                    let u: f32 = rng.gen();
+                    let a = if u < p[0] {
+                        0
+                    } else if u < p[0] + p[1] {
+                        1
+                    } else {
+                        2
+                    };
+                    actions.push(a as i64);
+                    logits.extend_from_slice(&all_logits[at..at + 3]);
+                    if t < t_len {
+                        rewards[t + 1] = if a == 0 { 1.0 } else { -1.0 };
+                    }
+                }
+                tr.action = common::protocol::Array::from_i64(vec![t_len + 1], &actions);
+                tr.policy_logits = common::protocol::Array::from_f32(vec![t_len + 1, 3], &logits);
+                tr.reward = common::protocol::Array::from_f32(vec![t_len + 1], &rewards);
+            }
+            let batch = batcher::build_batch(&trajectories, &cfg, 1).unwrap();
+            update(&model, &mut opt, &batch, &LossConfig::default(), 40.0, 3e-3);
+        }
+        let (first, last) = (prob_of_0[0], *prob_of_0.last().unwrap());
+        assert!((first - 1.0 / 3.0).abs() < 0.1, "initial policy not near uniform: {first}");
+        assert!(last > 0.7, "pi(action 0) went {first:.3} -> {last:.3}: {prob_of_0:?}");
     }
 
     #[test]
