@@ -13,6 +13,14 @@
 //! `action[t]` and `policy_logits[t]` were chosen at it. Step 0 repeats step T
 //! of the previous unroll of the same env, and `initial_state` is the agent's
 //! recurrent state before frame 0 was processed.
+//!
+//! Episode statistics (TorchBeast's convention): at a step t with `done[t] = 1`,
+//! `episode_return[t]` and `episode_step[t]` hold the *finished* episode's raw
+//! return and length; elsewhere they hold the running episode's. The learner
+//! counts finished episodes at steps 1..=T only, so none is counted twice.
+//!
+//! Params versions start at 1; a [`ParamsRequest`] for version 0 means "I hold
+//! none", and is always answered with [`Params`].
 
 use serde::{Deserialize, Serialize};
 
@@ -328,7 +336,8 @@ pub struct EpisodeChunk {
     pub frame: Array,
     /// i64 [n]
     pub action: Array,
-    /// f32 [n], raw reward that arrived with each frame.
+    /// f32 [n], raw reward the step's action earned (summed over the action
+    /// repeat), so the rewards of an episode sum to its return.
     pub reward: Array,
     /// f32 [n]
     pub baseline: Array,
