@@ -62,7 +62,7 @@ pub const STEP_FIELDS: &[StepField] = &[
         dtype: "float32",
         axes: "step",
         units: "game score (raw, unclipped)",
-        description: "Reward that arrived together with this step's frame.",
+        description: "Reward the step's action earned (summed over the action repeat); an episode's rewards sum to its return.",
         always: true,
     },
     StepField {
