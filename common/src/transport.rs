@@ -137,18 +137,104 @@ fn receive(
     }
 }
 
+/// The senders connected to a [`Pull`] socket. A connection is tied to the
+/// actor id of the first message that came over it, so when an actor dies
+/// (`kill -9`, node failure) or its connection is cut (a message over the
+/// maximum size makes NNG close it), the socket logs which actor went away and
+/// counts it.
+#[derive(Default)]
+pub struct Connections {
+    state: std::sync::Mutex<ConnectionState>,
+}
+
+#[derive(Default)]
+struct ConnectionState {
+    open: usize,
+    closed: u64,
+    actors: std::collections::HashMap<nng::Pipe, u32>,
+    gone: std::collections::BTreeMap<u32, u64>,
+}
+
+impl Connections {
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        self.state.lock().unwrap().open
+    }
+
+    /// Connections closed so far, of any sender.
+    pub fn closed(&self) -> u64 {
+        self.state.lock().unwrap().closed
+    }
+
+    /// Per actor id: how many of its connections closed so far.
+    pub fn gone(&self) -> std::collections::BTreeMap<u32, u64> {
+        self.state.lock().unwrap().gone.clone()
+    }
+
+    fn event(&self, pipe: nng::Pipe, event: nng::PipeEvent) {
+        let mut s = self.state.lock().unwrap();
+        match event {
+            nng::PipeEvent::AddPost => s.open += 1,
+            nng::PipeEvent::RemovePost => {
+                s.open = s.open.saturating_sub(1);
+                s.closed += 1;
+                let open = s.open;
+                match s.actors.remove(&pipe) {
+                    Some(actor) => {
+                        let n = {
+                            let n = s.gone.entry(actor).or_default();
+                            *n += 1;
+                            *n
+                        };
+                        tracing::warn!(
+                            "actor {actor} disconnected (gone {n} time(s); {open} connection(s) open)"
+                        );
+                    }
+                    None => tracing::info!(
+                        "a connection closed before it carried a valid message ({open} open)"
+                    ),
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn seen(&self, pipe: nng::Pipe, actor: u32) {
+        self.state.lock().unwrap().actors.entry(pipe).or_insert(actor);
+    }
+}
+
+/// The actor a message came from, where the body names one.
+fn sender(body: &Body) -> Option<u32> {
+    match body {
+        Body::Trajectory(t) => Some(t.actor_id),
+        Body::EpisodeChunk(c) => Some(c.uid.actor),
+        Body::ParamsRequest(r) => Some(r.actor_id),
+        Body::Params(_) | Body::UpToDate(_) => None,
+    }
+}
+
 /// The receiving end of a PUSH -> PULL pipeline (learner, recorder).
 pub struct Pull {
     socket: Socket,
     run: String,
+    connections: std::sync::Arc<Connections>,
 }
 
 impl Pull {
     pub fn bind(address: &str, run: &str, max_bytes: usize, allow_remote: bool) -> Result<Self> {
-        Ok(Pull {
-            socket: listen(Protocol::Pull0, address, max_bytes, allow_remote)?,
-            run: run.into(),
-        })
+        let socket = listen(Protocol::Pull0, address, max_bytes, allow_remote)?;
+        let connections = std::sync::Arc::new(Connections::default());
+        let c = connections.clone();
+        socket
+            .pipe_notify(move |pipe, event| c.event(pipe, event))
+            .map_err(socket_error("configure", address))?;
+        Ok(Pull { socket, run: run.into(), connections })
+    }
+
+    /// Who is connected, and which actors went away.
+    pub fn connections(&self) -> std::sync::Arc<Connections> {
+        self.connections.clone()
     }
 
     /// Waits up to `timeout` (forever if None) for one message.
@@ -156,7 +242,25 @@ impl Pull {
         &self,
         timeout: Option<Duration>,
     ) -> Result<Option<std::result::Result<Body, ProtocolError>>> {
-        receive(&self.socket, &self.run, timeout)
+        self.socket.set_opt::<RecvTimeout>(timeout).map_err(socket_error("configure", "socket"))?;
+        match self.socket.recv() {
+            Ok(mut message) => {
+                let body = decode(&message, &self.run);
+                if let (Ok(body), Some(pipe)) = (&body, message.pipe()) {
+                    if let Some(actor) = sender(body) {
+                        self.connections.seen(pipe, actor);
+                    }
+                }
+                Ok(Some(body))
+            }
+            Err(nng::Error::TimedOut) => Ok(None),
+            Err(nng::Error::Closed) => Err(TransportError::Closed),
+            Err(source) => Err(TransportError::Socket {
+                action: "receive on",
+                address: "socket".into(),
+                source,
+            }),
+        }
     }
 
     /// Raw bytes of the next message, for benchmarks that measure decoding apart.
