@@ -141,6 +141,45 @@ impl CsvLog {
     }
 }
 
+/// On `--resume` from a checkpoint at `step`: rows of `logs.csv` with a
+/// higher step came from updates after that checkpoint, lost when the learner
+/// died (`kill -9`, node failure). They are moved to
+/// `logs.csv.lost-after-step-<step>` so that the step column of `logs.csv`
+/// never goes backwards and nothing is deleted. Returns how many rows moved.
+pub fn set_aside_rows_after(path: &Path, step: u64) -> Result<usize> {
+    let Ok(text) = std::fs::read_to_string(path) else { return Ok(0) };
+    let mut lines = text.lines();
+    let Some(header) = lines.next() else { return Ok(0) };
+    let Some(column) = header.split(',').position(|c| c == "step") else { return Ok(0) };
+    let (mut keep, mut lost) = (vec![header], vec![header]);
+    for line in lines {
+        let row_step = line.split(',').nth(column).and_then(|v| v.parse::<u64>().ok());
+        if row_step.is_some_and(|s| s > step) {
+            lost.push(line);
+        } else {
+            keep.push(line);
+        }
+    }
+    let moved = lost.len() - 1;
+    if moved == 0 {
+        return Ok(0);
+    }
+    let aside = path.with_extension(format!("csv.lost-after-step-{step}"));
+    std::fs::write(&aside, lost.join("\n") + "\n")
+        .with_context(|| format!("writing {}", aside.display()))?;
+    let tmp = path.with_extension("csv.tmp");
+    std::fs::write(&tmp, keep.join("\n") + "\n")
+        .and_then(|_| std::fs::rename(&tmp, path))
+        .with_context(|| format!("rewriting {}", path.display()))?;
+    tracing::warn!(
+        "{moved} rows of {} are of updates after the checkpoint at step {step} (lost with the \
+         previous session); moved to {}",
+        path.display(),
+        aside.display()
+    );
+    Ok(moved)
+}
+
 /// CPU seconds (user + system) this process has used, all threads together,
 /// from `/proc/self/stat` (Linux; None elsewhere). Unlike wall time it does not
 /// grow when other processes share the cores, which makes it the fairer
