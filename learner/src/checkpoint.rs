@@ -13,7 +13,8 @@
 //! renamed into place in one step, so a crash leaves either the old set or the
 //! new one. Loading checks every file's length and hash against the manifest
 //! before anything is used; a half-written or damaged checkpoint is skipped
-//! with a warning and the next older one is tried. The newest is found by name
+//! with a warning and the next older one is tried; once one verifies, the
+//! damaged newer ones are renamed `<name>.damaged` (kept, never loaded). The newest is found by name
 //! (the step counter sorts). Only the newest `keep` checkpoints stay.
 
 use std::collections::HashMap;
@@ -264,6 +265,15 @@ pub fn load(path: &Path) -> Result<Loaded> {
     })
 }
 
+/// Renames a damaged checkpoint directory to `<name>.damaged`, out of [`list`]'s sight.
+fn set_aside(path: &Path) {
+    let aside = path.with_extension("damaged");
+    match std::fs::rename(path, &aside) {
+        Ok(()) => tracing::warn!("damaged checkpoint moved to {}", aside.display()),
+        Err(e) => tracing::warn!("cannot move damaged checkpoint {} aside: {e}", path.display()),
+    }
+}
+
 /// The newest checkpoint in `dir` that verifies; older ones are tried when a
 /// newer one is damaged. `Ok(None)` when there is none at all; an error when
 /// checkpoints exist but none verifies.
@@ -272,10 +282,22 @@ pub fn load_latest(dir: &Path) -> Result<Option<Loaded>> {
     if found.is_empty() {
         return Ok(None);
     }
+    let mut damaged = Vec::new();
     for (_, path) in &found {
         match load(path) {
-            Ok(loaded) => return Ok(Some(loaded)),
-            Err(e) => tracing::warn!("skipping checkpoint {}: {e:#}", path.display()),
+            Ok(loaded) => {
+                // Damaged checkpoints newer than this one go aside (renamed,
+                // not deleted): left in place they would sort as the newest,
+                // and pruning would delete every fresh checkpoint instead.
+                for path in damaged {
+                    set_aside(path);
+                }
+                return Ok(Some(loaded));
+            }
+            Err(e) => {
+                tracing::warn!("skipping checkpoint {}: {e:#}", path.display());
+                damaged.push(path);
+            }
         }
     }
     bail!(
