@@ -293,13 +293,14 @@ impl Acting {
         let counter = slot.episodes_started;
         slot.episodes_started += 1;
         let global = counter * envs + b as u64;
-        slot.recording = (self.record_every > 0 && global % self.record_every == 0).then(|| {
-            EpisodeRecording::new(
-                EpisodeUid { actor: self.actor_id, env: slot.index, counter },
-                params_version,
-                self.record_ram,
-            )
-        });
+        slot.recording =
+            (self.record_every > 0 && global.is_multiple_of(self.record_every)).then(|| {
+                EpisodeRecording::new(
+                    EpisodeUid { actor: self.actor_id, env: slot.index, counter },
+                    params_version,
+                    self.record_ram,
+                )
+            });
     }
 
     fn recording_any(&self) -> bool {
