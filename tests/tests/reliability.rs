@@ -370,7 +370,7 @@ fn bad_messages_to_a_running_learner_are_dropped_counted_and_harmless() {
     send(other_version);
     send(encode("another-run", &Body::Trajectory(Box::new(trajectory(8, 2)))).unwrap());
     send(encode(&xpid, &Body::ParamsRequest(ParamsRequest { actor_id: 8, version: 0 })).unwrap());
-    let mut bad = |f: &dyn Fn(&mut Trajectory)| {
+    let bad = |f: &dyn Fn(&mut Trajectory)| {
         let mut t = trajectory(7, 3);
         f(&mut t);
         send(encode(&xpid, &Body::Trajectory(Box::new(t))).unwrap());
