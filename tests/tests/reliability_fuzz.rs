@@ -93,7 +93,7 @@ fn receive(bytes: &[u8], model: &mut Model) -> Result<(), String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 1500, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 20_000, failure_persistence: None, ..ProptestConfig::default() })]
 
     /// Every body kind, damaged: decoding and validating never panic.
     #[test]
@@ -143,7 +143,7 @@ fn rmp_prefix() -> Vec<u8> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 300, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 3000, failure_persistence: None, ..ProptestConfig::default() })]
 
     /// Weights as a learner sends them or a checkpoint holds them, damaged
     /// (or plain random bytes): loading is an error or loads, never a panic,
