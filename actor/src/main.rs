@@ -108,11 +108,7 @@ pub struct Args {
 
 impl Args {
     pub fn env_spec(&self) -> EnvSpec {
-        let base = if self.run.game == common::env::catch::GAME_NAME {
-            EnvSpec::catch_default()
-        } else {
-            EnvSpec::atari_default(&self.run.game)
-        };
+        let base = self.run.env_spec();
         let cfg = self.run.model_config(1);
         EnvSpec {
             rom_dir: self.rom_dir.clone(),
@@ -120,7 +116,6 @@ impl Args {
             action_repeat: if base.is_builtin() { 1 } else { self.action_repeat },
             max_frames: if base.is_builtin() { base.max_frames } else { self.max_frames },
             sticky_actions: self.sticky_actions,
-            full_action_set: self.run.full_action_set,
             episodic_life: self.episodic_life,
             fire_reset: self.fire_reset,
             obs_height: cfg.height,

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use crate::config::{ModelConfig, Preset};
+use crate::env::{catch, EnvSpec};
 use crate::rundir::RunDir;
 
 #[derive(clap::Args, Clone, Debug)]
@@ -37,6 +38,18 @@ pub struct RunArgs {
 impl RunArgs {
     pub fn run_dir(&self) -> Result<RunDir, String> {
         RunDir::new(&self.runs_root, &self.xpid)
+    }
+
+    /// The environment every process of the run assumes: the game's SPEC
+    /// defaults with this run's action set. The actor refines it with its
+    /// preprocessing flags; learner and recorder need only its action count.
+    pub fn env_spec(&self) -> EnvSpec {
+        let base = if self.game == catch::GAME_NAME {
+            EnvSpec::catch_default()
+        } else {
+            EnvSpec::atari_default(&self.game)
+        };
+        EnvSpec { full_action_set: self.full_action_set, ..base }
     }
 
     /// The model config for this run, given the environment's action count.

@@ -28,7 +28,7 @@ use common::transport::ParamsClient;
 use crate::batcher::build_batch;
 use crate::metrics::process_cpu_seconds;
 use crate::optim::RmsProp;
-use crate::{device_name, env_spec, parse_device, train, update, TrainArgs};
+use crate::{device_name, parse_device, train, update, TrainArgs};
 
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
@@ -77,7 +77,7 @@ pub fn random_trajectory(
 pub fn run(args: &BenchArgs) -> Result<()> {
     let train_args = &args.train;
     let (t, b) = (train_args.run.unroll_length, train_args.batch_size);
-    let env = env_spec(&train_args.run);
+    let env = train_args.run.env_spec();
     let num_actions = env.num_actions().context("finding the game's number of actions")?;
     let cfg = train_args.run.model_config(num_actions);
     let device = parse_device(&train_args.device)?;

@@ -37,7 +37,6 @@ use serde_json::json;
 use tch::Device;
 
 use common::args::RunArgs;
-use common::env::EnvSpec;
 use common::model::Model;
 use common::rundir::Endpoints;
 use common::transport::{ParamsServer, Pull, DEFAULT_MAX_MESSAGE_BYTES};
@@ -214,16 +213,6 @@ pub fn device_name(device: Device) -> String {
     }
 }
 
-/// The environment the run's actors play, for its action count and repeat.
-pub fn env_spec(run: &RunArgs) -> EnvSpec {
-    let base = if run.game == "catch" {
-        EnvSpec::catch_default()
-    } else {
-        EnvSpec::atari_default(&run.game)
-    };
-    EnvSpec { full_action_set: run.full_action_set, ..base }
-}
-
 impl TrainArgs {
     /// The settings as JSON, for meta.json and checkpoints.
     fn to_json(&self) -> serde_json::Value {
@@ -378,7 +367,7 @@ pub fn train(args: &TrainArgs, stop: &AtomicBool) -> Result<Summary> {
     run_dir
         .create()
         .with_context(|| format!("creating run directory {}", run_dir.root().display()))?;
-    let env = env_spec(&args.run);
+    let env = args.run.env_spec();
     let num_actions = env.num_actions().context("finding the game's number of actions")?;
     let frames_per_step = u64::from(env.action_repeat.max(1));
     let cfg = args.run.model_config(num_actions);
