@@ -121,6 +121,17 @@ fn capacity_hint(body: &Body) -> usize {
     body.bulk_bytes() + 64 * 1024
 }
 
+/// The error for a failed send or receive: a timeout and a closed socket are
+/// their own variants, so callers can wait or stop; anything else names the
+/// operation.
+fn failure(action: &'static str, source: nng::Error) -> TransportError {
+    match source {
+        nng::Error::TimedOut => TransportError::TimedOut,
+        nng::Error::Closed => TransportError::Closed,
+        source => TransportError::Socket { action, address: "socket".into(), source },
+    }
+}
+
 fn receive(
     socket: &Socket,
     run: &str,
@@ -130,10 +141,7 @@ fn receive(
     match socket.recv() {
         Ok(message) => Ok(Some(decode(&message, run))),
         Err(nng::Error::TimedOut) => Ok(None),
-        Err(nng::Error::Closed) => Err(TransportError::Closed),
-        Err(source) => {
-            Err(TransportError::Socket { action: "receive on", address: "socket".into(), source })
-        }
+        Err(source) => Err(failure("receive on", source)),
     }
 }
 
@@ -254,12 +262,7 @@ impl Pull {
                 Ok(Some(body))
             }
             Err(nng::Error::TimedOut) => Ok(None),
-            Err(nng::Error::Closed) => Err(TransportError::Closed),
-            Err(source) => Err(TransportError::Socket {
-                action: "receive on",
-                address: "socket".into(),
-                source,
-            }),
+            Err(source) => Err(failure("receive on", source)),
         }
     }
 
@@ -269,11 +272,7 @@ impl Pull {
         match self.socket.recv() {
             Ok(message) => Ok(Some(message)),
             Err(nng::Error::TimedOut) => Ok(None),
-            Err(source) => Err(TransportError::Socket {
-                action: "receive on",
-                address: "socket".into(),
-                source,
-            }),
+            Err(source) => Err(failure("receive on", source)),
         }
     }
 }
@@ -297,14 +296,7 @@ impl Push {
             .set_opt::<nng::options::SendTimeout>(timeout)
             .map_err(socket_error("configure", "socket"))?;
         let message = encode_message(&self.run, body, capacity_hint(body))?;
-        match self.socket.send(message) {
-            Ok(()) => Ok(()),
-            Err((_, nng::Error::TimedOut)) => Err(TransportError::TimedOut),
-            Err((_, nng::Error::Closed)) => Err(TransportError::Closed),
-            Err((_, source)) => {
-                Err(TransportError::Socket { action: "send on", address: "socket".into(), source })
-            }
-        }
+        self.socket.send(message).map_err(|(_, source)| failure("send on", source))
     }
 
     /// Sends without waiting; `Ok(false)` when no peer can take it now (the
@@ -314,9 +306,7 @@ impl Push {
         match self.socket.try_send(message) {
             Ok(()) => Ok(true),
             Err((_, nng::Error::TryAgain)) => Ok(false),
-            Err((_, source)) => {
-                Err(TransportError::Socket { action: "send on", address: "socket".into(), source })
-            }
+            Err((_, source)) => Err(failure("send on", source)),
         }
     }
 }
@@ -390,17 +380,7 @@ impl ParamsClient {
             .set_opt::<nng::options::SendTimeout>(Some(timeout))
             .map_err(socket_error("configure", "socket"))?;
         let message = encode_message(&self.run, body, 256)?;
-        match self.socket.send(message) {
-            Ok(()) => {}
-            Err((_, nng::Error::TimedOut)) => return Err(TransportError::TimedOut),
-            Err((_, source)) => {
-                return Err(TransportError::Socket {
-                    action: "send on",
-                    address: "socket".into(),
-                    source,
-                })
-            }
-        }
+        self.socket.send(message).map_err(|(_, source)| failure("send on", source))?;
         receive(&self.socket, &self.run, Some(timeout))?.ok_or(TransportError::TimedOut)
     }
 }
