@@ -9,6 +9,11 @@
 //!   with `frame_skip` 1) so each step is testable: no-op starts, action repeat
 //!   with the maximum over the last two frames, the frame cap, sticky actions,
 //!   minimal or full action set, episodic life, fire on reset, resize/grayscale.
+//!
+//! Object positions for analysis come from the RAM where a decoder exists
+//! ([`object_decoder`]: Seaquest, in [`seaquest`]); other games report none.
+
+pub mod seaquest;
 
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
@@ -413,6 +418,20 @@ pub struct AtariEnv {
     /// The game must be reset at the next `reset` (game over, frame cap).
     game_ended: bool,
     last_noops: u32,
+    /// Reads object positions from the RAM, for games that have a decoder.
+    decode_objects: Option<ObjectDecoder>,
+}
+
+/// Object positions from the 128-byte RAM: (name, row, col) in frame pixels,
+/// every name of the game each time, NaN where the object is absent.
+pub type ObjectDecoder = fn(&[u8; RAM_SIZE]) -> Vec<(&'static str, f32, f32)>;
+
+/// The RAM decoder of `game`'s objects, if this crate has one (Seaquest).
+pub fn object_decoder(game: &str) -> Option<ObjectDecoder> {
+    match game {
+        "seaquest" => Some(seaquest::objects),
+        _ => None,
+    }
 }
 
 impl AtariEnv {
@@ -453,6 +472,7 @@ impl AtariEnv {
             lives: 0,
             game_ended: true,
             last_noops: 0,
+            decode_objects: object_decoder(&spec.game),
         };
         env.reset();
         Ok(env)
@@ -660,7 +680,10 @@ impl Environment for AtariEnv {
     }
 
     fn objects(&self) -> Vec<(&'static str, f32, f32)> {
-        Vec::new()
+        match self.decode_objects {
+            Some(decode) => decode(&self.ale.ram()),
+            None => Vec::new(),
+        }
     }
 }
 
