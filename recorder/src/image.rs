@@ -69,11 +69,27 @@ impl Rgb {
 
     /// A line from (x0, y0) to (x1, y1) (Bresenham).
     pub fn line(&mut self, x0: i64, y0: i64, x1: i64, y1: i64, c: [u8; 3]) {
+        self.dashed_line(x0, y0, x1, y1, c, (1, 0));
+    }
+
+    /// A dashed line: `dash.0` pixels drawn, then `dash.1` skipped, from (x0, y0).
+    pub fn dashed_line(
+        &mut self,
+        x0: i64,
+        y0: i64,
+        x1: i64,
+        y1: i64,
+        c: [u8; 3],
+        dash: (usize, usize),
+    ) {
         let (dx, dy) = ((x1 - x0).abs(), -(y1 - y0).abs());
         let (sx, sy) = (if x0 < x1 { 1 } else { -1 }, if y0 < y1 { 1 } else { -1 });
         let (mut x, mut y, mut err) = (x0, y0, dx + dy);
-        loop {
-            self.put(x, y, c);
+        let period = (dash.0 + dash.1).max(1);
+        for k in 0usize.. {
+            if k % period < dash.0 {
+                self.put(x, y, c);
+            }
             if x == x1 && y == y1 {
                 break;
             }

@@ -5,7 +5,8 @@
 //! Subcommands: `serve` (the default: bind the episode socket and write),
 //! `inspect` (a table of the episodes in a run or file), `render` (attention
 //! videos, what/where pictures, a contact sheet), `plot` (learning curves from
-//! `logs.csv`), `bench` (throughput of the writer). The file layout is
+//! `logs.csv`), `analyze` (how much attention falls on the recorded objects),
+//! `bench` (throughput of the writer). The file layout is
 //! documented for users in docs/hdf5-schema.md and declared in [`schema`].
 
 use std::path::PathBuf;
@@ -13,6 +14,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+mod analyze;
 mod bench;
 mod h5util;
 mod image;
@@ -52,6 +54,10 @@ enum Command {
     Render(render::RenderArgs),
     /// Plot learning curves from the logs.csv of one or more run directories.
     Plot(plot::PlotArgs),
+    /// Measure what the attention looks at: per head and object kind, the
+    /// attention share near the objects and the peak's distance to them, with
+    /// uniform and time-shuffled baselines, over training (table, CSV, PNG).
+    Analyze(analyze::AnalyzeArgs),
     /// Measure the writer's throughput on episodes of Atari frames.
     Bench(bench::BenchArgs),
     /// Print the file layout (datasets and attributes) as Markdown tables.
@@ -77,6 +83,7 @@ fn main() -> Result<()> {
         }
         Some(Command::Render(args)) => render::render(args),
         Some(Command::Plot(args)) => plot::plot(args),
+        Some(Command::Analyze(args)) => analyze::analyze(args),
         Some(Command::Bench(args)) => bench::bench(args),
         Some(Command::Schema) => {
             print!("{}", schema::markdown());

@@ -107,7 +107,7 @@ const MARGIN_R: usize = 10;
 const MARGIN_T: usize = 22;
 const MARGIN_B: usize = 24;
 
-/// One line plot of `series` (name, points) for metric `title`.
+/// One line plot of `series` (name, points) for metric `title`, one colour per series.
 pub fn line_plot(
     title: &str,
     xlabel: &str,
@@ -115,8 +115,44 @@ pub fn line_plot(
     width: usize,
     height: usize,
 ) -> Rgb {
+    let lines: Vec<Line> = series
+        .iter()
+        .enumerate()
+        .map(|(k, (name, points))| Line {
+            name: name.clone(),
+            points: points.clone(),
+            colour: RUN_COLOURS[k % RUN_COLOURS.len()],
+            dashed: false,
+        })
+        .collect();
+    lines_plot(title, xlabel, &lines, None, width, height)
+}
+
+/// One line of [`lines_plot`].
+#[derive(Clone, Debug)]
+pub struct Line {
+    /// Legend entry; lines with an empty name are left out of the legend.
+    pub name: String,
+    pub points: Vec<(f64, f64)>,
+    pub colour: [u8; 3],
+    pub dashed: bool,
+}
+
+/// Dash pattern of dashed lines: pixels drawn, pixels skipped.
+const DASH: (usize, usize) = (4, 3);
+
+/// A line plot of `lines` with their own colours and dashes, titled `title`;
+/// `y_range` fixes the y axis (else it spans the data).
+pub fn lines_plot(
+    title: &str,
+    xlabel: &str,
+    lines: &[Line],
+    y_range: Option<(f64, f64)>,
+    width: usize,
+    height: usize,
+) -> Rgb {
     let mut img = Rgb::new(width, height, [255, 255, 255]);
-    let all: Vec<(f64, f64)> = series.iter().flat_map(|(_, p)| p.iter().copied()).collect();
+    let all: Vec<(f64, f64)> = lines.iter().flat_map(|l| l.points.iter().copied()).collect();
     let (mut x0, mut x1, mut y0, mut y1) =
         (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY);
     for &(x, y) in &all {
@@ -128,8 +164,12 @@ pub fn line_plot(
     if all.is_empty() {
         (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
     }
+    if let Some((lo, hi)) = y_range {
+        (y0, y1) = (lo, hi);
+    }
     if x1 <= x0 {
-        x1 = x0 + 1.0;
+        x0 -= 0.5;
+        x1 += 0.5;
     }
     if y1 <= y0 {
         y0 -= 0.5;
@@ -168,22 +208,32 @@ pub fn line_plot(
     img.text((MARGIN_L + pw - text_width(xl, 1)) as i64, (height - 9) as i64, xl, 1, [90, 90, 90]);
     img.text(MARGIN_L as i64, 4, title, 2, black);
     // Lines.
-    for (k, (_, pts)) in series.iter().enumerate() {
-        let c = RUN_COLOURS[k % RUN_COLOURS.len()];
+    for line in lines {
+        let (c, pts) = (line.colour, &line.points);
+        let dash = if line.dashed { DASH } else { (1, 0) };
         for w in pts.windows(2) {
-            img.line(px(w[0].0), py(w[0].1), px(w[1].0), py(w[1].1), c);
+            img.dashed_line(px(w[0].0), py(w[0].1), px(w[1].0), py(w[1].1), c, dash);
         }
-        if pts.len() == 1 {
-            img.fill_rect(px(pts[0].0) - 1, py(pts[0].1) - 1, 3, 3, c);
+        if let [(x, y)] = pts[..] {
+            // A lone point: a square, hollow for a dashed line.
+            let (x, y) = (px(x), py(y));
+            img.fill_rect(x - 2, y - 2, 5, 5, c);
+            if line.dashed {
+                img.fill_rect(x - 1, y - 1, 3, 3, [255, 255, 255]);
+            }
         }
     }
     // Legend, top right.
     let mut ly = MARGIN_T as i64 + 4;
-    for (k, (name, _)) in series.iter().enumerate() {
-        let c = RUN_COLOURS[k % RUN_COLOURS.len()];
-        let lx = (MARGIN_L + pw) as i64 - text_width(name, 1) as i64 - 16;
-        img.fill_rect(lx, ly + 2, 10, 3, c);
-        img.text(lx + 13, ly, name, 1, black);
+    for line in lines.iter().filter(|l| !l.name.is_empty()) {
+        let lx = (MARGIN_L + pw) as i64 - text_width(&line.name, 1) as i64 - 16;
+        if line.dashed {
+            img.fill_rect(lx, ly + 2, 4, 3, line.colour);
+            img.fill_rect(lx + 7, ly + 2, 3, 3, line.colour);
+        } else {
+            img.fill_rect(lx, ly + 2, 10, 3, line.colour);
+        }
+        img.text(lx + 13, ly, &line.name, 1, black);
         ly += 10;
     }
     img
