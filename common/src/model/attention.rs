@@ -34,9 +34,9 @@ impl QueryNetwork {
         let hidden = cfg.query_hidden as i64;
         QueryNetwork {
             layers: [
-                Linear::new(&(p / "fc0"), cfg.core_units as i64, hidden),
-                Linear::new(&(p / "fc1"), hidden, out),
-                Linear::new(&(p / "fc2"), out, out),
+                Linear::hidden(&(p / "fc0"), cfg.core_units as i64, hidden),
+                Linear::hidden(&(p / "fc1"), hidden, out),
+                Linear::hidden(&(p / "fc2"), out, out),
             ],
             heads: cfg.heads as i64,
             width: cfg.query_width() as i64,

@@ -33,8 +33,8 @@ impl PolicyCore {
         let lstm = p / "lstm";
         PolicyCore {
             mlp: [
-                Linear::new(&(p / "fc0"), cfg.core_input_width() as i64, m0),
-                Linear::new(&(p / "fc1"), m0, m1),
+                Linear::hidden(&(p / "fc0"), cfg.core_input_width() as i64, m0),
+                Linear::hidden(&(p / "fc1"), m0, m1),
             ],
             weight_ih: uniform(&lstm, "weight_ih", &[4 * units, m1], units),
             weight_hh: uniform(&lstm, "weight_hh", &[4 * units, units], units),

@@ -13,7 +13,7 @@ use tch::{nn, Kind, Tensor};
 
 use crate::config::{ConvSpec, ModelConfig};
 
-use super::uniform;
+use super::{glorot_uniform, he_uniform, zeros};
 
 /// One convolution of the feed-forward part.
 #[derive(Debug)]
@@ -29,8 +29,13 @@ impl Conv {
         let k = spec.kernel as i64;
         let fan_in = (input * spec.kernel * spec.kernel) as i64;
         Conv {
-            weight: uniform(p, "weight", &[spec.out_channels as i64, input as i64, k, k], fan_in),
-            bias: uniform(p, "bias", &[spec.out_channels as i64], fan_in),
+            weight: he_uniform(
+                p,
+                "weight",
+                &[spec.out_channels as i64, input as i64, k, k],
+                fan_in,
+            ),
+            bias: zeros(p, "bias", &[spec.out_channels as i64]),
             stride: spec.stride as i64,
             padding: [spec.padding.0 as i64, spec.padding.1 as i64],
         }
@@ -67,8 +72,14 @@ impl VisionCore {
         let lstm = p / "convlstm";
         VisionCore {
             convs,
-            weight: uniform(&lstm, "weight", &[4 * c, input as i64 + c, k, k], fan_in),
-            bias: uniform(&lstm, "bias", &[4 * c], fan_in),
+            weight: glorot_uniform(
+                &lstm,
+                "weight",
+                &[4 * c, input as i64 + c, k, k],
+                fan_in,
+                4 * c * k * k,
+            ),
+            bias: zeros(&lstm, "bias", &[4 * c]),
             padding: k / 2,
             channels: c,
         }
