@@ -27,7 +27,7 @@ use common::transport::ParamsClient;
 
 use crate::batcher::build_batch;
 use crate::metrics::process_cpu_seconds;
-use crate::optim::RmsProp;
+use crate::optim::Optimizer;
 use crate::{device_name, parse_device, train, update, TrainArgs};
 
 #[derive(clap::Args, Debug)]
@@ -260,7 +260,7 @@ fn model_step_seconds(
     let train_args = &args.train;
     tch::manual_seed(train_args.run.seed as i64);
     let model = Model::new(cfg.clone(), device);
-    let mut opt = RmsProp::new(&model.vs, train_args.rmsprop_config());
+    let mut opt = Optimizer::new(&model.vs, train_args.optimizer_config());
     let threads = train_args.decode_threads;
     let batch = build_batch(trajectories, cfg, threads)?.to_device(device);
     let loss_cfg = train_args.loss_config();

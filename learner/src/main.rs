@@ -45,8 +45,24 @@ use common::vtrace::{impala_loss, LossConfig, LossInputs, VTraceConfig};
 use batcher::{Batcher, BatcherConfig};
 use checkpoint::Counters;
 use metrics::{CsvLog, Meta, Progress, Row, Throughput};
-use optim::{RmsProp, RmsPropConfig};
+use optim::{Optimizer, OptimizerConfig};
 use params_service::ParamsService;
+
+/// `--optimizer`: which update rule the learner uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum OptimizerKind {
+    Rmsprop,
+    Adam,
+}
+
+impl std::fmt::Display for OptimizerKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            OptimizerKind::Rmsprop => "rmsprop",
+            OptimizerKind::Adam => "adam",
+        })
+    }
+}
 
 #[derive(Parser, Debug)]
 #[command(
@@ -88,7 +104,12 @@ pub struct TrainArgs {
     /// reaches zero here.
     #[arg(long, default_value = "2e9", value_parser = parse_count, help_heading = "Learning")]
     pub total_frames: u64,
-    /// Initial RMSProp learning rate; decays linearly to 0 at --total-frames.
+    /// Update rule: `rmsprop` (the SPEC's and IMPALA's, for Atari) or `adam`
+    /// (what the built-in game learns with at the `small` preset; see
+    /// docs/learning.md).
+    #[arg(long, value_enum, default_value_t = OptimizerKind::Rmsprop, help_heading = "Learning")]
+    pub optimizer: OptimizerKind,
+    /// Initial learning rate; decays linearly to 0 at --total-frames.
     #[arg(long, default_value_t = 6e-4, help_heading = "Learning")]
     pub learning_rate: f64,
     /// RMSProp smoothing constant alpha.
@@ -100,6 +121,15 @@ pub struct TrainArgs {
     /// RMSProp momentum.
     #[arg(long, default_value_t = 0.0, help_heading = "Learning")]
     pub rmsprop_momentum: f64,
+    /// Adam's first-moment decay beta1.
+    #[arg(long, default_value_t = 0.9, help_heading = "Learning")]
+    pub adam_beta1: f64,
+    /// Adam's second-moment decay beta2.
+    #[arg(long, default_value_t = 0.999, help_heading = "Learning")]
+    pub adam_beta2: f64,
+    /// Adam's epsilon (added to the root of the corrected second moment, as in PyTorch).
+    #[arg(long, default_value_t = 1e-5, help_heading = "Learning")]
+    pub adam_eps: f64,
     /// Weight of the entropy term (sum of pi log pi) in the loss.
     #[arg(long, default_value_t = 0.01, help_heading = "Learning")]
     pub entropy_cost: f64,
@@ -230,6 +260,10 @@ impl TrainArgs {
             "rmsprop_alpha": self.rmsprop_alpha,
             "rmsprop_eps": self.rmsprop_eps,
             "rmsprop_momentum": self.rmsprop_momentum,
+            "optimizer": self.optimizer.to_string(),
+            "adam_beta1": self.adam_beta1,
+            "adam_beta2": self.adam_beta2,
+            "adam_eps": self.adam_eps,
             "entropy_cost": self.entropy_cost,
             "baseline_cost": self.baseline_cost,
             "discount": self.discount,
@@ -268,11 +302,18 @@ impl TrainArgs {
         }
     }
 
-    fn rmsprop_config(&self) -> RmsPropConfig {
-        RmsPropConfig {
-            alpha: self.rmsprop_alpha,
-            eps: self.rmsprop_eps,
-            momentum: self.rmsprop_momentum,
+    fn optimizer_config(&self) -> OptimizerConfig {
+        match self.optimizer {
+            OptimizerKind::Rmsprop => OptimizerConfig::RmsProp {
+                alpha: self.rmsprop_alpha,
+                eps: self.rmsprop_eps,
+                momentum: self.rmsprop_momentum,
+            },
+            OptimizerKind::Adam => OptimizerConfig::Adam {
+                beta1: self.adam_beta1,
+                beta2: self.adam_beta2,
+                eps: self.adam_eps,
+            },
         }
     }
 
@@ -323,10 +364,10 @@ pub struct UpdateStats {
 }
 
 /// Forward over [T+1, B] from the stored initial states, IMPALA loss,
-/// backward, gradient-norm clipping, one RMSProp step with `lr`.
+/// backward, gradient-norm clipping, one optimizer step with `lr`.
 pub fn update(
     model: &Model,
-    opt: &mut RmsProp,
+    opt: &mut Optimizer,
     batch: &batcher::Batch,
     loss_cfg: &LossConfig,
     grad_norm_clip: f64,
@@ -377,7 +418,7 @@ pub fn train(args: &TrainArgs, stop: &AtomicBool) -> Result<Summary> {
     // Model and optimizer, fresh or from the newest checkpoint.
     tch::manual_seed(args.run.seed as i64);
     let mut model = Model::new(cfg.clone(), device);
-    let mut opt = RmsProp::new(&model.vs, args.rmsprop_config());
+    let mut opt = Optimizer::new(&model.vs, args.optimizer_config());
     // Version 0 means "none" in a ParamsRequest: the initial weights are version 1.
     let mut counters = Counters { version: 1, ..Counters::default() };
     let mut resumed_from = None;
@@ -730,7 +771,10 @@ mod tests {
         assert_eq!((a.batch_size, a.run.unroll_length), (32, 50));
         assert_eq!(a.total_frames, 2_000_000_000);
         assert_eq!(a.learning_rate, 6e-4);
-        assert_eq!((a.rmsprop_alpha, a.rmsprop_eps, a.rmsprop_momentum), (0.99, 0.01, 0.0));
+        assert_eq!(
+            a.optimizer_config(),
+            OptimizerConfig::RmsProp { alpha: 0.99, eps: 0.01, momentum: 0.0 }
+        );
         assert_eq!((a.entropy_cost, a.baseline_cost, a.discount), (0.01, 0.5, 0.99));
         assert_eq!(a.grad_norm_clip, 40.0);
         assert_eq!(a.loss_config(), LossConfig::default());
@@ -745,8 +789,10 @@ mod tests {
         let cfg = common::config::ModelConfig::small(3);
         tch::manual_seed(0);
         let model = Model::new(cfg.clone(), Device::Cpu);
-        let mut opt =
-            RmsProp::new(&model.vs, RmsPropConfig { alpha: 0.99, eps: 0.01, momentum: 0.0 });
+        let mut opt = Optimizer::new(
+            &model.vs,
+            OptimizerConfig::RmsProp { alpha: 0.99, eps: 0.01, momentum: 0.0 },
+        );
         let mut rng = rand_pcg::Pcg64::seed_from_u64(5);
         let (t_len, batch) = (4, 4);
         let mut prob_of_0 = Vec::new();
