@@ -10,7 +10,7 @@
 //! `--queue-batches`. When the channels are full the threads block, stop
 //! reading the socket, NNG's small buffers fill, and the actors' sends wait: a
 //! fast actor is slowed, never buffered without end. Memory stays at about
-//! `queue_batches + 2` batches plus one message per connection.
+//! `queue_batches + 1` batches plus a message per receive thread and per connection.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -310,7 +310,8 @@ pub struct BatcherConfig {
     pub model: ModelConfig,
     pub unroll_length: usize,
     pub batch_size: usize,
-    /// Batches ready and waiting for the learner at most.
+    /// Batches ready and waiting for the learner at most (0: none waits; the
+    /// next batch is assembled while the learner updates).
     pub queue_batches: usize,
     /// Threads that receive, decode and validate trajectories (they share the
     /// socket); the assembler copies frames with as many.
@@ -322,9 +323,11 @@ pub struct BatcherConfig {
 impl Batcher {
     /// Starts the receive threads, which share `pull`, and the assembler.
     pub fn spawn(pull: Pull, cfg: BatcherConfig) -> Batcher {
-        let (batch_tx, batch_rx) = std::sync::mpsc::sync_channel(cfg.queue_batches.max(1));
-        // Decoded trajectories waiting for the assembler: at most one batch's worth.
-        let (traj_tx, traj_rx) = std::sync::mpsc::sync_channel(cfg.batch_size);
+        // 0: a rendezvous; the assembler hands a batch over when the learner asks.
+        let (batch_tx, batch_rx) = std::sync::mpsc::sync_channel(cfg.queue_batches);
+        // Decoded trajectories waiting for the assembler: one per receive thread.
+        // More would only add policy lag: the assembler is never the bottleneck.
+        let (traj_tx, traj_rx) = std::sync::mpsc::sync_channel(cfg.decode_threads.max(1));
         let counters = Arc::new(TrajectoryCounters::default());
         let queued = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
