@@ -168,7 +168,8 @@ fn each_heads_attention_sums_to_one() {
     assert!(out.attention.min().double_value(&[]) >= 0.0);
     // The logits are the sum of their two parts: recompute the softmax from them.
     let logits = &out.attention_content + &out.attention_place;
-    let (t, b, heads, h, w) = (4, 3, cfg.heads as i64, 11, 11);
+    let (gh, gw) = cfg.grid();
+    let (t, b, heads, h, w) = (4, 3, cfg.heads as i64, gh as i64, gw as i64);
     let soft = logits.view([t, b, heads, h * w]).softmax(-1, Kind::Float).view([t, b, heads, h, w]);
     assert_close("softmax(content + place)", &soft, &out.attention, 1e-6);
 }
