@@ -52,7 +52,8 @@ Flags:
   --record-every K     record every K-th episode of each actor (default: 50; 0: none)
   --actor-flag FLAG    pass FLAG to every actor (repeatable; e.g. --actor-flag=--sticky-actions)
   --runs-root DIR      where run directories go, on a shared file system (default: ./runs)
-  --demo               catch, small preset, T = 20, B = 8, 2e5 frames
+  --demo               catch, small preset, T = 20, B = 8, Adam, 2e5 frames (a plumbing
+                       check; learning catch takes --total-frames 1e6 and --actors 1)
   --no-learner         submit actors only (for a learner that runs already)
   --no-actors          submit the learner only (restart: it resumes; running actors reconnect)
 Settings (environment): PARTITION ACTOR_PARTITION ACCOUNT QOS LEARNER_TIME LEARNER_CPUS
@@ -102,7 +103,11 @@ run_flags=(--xpid "$xpid" --runs-root "$runs_root" --game "$game" --preset "$pre
 ((full_action_set)) && run_flags+=(--full-action-set)
 learner_flags=()
 [ -n "$total_frames" ] && learner_flags+=(--total-frames "$total_frames")
-((demo)) && learner_flags+=(--batch-size 8)
+# The learning settings of train-local.sh --demo (docs/learning.md). Catch is
+# learned from ~400-600k frames with one actor of 8 envs; more actors raise the
+# policy lag, which slows learning.
+((demo)) && learner_flags+=(--batch-size 8 --optimizer adam --learning-rate 1e-3
+  --constant-learning-rate --queue-batches 0)
 learner_flags+=("${learner_extra[@]}")
 actor_flags=(--num-envs "$envs" --record-every "$record_every" "${actor_extra[@]}")
 
