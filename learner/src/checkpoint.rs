@@ -361,7 +361,10 @@ mod tests {
     fn damaged_newest_checkpoint_falls_back_to_the_previous() {
         let dir = tempfile::tempdir().unwrap();
         let m = model();
-        let opt = Optimizer::new(&m.vs, OptimizerConfig::RmsProp { alpha: 0.99, eps: 0.01, momentum: 0.0 });
+        let opt = Optimizer::new(
+            &m.vs,
+            OptimizerConfig::RmsProp { alpha: 0.99, eps: 0.01, momentum: 0.0 },
+        );
         let config = serde_json::json!({});
         for step in [10, 20] {
             let c = Counters { step, ..Default::default() };

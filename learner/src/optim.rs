@@ -363,7 +363,8 @@ mod tests {
         let vs = nn::VarStore::new(Device::Cpu);
         let a = vs.root().var_copy("a", &Tensor::from_slice(&[3.0f32]));
         let b = vs.root().var_copy("b", &Tensor::from_slice(&[4.0f32]));
-        let mut opt = Optimizer::new(&vs, OptimizerConfig::RmsProp { alpha: 0.99, eps: 0.01, momentum: 0.0 });
+        let mut opt =
+            Optimizer::new(&vs, OptimizerConfig::RmsProp { alpha: 0.99, eps: 0.01, momentum: 0.0 });
         // loss = a * 3 + b * 4: grads (3, 4), norm 5.
         (&a * 3.0 + &b * 4.0).sum(Kind::Float).backward();
         let norm = opt.clip_grad_norm(1.0);
