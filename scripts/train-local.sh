@@ -10,7 +10,8 @@
 #   scripts/train-local.sh --xpid sq1 --actors 3 --envs 8 -- --total-frames 5e7
 #
 # Flags after `--` go to the learner. Environment: AAA_NO_TMUX=1 disables tmux,
-# AAA_RUNS_ROOT sets where run directories go, AAA_NO_BUILD=1 skips the build.
+# AAA_RUNS_ROOT sets where run directories go, AAA_NO_BUILD=1 skips the build,
+# AAA_BIN_DIR picks the binaries (default: target/release).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
@@ -82,7 +83,8 @@ fi
 . "$ROOT/scripts/bootstrap.sh"
 # AAA_NO_BUILD=1: use the binaries as they are (tests that built them already).
 [ "${AAA_NO_BUILD:-0}" = 1 ] || (cd "$ROOT" && cargo build --release --bins -q)
-BIN="$ROOT/target/release"
+# AAA_BIN_DIR: the binaries to run (tests point it at the profile they built).
+BIN="${AAA_BIN_DIR:-$ROOT/target/release}"
 mkdir -p "$run_dir"
 
 common=(--xpid "$xpid" --runs-root "$runs_root" --game "$game" --preset "$preset")

@@ -4,7 +4,7 @@
 //! decoded and checked against the run (run id, protocol version, shapes,
 //! action range, finite numbers); a bad one is dropped with a log line and
 //! counted per actor and reason ([`TrajectoryCounters`]). Good ones go to the
-//! assembler thread over a channel of at most B; once B are there it builds
+//! assembler thread over a channel of one per receive thread; once B are there it builds
 //! the batch's CPU tensors, time-major `[T+1, B, ...]` (page-locked when the
 //! learner runs on CUDA), and hands it to the learner over a channel of at most
 //! `--queue-batches`. When the channels are full the threads block, stop
@@ -538,8 +538,8 @@ mod tests {
             }
         }
         eprintln!("accepted {accepted} before the first send timed out");
-        // 1 batch queued + 1 being handed over + B in the channel + one per
-        // receive thread, plus what NNG and the kernel hold (~0.6 MB messages).
+        // 1 batch queued + 1 being assembled + one in the channel and one in
+        // hand per receive thread, plus what NNG and the kernel hold (~0.6 MB messages).
         assert!(accepted < 24, "{accepted} trajectories accepted with nobody learning");
         let batch = batcher.next(Duration::from_secs(5)).expect("a batch is ready");
         assert_eq!(batch.frame.size(), vec![t_len as i64 + 1, batch_size as i64, 210, 160, 3]);

@@ -4,8 +4,9 @@
 //! - `model.safetensors`: the weights exactly as `Model::to_safetensors` writes
 //!   them (config and fingerprint in the metadata), so the actor, the recorder
 //!   and Python's `safetensors` read them as they are;
-//! - `optimizer.safetensors`: the optimizer state (`square_avg.<param>`,
-//!   `momentum_buffer.<param>`);
+//! - `optimizer.safetensors`: the optimizer state (RMSProp: `square_avg.<param>`,
+//!   `momentum_buffer.<param>`; Adam: `exp_avg_sq.<param>`, `exp_avg.<param>`;
+//!   both: `step`);
 //! - `manifest.json`: counters, the learner's config, the model config, and the
 //!   length and FNV-1a hash of each file above.
 //!

@@ -450,7 +450,8 @@ pub fn train(args: &TrainArgs, stop: &AtomicBool) -> Result<Summary> {
                     );
                 }
                 for (key, new) in config_json.as_object().into_iter().flatten() {
-                    let old = &loaded.learner_config[key.as_str()];
+                    // A key the checkpoint lacks is a setting added since it was written.
+                    let Some(old) = loaded.learner_config.get(key.as_str()) else { continue };
                     if !FREE_ON_RESUME.contains(&key.as_str()) && old != new {
                         tracing::warn!("--resume: {key} was {old} in the checkpoint, now {new}");
                     }

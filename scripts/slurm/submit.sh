@@ -107,7 +107,7 @@ learner_flags=()
 # learned from ~400-600k frames with one actor of 8 envs; more actors raise the
 # policy lag, which slows learning.
 ((demo)) && learner_flags+=(--batch-size 8 --optimizer adam --learning-rate 1e-3
-  --constant-learning-rate --queue-batches 0)
+  --constant-learning-rate --queue-batches 0 --decode-threads 1)
 learner_flags+=("${learner_extra[@]}")
 actor_flags=(--num-envs "$envs" --record-every "$record_every" "${actor_extra[@]}")
 

@@ -64,10 +64,10 @@ pub(crate) fn uniform(p: &nn::Path, name: &str, dims: &[i64], fan_in: i64) -> Te
 ///
 /// Why not PyTorch's default (+-1/sqrt(fan_in), variance 1/3 of He's): the
 /// frames are mostly background, and with the default the few pixels of an
-/// object lose about 6x of their variance at every ReLU layer. At the `small`
-/// preset on catch, moving the ball then changed the policy logits by ~5e-7 at
-/// initialisation; the attention had nothing to latch on to and the agent did
-/// not learn (docs/learning.md). Sonnet, which the paper's agent was built
+/// object lose about 6x of their variance at every ReLU layer. On catch,
+/// moving the ball then changed the initial policy logits by ~1e-7 to 5e-7
+/// (~100x less than with He/Glorot); the attention had nothing to latch on to
+/// and the agent did not learn (docs/learning.md). Sonnet, which the paper's agent was built
 /// with, uses a fan-in scaled normal with zero biases, between the two.
 pub(crate) fn he_uniform(p: &nn::Path, name: &str, dims: &[i64], fan_in: i64) -> Tensor {
     let bound = (6.0 / fan_in as f64).sqrt();

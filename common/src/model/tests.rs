@@ -187,8 +187,9 @@ fn explicit_keys_and_values_agree_with_the_factored_attention() {
     let ck = cfg.key_channels as i64;
     let att = attend(&queries, &output, &basis, &basis_t, ck);
     let (keys, values) = keys_and_values(&output, &basis, ck);
-    // Key of position p holds channel k of the output at (p / w, p % w).
-    let (i, j, k) = (4, 7, 3);
+    // Key of position p holds channel k of the output at (p / w, p % w); a
+    // cell off the diagonal, so rows and columns cannot be confused.
+    let (i, j, k) = (h - 2, w - 1, 3);
     assert_eq!(
         keys.double_value(&[1, (i * w + j) as i64, k]),
         output.double_value(&[1, k, i as i64, j as i64])
@@ -540,8 +541,9 @@ fn ball_sweep_frames() -> Tensor {
 /// across a mostly black frame must move the policy logits measurably at
 /// initialisation, or the attention has nothing to learn from: with PyTorch's
 /// default initialisation throughout, the logits' spread across ball columns
-/// was ~5e-7 at the `small` preset and the agent never learned catch; with He
-/// (ReLU layers) and Glorot (ConvLSTM) initialisation it is ~1e-4
+/// is ~1.5e-7 at the `small` preset (measured with the PyTorch reference; ~5e-7
+/// with the earlier 11x11 preset, where the agent never learned catch); with He
+/// (ReLU layers) and Glorot (ConvLSTM) initialisation it is ~1e-5
 /// (docs/learning.md).
 #[test]
 fn the_image_reaches_the_policy_at_initialisation() {
@@ -571,5 +573,5 @@ fn the_image_reaches_the_policy_at_initialisation() {
     }
     let mean = spreads.iter().sum::<f64>() / spreads.len() as f64;
     println!("logit spread across ball columns: {mean:e} ({spreads:?})");
-    assert!(mean > 2e-5, "the ball moves the initial policy logits by only {mean:e}: {spreads:?}");
+    assert!(mean > 2e-6, "the ball moves the initial policy logits by only {mean:e}: {spreads:?}");
 }
