@@ -91,11 +91,8 @@ common=(--xpid "$xpid" --runs-root "$runs_root" --game "$game" --preset "$preset
 [ -n "$unroll" ] && common+=(--unroll-length "$unroll")
 learner_args=("${common[@]}" --device "$device" --threads 1)
 [ -n "$total_frames" ] && learner_args+=(--total-frames "$total_frames")
-# The demo's settings (docs/learning.md): one actor's 8 envs fill one batch; no
-# queued batches keep the policy lag at 2 updates (at 4-6 the agent did not
-# learn); Adam at a constant 1e-3 learns catch from ~400-600k frames.
-((demo)) && learner_args+=(--batch-size 8 --optimizer adam --learning-rate 1e-3
-  --constant-learning-rate --queue-batches 0 --decode-threads 1)
+. "$ROOT/scripts/demo-settings.sh"
+((demo)) && learner_args+=("${DEMO_LEARNER_FLAGS[@]}")
 ((resume)) && learner_args+=(--resume)
 learner_args+=("${learner_extra[@]}")
 

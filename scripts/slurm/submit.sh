@@ -103,11 +103,10 @@ run_flags=(--xpid "$xpid" --runs-root "$runs_root" --game "$game" --preset "$pre
 ((full_action_set)) && run_flags+=(--full-action-set)
 learner_flags=()
 [ -n "$total_frames" ] && learner_flags+=(--total-frames "$total_frames")
-# The learning settings of train-local.sh --demo (docs/learning.md). Catch is
-# learned from ~400-600k frames with one actor of 8 envs; more actors raise the
-# policy lag, which slows learning.
-((demo)) && learner_flags+=(--batch-size 8 --optimizer adam --learning-rate 1e-3
-  --constant-learning-rate --queue-batches 0 --decode-threads 1)
+# The learner settings of train-local.sh --demo. With more than one actor the
+# policy lag rises and catch is learned later or not at all (docs/learning.md).
+. "$ROOT/scripts/demo-settings.sh"
+((demo)) && learner_flags+=("${DEMO_LEARNER_FLAGS[@]}")
 learner_flags+=("${learner_extra[@]}")
 actor_flags=(--num-envs "$envs" --record-every "$record_every" "${actor_extra[@]}")
 
