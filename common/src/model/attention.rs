@@ -13,7 +13,7 @@
 //! [`keys_and_values`] builds them explicitly (by permute, never by a
 //! reinterpreting view), and the tests check both routes agree.
 
-use tch::{nn, Tensor};
+use tch::{nn, Kind, Tensor};
 
 use crate::config::ModelConfig;
 
@@ -26,6 +26,8 @@ pub struct QueryNetwork {
     layers: [Linear; 3],
     heads: i64,
     width: i64,
+    /// What the layers compute in ([`crate::precision::Precision`]).
+    pub(crate) kind: Kind,
 }
 
 impl QueryNetwork {
@@ -40,14 +42,16 @@ impl QueryNetwork {
             ],
             heads: cfg.heads as i64,
             width: cfg.query_width() as i64,
+            kind: Kind::Float,
         }
     }
 
-    /// Queries [B, heads, C_k + C_s] from the policy core's hidden state [B, units].
+    /// Queries f32 [B, heads, C_k + C_s] from the policy core's hidden state [B, units].
     pub fn forward(&self, core_h: &Tensor) -> Tensor {
-        let x = self.layers[0].forward(core_h).relu();
-        let x = self.layers[1].forward(&x).relu();
-        self.layers[2].forward(&x).view([-1, self.heads, self.width])
+        let k = self.kind;
+        let x = self.layers[0].forward(core_h, k).relu();
+        let x = self.layers[1].forward(&x, k).relu();
+        self.layers[2].forward(&x, k).to_kind(Kind::Float).view([-1, self.heads, self.width])
     }
 }
 

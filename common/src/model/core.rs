@@ -24,6 +24,8 @@ pub struct PolicyCore {
     policy: Linear,
     baseline: Linear,
     num_actions: i64,
+    /// What the layers compute in ([`crate::precision::Precision`]).
+    pub(crate) kind: Kind,
 }
 
 impl PolicyCore {
@@ -43,6 +45,7 @@ impl PolicyCore {
             policy: Linear::new(&(p / "policy"), units, cfg.num_actions as i64),
             baseline: Linear::new(&(p / "baseline"), units, 1),
             num_actions: cfg.num_actions as i64,
+            kind: Kind::Float,
         }
     }
 
@@ -69,19 +72,38 @@ impl PolicyCore {
     }
 
     /// One step from the core input and state (h, c) (already zeroed where an
-    /// episode starts). Returns (policy logits [B, A], baseline [B], h, c).
+    /// episode starts). Returns (policy logits [B, A], baseline [B], h, c), all f32.
     pub fn step(&self, input: &Tensor, h: &Tensor, c: &Tensor) -> (Tensor, Tensor, Tensor, Tensor) {
-        let x = self.mlp[0].forward(input).relu();
-        let x = self.mlp[1].forward(&x).relu();
-        let (h, c) = x.lstm_cell(
-            &[h, c],
-            &self.weight_ih,
-            &self.weight_hh,
-            Some(&self.bias_ih),
-            Some(&self.bias_hh),
-        );
-        let logits = self.policy.forward(&h);
-        let baseline = self.baseline.forward(&h).squeeze_dim(1);
+        let k = self.kind;
+        let x = self.mlp[0].forward(input, k).relu();
+        let x = self.mlp[1].forward(&x, k).relu();
+        let (h, c) = if k == Kind::Float {
+            x.lstm_cell(
+                &[h, c],
+                &self.weight_ih,
+                &self.weight_hh,
+                Some(&self.bias_ih),
+                Some(&self.bias_hh),
+            )
+        } else {
+            self.lstm_cell_mixed(&x, h, c, k)
+        };
+        let logits = self.policy.forward(&h, k).to_kind(Kind::Float);
+        let baseline = self.baseline.forward(&h, k).to_kind(Kind::Float).squeeze_dim(1);
         (logits, baseline, h, c)
+    }
+
+    /// `torch.nn.LSTMCell` with its two gate products in `kind` and the gate
+    /// nonlinearities and states in f32 (ATen's fused cell would keep the cell
+    /// state in the input's kind).
+    fn lstm_cell_mixed(&self, x: &Tensor, h: &Tensor, c: &Tensor, kind: Kind) -> (Tensor, Tensor) {
+        let gates = x.linear(&self.weight_ih.to_kind(kind), Some(&self.bias_ih.to_kind(kind)))
+            + h.to_kind(kind)
+                .linear(&self.weight_hh.to_kind(kind), Some(&self.bias_hh.to_kind(kind)));
+        let gates = gates.to_kind(Kind::Float).chunk(4, 1);
+        let (i, f, g, o) = (&gates[0], &gates[1], &gates[2], &gates[3]);
+        let c = f.sigmoid() * c + i.sigmoid() * g.tanh();
+        let h = o.sigmoid() * c.tanh();
+        (h, c)
     }
 }

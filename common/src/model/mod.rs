@@ -14,7 +14,8 @@
 //!    MLP and the LSTM policy core, then policy logits and baseline ([`core`]).
 //!
 //! The policy sees the frame only through the answers: the queries depend on
-//! the recurrent state alone. Every shape comes from the [`ModelConfig`].
+//! the recurrent state alone. [`AttentionAgent::set_precision`] switches the
+//! convolutions and linear layers to bf16 ([`crate::precision`]). Every shape comes from the [`ModelConfig`].
 //! Weights travel as safetensors bytes carrying the config's fingerprint
 //! ([`weights`]).
 
@@ -25,11 +26,14 @@ pub mod vision;
 pub mod weights;
 
 #[cfg(test)]
+mod mixed_precision_tests;
+#[cfg(test)]
 mod tests;
 
 use tch::{nn, Device, Kind, Tensor};
 
 use crate::config::ModelConfig;
+use crate::precision::Precision;
 use crate::protocol::{Array, Params, ProtocolError, RecurrentState};
 
 use self::attention::QueryNetwork;
@@ -118,8 +122,11 @@ impl Linear {
         }
     }
 
-    pub(crate) fn forward(&self, x: &Tensor) -> Tensor {
-        x.linear(&self.weight, Some(&self.bias))
+    /// The layer in `kind` (bf16 copies of the f32 weights under bf16; the
+    /// casts are differentiable, so gradients reach the f32 weights). The
+    /// output is of `kind`.
+    pub(crate) fn forward(&self, x: &Tensor, kind: Kind) -> Tensor {
+        x.to_kind(kind).linear(&self.weight.to_kind(kind), Some(&self.bias.to_kind(kind)))
     }
 }
 
@@ -263,6 +270,7 @@ pub struct AttentionAgent {
     key_channels: i64,
     grid: (i64, i64),
     heads: i64,
+    precision: Precision,
 }
 
 /// What one step of the agent yields, before stacking over time (maps [B, heads, h*w]).
@@ -292,7 +300,23 @@ impl AttentionAgent {
             key_channels: cfg.key_channels as i64,
             grid: (h as i64, w as i64),
             heads: cfg.heads as i64,
+            precision: Precision::Fp32,
         }
+    }
+
+    /// Sets what the convolutions and linear layers compute in
+    /// ([`crate::precision`]); the parameters stay f32 either way.
+    pub fn set_precision(&mut self, precision: Precision) {
+        let kind = precision.compute_kind();
+        self.vision.kind = kind;
+        self.query.kind = kind;
+        self.core.kind = kind;
+        self.precision = precision;
+    }
+
+    /// What the convolutions and linear layers compute in.
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// Runs an unroll [T, B] from `state` (the state before frame 0). Returns the
@@ -453,6 +477,11 @@ impl Model {
     pub fn load_params(&mut self, params: &Params) -> Result<(), ModelError> {
         params.check_fingerprint(&self.cfg)?;
         self.load_safetensors(&params.weights)
+    }
+
+    /// Sets the precision of the forward pass ([`AttentionAgent::set_precision`]).
+    pub fn set_precision(&mut self, precision: Precision) {
+        self.agent.set_precision(precision);
     }
 
     /// Runs an unroll (see [`AttentionAgent::unroll`]).

@@ -41,8 +41,16 @@ impl Conv {
         }
     }
 
-    fn forward(&self, x: &Tensor) -> Tensor {
-        x.conv2d(&self.weight, Some(&self.bias), [self.stride; 2], self.padding, [1, 1], 1)
+    /// The convolution in `kind` (x is already of that kind).
+    fn forward(&self, x: &Tensor, kind: Kind) -> Tensor {
+        x.conv2d(
+            &self.weight.to_kind(kind),
+            Some(&self.bias.to_kind(kind)),
+            [self.stride; 2],
+            self.padding,
+            [1, 1],
+            1,
+        )
     }
 }
 
@@ -56,6 +64,8 @@ pub struct VisionCore {
     bias: Tensor,
     padding: i64,
     channels: i64,
+    /// What the convolutions compute in ([`crate::precision::Precision`]).
+    pub(crate) kind: Kind,
 }
 
 impl VisionCore {
@@ -82,10 +92,12 @@ impl VisionCore {
             bias: zeros(&lstm, "bias", &[4 * c]),
             padding: k / 2,
             channels: c,
+            kind: Kind::Float,
         }
     }
 
-    /// The convolutions' output for u8 frames [N, H, W, C]: f32 [N, C', h, w].
+    /// The convolutions' output for u8 frames [N, H, W, C]: [N, C', h, w], in
+    /// the compute kind (f32, or bf16 under [`crate::precision::Precision::Bf16`]).
     pub fn features(&self, frames: &Tensor) -> Tensor {
         let x = self.conv_outputs(frames).pop().expect("at least one convolution");
         // The permuted input makes the convolutions' outputs channels-last; the
@@ -96,27 +108,25 @@ impl VisionCore {
     /// Each convolution's output (after its ReLU) for u8 frames [N, H, W, C].
     pub fn conv_outputs(&self, frames: &Tensor) -> Vec<Tensor> {
         // [N,H,W,C] -> [N,C,H,W] is a permute (a strided view), never a reshape.
-        let mut x = frames.permute([0, 3, 1, 2]).to_kind(Kind::Float) / 255.0;
+        let mut x = (frames.permute([0, 3, 1, 2]).to_kind(Kind::Float) / 255.0).to_kind(self.kind);
         let mut outputs = Vec::with_capacity(self.convs.len());
         for conv in &self.convs {
-            x = conv.forward(&x).relu();
+            x = conv.forward(&x, self.kind).relu();
             outputs.push(x.shallow_clone());
         }
         outputs
     }
 
     /// One ConvLSTM step from the features x [B, C', h, w] and state (h, c),
-    /// each [B, C, h, w] (already zeroed where an episode starts). Returns (h, c).
+    /// each f32 [B, C, h, w] (already zeroed where an episode starts). Returns
+    /// (h, c), f32. The gate convolution runs in the compute kind; the gate
+    /// nonlinearities and the states stay f32, as autocast would keep them.
     pub fn step(&self, x: &Tensor, h: &Tensor, c: &Tensor) -> (Tensor, Tensor) {
         let p = self.padding;
-        let gates = Tensor::cat(&[x, h], 1).conv2d(
-            &self.weight,
-            Some(&self.bias),
-            [1, 1],
-            [p, p],
-            [1, 1],
-            1,
-        );
+        let k = self.kind;
+        let gates = Tensor::cat(&[x.to_kind(k), h.to_kind(k)], 1)
+            .conv2d(&self.weight.to_kind(k), Some(&self.bias.to_kind(k)), [1, 1], [p, p], [1, 1], 1)
+            .to_kind(Kind::Float);
         let gates = gates.chunk(4, 1);
         let (i, f, g, o) = (&gates[0], &gates[1], &gates[2], &gates[3]);
         let c = f.sigmoid() * c + i.sigmoid() * g.tanh();
