@@ -492,6 +492,21 @@ fn model_config(args: &Args) -> Result<ModelConfig> {
     Ok(cfg)
 }
 
+/// The actor's model on the CPU, in the precision `--precision` resolves to
+/// (printed, as the actor's log is where its settings are recorded).
+fn acting_model(args: &Args, cfg: &ModelConfig) -> Model {
+    let mut model = Model::new(cfg.clone(), Device::Cpu);
+    let precision = args.precision.resolve(Device::Cpu);
+    tracing::info!(
+        "actor {}: precision {} ({})",
+        args.actor_id,
+        precision.precision,
+        precision.reason
+    );
+    model.set_precision(precision.precision);
+    model
+}
+
 pub fn train(args: &Args, run_dir: &RunDir, stop: &AtomicBool) -> Result<()> {
     let cfg = model_config(args)?;
     let t_len = args.run.unroll_length;
@@ -501,14 +516,15 @@ pub fn train(args: &Args, run_dir: &RunDir, stop: &AtomicBool) -> Result<()> {
     let mut params = ParamsClient::dial(&addresses.params, xpid, args.max_message_bytes)?;
     let mut sink = EpisodeSink::new(Push::dial(&addresses.episodes, xpid)?);
     let mut acting = Acting::new(args, &cfg, args.record_every)?;
-    let mut policy = Policy { model: Model::new(cfg.clone(), Device::Cpu), version: 0 };
+    let mut policy = Policy { model: acting_model(args, &cfg), version: 0 };
     tracing::info!(
-        "actor {} playing {} x {} ({} actions, preset {}); learner at {}",
+        "actor {} playing {} x {} ({} actions, preset {}, {}); learner at {}",
         args.actor_id,
         args.num_envs,
         args.run.game,
         cfg.num_actions,
         args.run.preset,
+        policy.model.agent.precision(),
         addresses.params
     );
 
@@ -672,7 +688,7 @@ fn checkpoint_weights(path: &Path) -> Result<PathBuf> {
 
 pub fn evaluate(args: &Args, run_dir: &RunDir, stop: &AtomicBool) -> Result<()> {
     let cfg = model_config(args)?;
-    let mut model = Model::new(cfg.clone(), Device::Cpu);
+    let mut model = acting_model(args, &cfg);
     let (version, source) = match &args.checkpoint {
         Some(path) => {
             let file = checkpoint_weights(path)?;

@@ -16,6 +16,7 @@ use clap::Parser;
 
 use common::args::RunArgs;
 use common::env::EnvSpec;
+use common::precision::PrecisionChoice;
 
 #[derive(Parser, Debug, Clone)]
 #[command(
@@ -41,6 +42,12 @@ pub struct Args {
     /// Torch threads for inference (several processes share the cores: keep it small).
     #[arg(long, default_value_t = 1)]
     pub threads: i32,
+    /// Numeric precision of inference: `bf16` runs the convolutions, ConvLSTM
+    /// gates and linear layers in bfloat16 (the learner's V-trace corrects for
+    /// the slightly different behaviour policy); `auto` picks bf16 where the CPU
+    /// computes it natively (AVX-512 BF16 or AMX), fp32 elsewhere.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub precision: PrecisionChoice,
 
     /// Directory holding Atari ROMs (<game>.bin); else AAA_ROM_DIR, else the virtualenv's ale_py/roms.
     #[arg(long, help_heading = "Environment")]

@@ -81,13 +81,17 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let num_actions = env.num_actions().context("finding the game's number of actions")?;
     let cfg = train_args.run.model_config(num_actions);
     let device = parse_device(&train_args.device)?;
+    let precision = train_args.precision.resolve(device);
     let mut rng = rand_pcg::Pcg64::seed_from_u64(train_args.run.seed);
     let trajectories: Vec<Trajectory> =
         (0..b).map(|i| random_trajectory(&cfg, t, 0, i as u32, &mut rng)).collect();
     eprintln!(
-        "bench: preset {} ({num_actions} actions), T = {t}, B = {b}, device {}, torch threads {}",
+        "bench: preset {} ({num_actions} actions), T = {t}, B = {b}, device {}, precision {} ({}), \
+         torch threads {}",
         train_args.run.preset,
         device_name(device),
+        precision.precision,
+        precision.reason,
         tch::get_num_threads()
     );
 
@@ -184,15 +188,16 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let pct = |x: f64, base: f64| format!("{:+.1}%", (x / base - 1.0) * 100.0);
     println!();
     println!(
-        "| preset | device | T | B | torch threads | measure | model step alone (ms) | \
+        "| preset | device | precision | T | B | torch threads | measure | model step alone (ms) | \
          learner loop per update (ms) | of which in the model step (ms) | model samples/s | \
          learner samples/s | loop beyond its own model step | loop vs model alone |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let head = format!(
-        "| {} | {} | {t} | {b} | {} ",
+        "| {} | {} | {} | {t} | {b} | {} ",
         train_args.run.preset,
         device_name(device),
+        precision.precision,
         tch::get_num_threads()
     );
     println!(
@@ -259,7 +264,8 @@ fn model_step_seconds(
 ) -> Result<(f64, f64)> {
     let train_args = &args.train;
     tch::manual_seed(train_args.run.seed as i64);
-    let model = Model::new(cfg.clone(), device);
+    let mut model = Model::new(cfg.clone(), device);
+    model.set_precision(train_args.precision.resolve(device).precision);
     let mut opt = Optimizer::new(&model.vs, train_args.optimizer_config());
     let threads = train_args.decode_threads;
     let batch = build_batch(trajectories, cfg, threads)?.to_device(device);

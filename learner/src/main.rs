@@ -38,6 +38,7 @@ use tch::Device;
 
 use common::args::RunArgs;
 use common::model::Model;
+use common::precision::PrecisionChoice;
 use common::rundir::Endpoints;
 use common::transport::{ParamsServer, Pull, DEFAULT_MAX_MESSAGE_BYTES};
 use common::vtrace::{impala_loss, LossConfig, LossInputs, VTraceConfig};
@@ -165,6 +166,14 @@ pub struct TrainArgs {
     /// Where to learn: `auto` (CUDA when present, else CPU), `cpu`, `cuda`, `cuda:N`.
     #[arg(long, default_value = "auto", help_heading = "Resources")]
     pub device: String,
+    /// Numeric precision of the model's forward and backward pass: `bf16` runs
+    /// the convolutions, ConvLSTM gates and linear layers in bfloat16 on
+    /// float32 master weights (softmaxes, losses, V-trace and recurrent states
+    /// stay float32); `auto` picks bf16 on a CPU with AVX-512 BF16 or AMX and
+    /// fp32 elsewhere, GPUs included (where bf16 measured slower for this model
+    /// at the learner's sizes; docs/performance.md).
+    #[arg(long, value_enum, default_value = "auto", help_heading = "Resources")]
+    pub precision: PrecisionChoice,
     /// Torch intra-op threads (0: torch's default, one per core). Set it when
     /// several processes share a machine.
     #[arg(long, default_value_t = 0, help_heading = "Resources")]
@@ -283,6 +292,7 @@ impl TrainArgs {
             "clip_c_threshold": self.clip_c_threshold,
             "clip_pg_rho_threshold": self.clip_pg_rho_threshold,
             "device": self.device,
+            "precision": self.precision,
             "threads": self.threads,
             "queue_batches": self.queue_batches,
             "decode_threads": self.decode_threads,
@@ -342,6 +352,7 @@ impl TrainArgs {
 const FREE_ON_RESUME: &[&str] = &[
     "resume",
     "device",
+    "precision",
     "threads",
     "queue_batches",
     "decode_threads",
@@ -432,6 +443,8 @@ pub fn train(args: &TrainArgs, stop: &AtomicBool) -> Result<Summary> {
     // Model and optimizer, fresh or from the newest checkpoint.
     tch::manual_seed(args.run.seed as i64);
     let mut model = Model::new(cfg.clone(), device);
+    let precision = args.precision.resolve(device);
+    model.set_precision(precision.precision);
     let mut opt = Optimizer::new(&model.vs, args.optimizer_config());
     // Version 0 means "none" in a ParamsRequest: the initial weights are version 1.
     let mut counters = Counters { version: 1, ..Counters::default() };
@@ -524,15 +537,19 @@ pub fn train(args: &TrainArgs, stop: &AtomicBool) -> Result<Summary> {
     meta_config["num_actions"] = num_actions.into();
     meta_config["frames_per_step"] = frames_per_step.into();
     meta_config["device_resolved"] = device_name(device).into();
+    meta_config["precision_resolved"] = precision.precision.to_string().into();
+    meta_config["precision_reason"] = precision.reason.clone().into();
     let mut meta = Meta::start(&run_dir.meta_json(), meta_config, resumed_from.as_deref())?;
     if resumed_from.is_some() {
         metrics::set_aside_rows_after(&run_dir.logs_csv(), counters.step)?;
     }
     let mut csv = CsvLog::open(&run_dir.logs_csv())?;
     tracing::info!(
-        "learner {} on {}: model {} ({} actions), T = {}, B = {}; trajectories at {}, params at {}",
+        "learner {} on {} in {} ({}): model {} ({} actions), T = {}, B = {}; trajectories at {}, params at {}",
         run_dir.xpid(),
         device_name(device),
+        precision.precision,
+        precision.reason,
         args.run.preset,
         num_actions,
         args.run.unroll_length,
@@ -807,12 +824,14 @@ mod tests {
     /// The whole update (alignment, loss sign, clipping, RMSProp) learns a
     /// bandit hidden in the unrolls: reward[t+1] = +1 when action[t] = 0, else
     /// -1. The probability of action 0 must rise from 1/3 to most of the mass.
-    #[test]
-    fn updates_learn_a_bandit_in_the_unrolls() {
+    /// Trains on a bandit hidden in the unrolls (action 0 pays +1, the others
+    /// -1) in `precision`; returns pi(action 0) before each update, and the model.
+    fn learn_bandit(precision: common::precision::Precision) -> (Vec<f64>, Model) {
         use rand::{Rng, SeedableRng};
         let cfg = common::config::ModelConfig::small(3);
         tch::manual_seed(0);
-        let model = Model::new(cfg.clone(), Device::Cpu);
+        let mut model = Model::new(cfg.clone(), Device::Cpu);
+        model.set_precision(precision);
         let mut opt = Optimizer::new(
             &model.vs,
             OptimizerConfig::RmsProp { alpha: 0.99, eps: 0.01, momentum: 0.0 },
@@ -859,9 +878,31 @@ mod tests {
             let batch = batcher::build_batch(&trajectories, &cfg, 1).unwrap();
             update(&model, &mut opt, &batch, &LossConfig::default(), 40.0, 3e-3);
         }
+        (prob_of_0, model)
+    }
+
+    fn assert_learned(prob_of_0: &[f64]) {
         let (first, last) = (prob_of_0[0], *prob_of_0.last().unwrap());
         assert!((first - 1.0 / 3.0).abs() < 0.1, "initial policy not near uniform: {first}");
         assert!(last > 0.7, "pi(action 0) went {first:.3} -> {last:.3}: {prob_of_0:?}");
+    }
+
+    #[test]
+    fn updates_learn_a_bandit_in_the_unrolls() {
+        assert_learned(&learn_bandit(common::precision::Precision::Fp32).0);
+    }
+
+    #[test]
+    fn updates_learn_a_bandit_in_bf16_on_f32_master_weights() {
+        let (prob_of_0, model) = learn_bandit(common::precision::Precision::Bf16);
+        assert_learned(&prob_of_0);
+        for (name, v) in model.vs.variables() {
+            assert_eq!(v.kind(), tch::Kind::Float, "{name}: the master weights stay f32");
+        }
+        // What the actors receive is f32 too.
+        let params = model.to_params(1).unwrap();
+        let mut fresh = Model::new(model.cfg.clone(), Device::Cpu);
+        fresh.load_params(&params).unwrap();
     }
 
     #[test]
