@@ -18,6 +18,7 @@ Usage:
       outputs (safetensors): policy_logits, baseline, attention, attention_content,
       attention_place, and the final state as final_vision_h, ...
   reference_model.py bench --weights W [--threads N] [--seconds S] [--only inference|training]
+      [--precision fp32|bf16] [--device cpu|cuda]
       prints one JSON line: inference steps/s (E = 8, T = 1, no grad) and training
       samples/s (T = 20, B = 8, forward + backward + RMSProp).
 """
@@ -211,20 +212,29 @@ def timed(fn, seconds):
 
 
 def cmd_bench(args):
-    model = load_model(args.weights)
+    device = torch.device(args.device)
+    model = load_model(args.weights).to(device)
     cfg = model.cfg
     gen = torch.Generator().manual_seed(0)
-    result = {"threads": torch.get_num_threads(), "torch": torch.__version__}
+    result = {"threads": torch.get_num_threads(), "torch": torch.__version__,
+              "device": str(device), "precision": args.precision}
+    # bf16: plain PyTorch's way, autocast (convolutions, matmuls and linear
+    # layers in bfloat16 on float32 weights).
+    autocast = lambda: torch.autocast(device.type, dtype=torch.bfloat16,
+                                      enabled=args.precision == "bf16")
+    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
 
     if args.only in (None, "inference"):
         E = args.envs
-        frame, reward, done, last_action = random_unroll(cfg, 1, E, gen)
-        state = model.zero_state(E)
+        frame, reward, done, last_action = (x.to(device) for x in random_unroll(cfg, 1, E, gen))
+        state = tuple(s.to(device) for s in model.zero_state(E))
 
         def infer():
             nonlocal state
-            with torch.no_grad():
+            with torch.no_grad(), autocast():
                 _, state = model(frame, reward, done, last_action, state)
+            state = tuple(s.float() for s in state)
+            sync()
 
         wall, cpu = timed(infer, args.seconds)
         result["inference_steps_per_s"] = wall * E
@@ -232,19 +242,22 @@ def cmd_bench(args):
 
     if args.only in (None, "training"):
         T, B = args.unroll, args.batch
-        frame, reward, done, last_action = random_unroll(cfg, T, B, gen)
-        actions = torch.randint(0, cfg["num_actions"], (T, B), generator=gen)
-        advantages = torch.randn(T, B, generator=gen)
-        targets = torch.randn(T, B, generator=gen)
+        frame, reward, done, last_action = (x.to(device) for x in random_unroll(cfg, T, B, gen))
+        actions = torch.randint(0, cfg["num_actions"], (T, B), generator=gen).to(device)
+        advantages = torch.randn(T, B, generator=gen).to(device)
+        targets = torch.randn(T, B, generator=gen).to(device)
         opt = torch.optim.RMSprop(model.parameters(), lr=6e-4, alpha=0.99, eps=0.01)
-        init = model.zero_state(B)
+        init = tuple(s.to(device) for s in model.zero_state(B))
 
         def train():
-            out, _ = model(frame, reward, done, last_action, init)
+            with autocast():
+                out, _ = model(frame, reward, done, last_action, init)
+            out = {k: v.float() for k, v in out.items()}
             loss = training_loss(out, actions, advantages, targets)
             opt.zero_grad()
             loss.backward()
             opt.step()
+            sync()
 
         wall, cpu = timed(train, args.seconds)
         result["training_samples_per_s"] = wall * T * B
@@ -278,6 +291,9 @@ def main():
     b.add_argument("--unroll", type=int, default=20)
     b.add_argument("--batch", type=int, default=8)
     b.add_argument("--only", choices=["inference", "training"], help="time one of the two")
+    b.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                   help="bf16: torch.autocast to bfloat16")
+    b.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     {"forward": cmd_forward, "bench": cmd_bench}[args.cmd](args)
