@@ -23,9 +23,12 @@ while (($#)); do
     *) echo "bench-system.sh: unknown flag $1" >&2; exit 2 ;;
   esac
 done
-. "$ROOT/scripts/bootstrap.sh"
-(cd "$ROOT" && cargo build --release --bins -q)
-BIN="$ROOT/target/release"
+# AAA_NO_BUILD=1: run the binaries as they are (AAA_BIN_DIR, else target/release).
+if [ "${AAA_NO_BUILD:-0}" != 1 ]; then
+  . "$ROOT/scripts/bootstrap.sh"
+  (cd "$ROOT" && cargo build --release --bins -q)
+fi
+BIN="${AAA_BIN_DIR:-$ROOT/target/release}"
 runs=$(mktemp -d)
 trap 'rm -rf "$runs"' EXIT
 common=(--runs-root "$runs" --xpid bench --game "$game" --preset "$preset" --unroll-length "$unroll")

@@ -15,7 +15,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
-xpid="" game="seaquest" preset="paper" actors="" envs="" device="auto" unroll=""
+xpid="" game="seaquest" preset="paper" actors="" envs="" device="auto" precision="auto" seed="" unroll=""
 total_frames="" demo=0 record_every=50 runs_root="${AAA_RUNS_ROOT:-$ROOT/runs}" resume=0
 learner_extra=()
 usage() { sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; cat <<'EOT'
@@ -26,9 +26,12 @@ Flags:
   --actors N           actor processes (default: cores - 1, at least 1)
   --envs E             environments per actor (default: 4)
   --device DEV         learner device: auto | cpu | cuda[:N] (default: auto)
+  --precision P        fp32 | bf16 | auto, for the learner and the actors (default: auto:
+                       bf16 on a CPU with AVX-512 BF16 or AMX, else fp32)
   --unroll-length T    (default: the learner's, 50)
   --total-frames F     stop after F environment frames (default: the learner's, 2e9)
   --record-every K     record every K-th episode of each actor (default: 50; 0: none)
+  --seed S             run seed: the learner's initial weights and every environment (default: 1)
   --runs-root DIR      where run directories go (default: ./runs)
   --resume             continue the run named by --xpid from its newest checkpoint
   --demo               catch + small preset, T = 20, 1 actor x 8 envs, 1e6 frames, Adam:
@@ -43,9 +46,11 @@ while (($#)); do
     --actors) actors="$2"; shift 2 ;;
     --envs) envs="$2"; shift 2 ;;
     --device) device="$2"; shift 2 ;;
+    --precision) precision="$2"; shift 2 ;;
     --unroll-length) unroll="$2"; shift 2 ;;
     --total-frames) total_frames="$2"; shift 2 ;;
     --record-every) record_every="$2"; shift 2 ;;
+    --seed) seed="$2"; shift 2 ;;
     --runs-root) runs_root="$2"; shift 2 ;;
     --resume) resume=1; shift ;;
     --demo) demo=1; game="catch"; preset="small"; unroll="${unroll:-20}"; total_frames="${total_frames:-1e6}"; actors="${actors:-1}"; envs="${envs:-8}"; shift ;;
@@ -63,9 +68,10 @@ run_dir="$runs_root/$xpid"
 # Inside tmux: re-run this script in a session, logs in the other panes.
 if [ -z "${AAA_NO_TMUX:-}" ] && [ -z "${TMUX:-}" ] && [ -t 0 ] && [ -t 1 ] && command -v tmux >/dev/null; then
   self=("$0" --xpid "$xpid" --game "$game" --preset "$preset" --actors "$actors" --envs "$envs"
-        --device "$device" --record-every "$record_every" --runs-root "$runs_root")
+        --device "$device" --precision "$precision" --record-every "$record_every" --runs-root "$runs_root")
   ((demo)) && self+=(--demo)
   [ -n "$unroll" ] && self+=(--unroll-length "$unroll")
+  [ -n "$seed" ] && self+=(--seed "$seed")
   [ -n "$total_frames" ] && self+=(--total-frames "$total_frames")
   ((resume)) && self+=(--resume)
   self+=(-- "${learner_extra[@]}")
@@ -79,17 +85,20 @@ if [ -z "${AAA_NO_TMUX:-}" ] && [ -z "${TMUX:-}" ] && [ -t 0 ] && [ -t 1 ] && co
   exec tmux attach -t "$session"
 fi
 
-# Build (and set up, on a fresh machine) first.
-. "$ROOT/scripts/bootstrap.sh"
-# AAA_NO_BUILD=1: use the binaries as they are (tests that built them already).
-[ "${AAA_NO_BUILD:-0}" = 1 ] || (cd "$ROOT" && cargo build --release --bins -q)
+# Build (and set up, on a fresh machine) first. AAA_NO_BUILD=1: use the
+# binaries as they are (tests that built them already, or a machine that only runs them).
+if [ "${AAA_NO_BUILD:-0}" != 1 ]; then
+  . "$ROOT/scripts/bootstrap.sh"
+  (cd "$ROOT" && cargo build --release --bins -q)
+fi
 # AAA_BIN_DIR: the binaries to run (tests point it at the profile they built).
 BIN="${AAA_BIN_DIR:-$ROOT/target/release}"
 mkdir -p "$run_dir"
 
 common=(--xpid "$xpid" --runs-root "$runs_root" --game "$game" --preset "$preset")
 [ -n "$unroll" ] && common+=(--unroll-length "$unroll")
-learner_args=("${common[@]}" --device "$device" --threads 1)
+[ -n "$seed" ] && common+=(--seed "$seed")
+learner_args=("${common[@]}" --device "$device" --precision "$precision" --threads 1)
 [ -n "$total_frames" ] && learner_args+=(--total-frames "$total_frames")
 . "$ROOT/scripts/demo-settings.sh"
 ((demo)) && learner_args+=("${DEMO_LEARNER_FLAGS[@]}")
@@ -119,6 +128,7 @@ setsid "$BIN/recorder" serve "${common[@]}" >"$run_dir/recorder.log" 2>&1 &
 pids+=("$!")
 for ((i = 0; i < actors; i++)); do
   setsid "$BIN/actor" "${common[@]}" --actor-id "$i" --num-envs "$envs" --threads 1 \
+    --precision "$precision" \
     --record-every "$record_every" >"$run_dir/actor-$i.log" 2>&1 &
   pids+=("$!")
 done
