@@ -4,6 +4,8 @@
 //! `scripts/test.sh` builds the binaries before it runs the tests; when you
 //! run `cargo test -p tests` by hand, run `cargo build --release --bins` first.
 
+pub mod demo;
+
 use std::path::PathBuf;
 use std::process::Child;
 
