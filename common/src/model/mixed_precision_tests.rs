@@ -9,24 +9,9 @@
 
 use tch::{Device, Kind, Tensor};
 
+use super::tests::{random_unroll, setup};
 use super::*;
 use crate::precision::Precision;
-
-fn setup(seed: i64) {
-    tch::set_num_threads(2);
-    tch::manual_seed(seed);
-}
-
-/// A random unroll; `done_p` is the chance of an episode start per step.
-fn random_unroll(cfg: &ModelConfig, t: i64, b: i64, done_p: f64) -> Unroll {
-    let (h, w, c) = (cfg.height as i64, cfg.width as i64, cfg.in_channels as i64);
-    Unroll {
-        frame: Tensor::randint(256, [t, b, h, w, c], (Kind::Uint8, Device::Cpu)),
-        reward: Tensor::randn([t, b], (Kind::Float, Device::Cpu)),
-        done: Tensor::rand([t, b], (Kind::Float, Device::Cpu)).lt(done_p),
-        last_action: Tensor::randint(cfg.num_actions as i64, [t, b], (Kind::Int64, Device::Cpu)),
-    }
-}
 
 /// max |a - b| / max(max |b|, 1e-3): the error relative to the fp32 output's scale.
 fn relative_error(a: &Tensor, b: &Tensor) -> f64 {

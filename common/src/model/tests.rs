@@ -12,13 +12,13 @@ use super::weights::{safetensors_to_tensors, tensors_to_safetensors};
 use super::*;
 use crate::protocol::ProtocolError;
 
-fn setup(seed: i64) {
+pub(super) fn setup(seed: i64) {
     tch::set_num_threads(2);
     tch::manual_seed(seed);
 }
 
 /// A random unroll [T, B] for `cfg`; `done_p` is the chance of an episode start.
-fn random_unroll(cfg: &ModelConfig, t: i64, b: i64, done_p: f64) -> Unroll {
+pub(super) fn random_unroll(cfg: &ModelConfig, t: i64, b: i64, done_p: f64) -> Unroll {
     let (h, w, c) = (cfg.height as i64, cfg.width as i64, cfg.in_channels as i64);
     Unroll {
         frame: Tensor::randint(256, [t, b, h, w, c], (Kind::Uint8, Device::Cpu)),
