@@ -9,7 +9,7 @@ use tch::{nn, Kind, Tensor};
 
 use crate::config::ModelConfig;
 
-use super::{uniform, Linear};
+use super::{lstm_update, uniform, Linear};
 
 /// Answer MLP + LSTM + heads. Parameters: `fc{0,1}`, `lstm.{weight_ih,
 /// weight_hh,bias_ih,bias_hh}` (gates input, forget, cell, output, as
@@ -100,10 +100,6 @@ impl PolicyCore {
         let gates = x.linear(&self.weight_ih.to_kind(kind), Some(&self.bias_ih.to_kind(kind)))
             + h.to_kind(kind)
                 .linear(&self.weight_hh.to_kind(kind), Some(&self.bias_hh.to_kind(kind)));
-        let gates = gates.to_kind(Kind::Float).chunk(4, 1);
-        let (i, f, g, o) = (&gates[0], &gates[1], &gates[2], &gates[3]);
-        let c = f.sigmoid() * c + i.sigmoid() * g.tanh();
-        let h = o.sigmoid() * c.tanh();
-        (h, c)
+        lstm_update(&gates.to_kind(Kind::Float), c)
     }
 }

@@ -130,6 +130,17 @@ impl Linear {
     }
 }
 
+/// The LSTM update from pre-activation gates (f32, the four gates input,
+/// forget, cell, output stacked along dim 1) and the previous cell state:
+/// returns (h, c). Shared by the ConvLSTM and, in bf16, the policy core.
+pub(crate) fn lstm_update(gates: &Tensor, c: &Tensor) -> (Tensor, Tensor) {
+    let gates = gates.chunk(4, 1);
+    let (i, f, g, o) = (&gates[0], &gates[1], &gates[2], &gates[3]);
+    let c = f.sigmoid() * c + i.sigmoid() * g.tanh();
+    let h = o.sigmoid() * c.tanh();
+    (h, c)
+}
+
 /// The agent's recurrent state for a batch of B environments.
 #[derive(Debug)]
 pub struct AgentState {

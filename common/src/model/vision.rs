@@ -13,7 +13,7 @@ use tch::{nn, Kind, Tensor};
 
 use crate::config::{ConvSpec, ModelConfig};
 
-use super::{glorot_uniform, he_uniform, zeros};
+use super::{glorot_uniform, he_uniform, lstm_update, zeros};
 
 /// One convolution of the feed-forward part.
 #[derive(Debug)]
@@ -127,11 +127,7 @@ impl VisionCore {
         let gates = Tensor::cat(&[x.to_kind(k), h.to_kind(k)], 1)
             .conv2d(&self.weight.to_kind(k), Some(&self.bias.to_kind(k)), [1, 1], [p, p], [1, 1], 1)
             .to_kind(Kind::Float);
-        let gates = gates.chunk(4, 1);
-        let (i, f, g, o) = (&gates[0], &gates[1], &gates[2], &gates[3]);
-        let c = f.sigmoid() * c + i.sigmoid() * g.tanh();
-        let h = o.sigmoid() * c.tanh();
-        (h, c)
+        lstm_update(&gates, c)
     }
 
     /// ConvLSTM channels C.
