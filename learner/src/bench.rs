@@ -22,6 +22,7 @@ use rand::{Rng, SeedableRng};
 
 use common::config::ModelConfig;
 use common::model::{AgentState, Model};
+use common::precision::Precision;
 use common::protocol::{encode, Array, Body, ParamsRequest, Trajectory};
 use common::transport::ParamsClient;
 
@@ -97,7 +98,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
 
     // 1. Model step alone (measured again after the loop: the machine may be shared).
     let (model_alone_before, model_cpu_before) =
-        model_step_seconds(args, &cfg, &trajectories, device)?;
+        model_step_seconds(args, &cfg, &trajectories, device, precision.precision)?;
     eprintln!(
         "bench: model step alone {:.1} ms wall, {:.1} ms CPU",
         model_alone_before * 1e3,
@@ -170,7 +171,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let (last_version, downloads) = params_client.join().expect("params client").unwrap_or((0, 0));
     let summary = summary?;
     let (model_alone_after, model_cpu_after) =
-        model_step_seconds(args, &cfg, &trajectories_for_after, device)?;
+        model_step_seconds(args, &cfg, &trajectories_for_after, device, precision.precision)?;
     let model_alone = model_alone_before.min(model_alone_after);
     let model_cpu = model_cpu_before.min(model_cpu_after);
 
@@ -261,11 +262,12 @@ fn model_step_seconds(
     cfg: &ModelConfig,
     trajectories: &[Trajectory],
     device: tch::Device,
+    precision: Precision,
 ) -> Result<(f64, f64)> {
     let train_args = &args.train;
     tch::manual_seed(train_args.run.seed as i64);
     let mut model = Model::new(cfg.clone(), device);
-    model.set_precision(train_args.precision.resolve(device).precision);
+    model.set_precision(precision);
     let mut opt = Optimizer::new(&model.vs, train_args.optimizer_config());
     let threads = train_args.decode_threads;
     let batch = build_batch(trajectories, cfg, threads)?.to_device(device);

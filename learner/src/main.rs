@@ -821,11 +821,10 @@ mod tests {
         assert_eq!(a.loss_config(), LossConfig::default());
     }
 
-    /// The whole update (alignment, loss sign, clipping, RMSProp) learns a
-    /// bandit hidden in the unrolls: reward[t+1] = +1 when action[t] = 0, else
-    /// -1. The probability of action 0 must rise from 1/3 to most of the mass.
-    /// Trains on a bandit hidden in the unrolls (action 0 pays +1, the others
-    /// -1) in `precision`; returns pi(action 0) before each update, and the model.
+    /// Runs the whole update (alignment, loss sign, clipping, RMSProp) in
+    /// `precision` on a bandit hidden in the unrolls: reward[t+1] = +1 when
+    /// action[t] = 0, else -1. Returns pi(action 0) before each update, and the
+    /// model. [`assert_learned`]: it must rise from 1/3 to most of the mass.
     fn learn_bandit(precision: common::precision::Precision) -> (Vec<f64>, Model) {
         use rand::{Rng, SeedableRng};
         let cfg = common::config::ModelConfig::small(3);
@@ -901,8 +900,9 @@ mod tests {
         }
         // What the actors receive is f32 too.
         let params = model.to_params(1).unwrap();
-        let mut fresh = Model::new(model.cfg.clone(), Device::Cpu);
-        fresh.load_params(&params).unwrap();
+        for (name, t) in common::model::weights::safetensors_to_tensors(&params.weights).unwrap() {
+            assert_eq!(t.kind(), tch::Kind::Float, "{name}: sent to the actors as f32");
+        }
     }
 
     #[test]

@@ -32,15 +32,6 @@ fn column(rows: &[std::collections::HashMap<String, String>], name: &str) -> Vec
     rows.iter().filter_map(|r| r.get(name)?.parse::<f64>().ok()).filter(|v| v.is_finite()).collect()
 }
 
-/// The README's demo command, as a user runs it (`scripts/train-local.sh
-/// --demo`: learner, recorder and one actor over ipc, catch, `small` preset,
-/// its fixed seeds and 1e6-frame budget), learns: the mean episode return over
-/// the last 20% of updates is clearly above the random policy's, measured here.
-/// And the attention means something: in the episodes recorded late in the
-/// run, `recorder analyze` finds a head whose share of attention on the ball is
-/// far above the same head's time-shuffled baseline (issue 10). About 10-15
-/// minutes on 2 cores; in its own test binary so that no other test shares the
-/// cores with it.
 /// Appends a line to `target/tmp/learning-results.txt`: cargo shows a passing
 /// test's output only with --nocapture, and the run directory is temporary, so
 /// this is where a CI log reader finds what the demo reached.
@@ -57,8 +48,16 @@ fn record_result(line: &str) {
     }
 }
 
-/// Runs the demo command with `extra` flags (e.g. `--precision bf16`) and
-/// asserts it learned; returns the run, for checks of its own.
+/// The README's demo command, as a user runs it (`scripts/train-local.sh
+/// --demo`: learner, recorder and one actor over ipc, catch, `small` preset,
+/// its fixed seeds and 1e6-frame budget), learns: the mean episode return over
+/// the last 20% of updates is clearly above the random policy's, measured here.
+/// And the attention means something: in the episodes recorded late in the
+/// run, `recorder analyze` finds a head whose share of attention on the ball is
+/// far above the same head's time-shuffled baseline (issue 10).
+///
+/// `extra` flags go to the script (e.g. `--precision bf16`); returns the run,
+/// for checks of its own.
 pub fn the_demo_command_learns_catch(xpid: &str, extra: &[&str]) -> TestRun {
     let random = random_policy_return(2000);
     let run = TestRun::new(xpid);
