@@ -332,8 +332,7 @@ impl Acting {
             )
             .view([1, e]),
         };
-        let (out, state): (AgentOutput, AgentState) =
-            tch::no_grad(|| model.unroll(&input, &self.state));
+        let (out, state): (AgentOutput, AgentState) = model.act(&input, &self.state);
         self.state = state;
         let to_vec = |t: &Tensor| -> Vec<f32> {
             Vec::<f32>::try_from(t.to_kind(Kind::Float).contiguous().view([-1])).expect("f32")

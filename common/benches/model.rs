@@ -181,10 +181,9 @@ fn bench_rust(model: &Model, args: &Args, work: Work) -> Rate {
             let input = random_unroll(cfg, 1, args.envs, d);
             let mut state = AgentState::zeros(cfg, args.envs, d);
             timed(args.seconds, || {
-                tch::no_grad(|| {
-                    let (_, next) = model.unroll(&input, &state);
-                    state = next;
-                });
+                // What the actor calls.
+                let (_, next) = model.act(&input, &state);
+                state = next;
                 sync(d);
             }) * args.envs as f64
         }

@@ -1,8 +1,10 @@
 //! The attention agent (Mott et al. 2019) in tch. See SPEC section 3.
 //!
 //! One forward function, [`AttentionAgent::unroll`], runs an unroll [T, B] from
-//! a given recurrent state; the actor calls it with T = 1 under `tch::no_grad`,
-//! the learner with its whole batch of unrolls. Per step t:
+//! a given recurrent state; the learner calls it with its whole batch of
+//! unrolls, the actor calls [`AttentionAgent::act`], the same pass with T = 1
+//! without gradients (where the ConvLSTM's convolution runs as Winograd,
+//! [`winograd`]). Per step t:
 //!
 //! 1. where `done[t]`, zero the ConvLSTM and policy-core states (before frame t);
 //! 2. vision core: three convolutions with ReLU over frame/255, then the ConvLSTM
@@ -21,9 +23,11 @@
 
 pub mod attention;
 pub mod core;
+mod openmp;
 pub mod spatial_basis;
 pub mod vision;
 pub mod weights;
+pub mod winograd;
 
 #[cfg(test)]
 mod mixed_precision_tests;
@@ -284,6 +288,14 @@ pub struct AttentionAgent {
     precision: Precision,
 }
 
+/// What a forward pass is for: learning (autograd through every operation) or
+/// acting (no gradients, so the ConvLSTM may take a faster route).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pass {
+    Learn,
+    Act,
+}
+
 /// What one step of the agent yields, before stacking over time (maps [B, heads, h*w]).
 #[derive(Debug)]
 pub struct StepTrace {
@@ -333,6 +345,22 @@ impl AttentionAgent {
     /// Runs an unroll [T, B] from `state` (the state before frame 0). Returns the
     /// outputs for every step and the state after the last one.
     pub fn unroll(&self, input: &Unroll, state: &AgentState) -> (AgentOutput, AgentState) {
+        self.unroll_for(input, state, Pass::Learn)
+    }
+
+    /// [`AttentionAgent::unroll`] for acting: no gradients, and the ConvLSTM
+    /// takes its inference route ([`VisionCore::step_for_inference`]). The
+    /// same outputs as `unroll` up to rounding.
+    pub fn act(&self, input: &Unroll, state: &AgentState) -> (AgentOutput, AgentState) {
+        tch::no_grad(|| self.unroll_for(input, state, Pass::Act))
+    }
+
+    fn unroll_for(
+        &self,
+        input: &Unroll,
+        state: &AgentState,
+        pass: Pass,
+    ) -> (AgentOutput, AgentState) {
         let (t_len, batch) = input.reward.size2().expect("reward is [T, B]");
         let (gh, gw) = self.grid;
         // The convolutions for all T*B frames at once.
@@ -350,11 +378,12 @@ impl AttentionAgent {
             let vision_c = &state.vision_c * &keep_vision;
             let core_h = &state.core_h * &keep_core;
             let core_c = &state.core_c * &keep_core;
-            let (out, step) = self.step(
+            let (out, step) = self.step_for(
                 &features.get(t),
                 &input.reward.get(t),
                 &input.last_action.get(t),
                 AgentState { vision_h, vision_c, core_h, core_c },
+                pass,
             );
             steps.push(out);
             state = step;
@@ -382,7 +411,21 @@ impl AttentionAgent {
         last_action: &Tensor,
         state: AgentState,
     ) -> (StepTrace, AgentState) {
-        let (vision_h, vision_c) = self.vision.step(features, &state.vision_h, &state.vision_c);
+        self.step_for(features, reward, last_action, state, Pass::Learn)
+    }
+
+    fn step_for(
+        &self,
+        features: &Tensor,
+        reward: &Tensor,
+        last_action: &Tensor,
+        state: AgentState,
+        pass: Pass,
+    ) -> (StepTrace, AgentState) {
+        let (vision_h, vision_c) = match pass {
+            Pass::Learn => self.vision.step(features, &state.vision_h, &state.vision_c),
+            Pass::Act => self.vision.step_for_inference(features, &state.vision_h, &state.vision_c),
+        };
         // Top-down: the queries read the policy core's previous (reset) state only.
         let queries = self.query.forward(&state.core_h);
         let basis = self.basis.to_device(vision_h.device());
@@ -498,5 +541,10 @@ impl Model {
     /// Runs an unroll (see [`AttentionAgent::unroll`]).
     pub fn unroll(&self, input: &Unroll, state: &AgentState) -> (AgentOutput, AgentState) {
         self.agent.unroll(input, state)
+    }
+
+    /// Runs an unroll for acting, without gradients (see [`AttentionAgent::act`]).
+    pub fn act(&self, input: &Unroll, state: &AgentState) -> (AgentOutput, AgentState) {
+        self.agent.act(input, state)
     }
 }

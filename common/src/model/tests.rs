@@ -423,6 +423,8 @@ fn compare_with_pytorch(cfg: ModelConfig, t: i64, b: i64, seed: i64) {
     let input = random_unroll(&cfg, t, b, 0.3);
     let init = random_state(&cfg, b);
     let (out, last) = tch::no_grad(|| model.unroll(&input, &init));
+    // The actor's pass (Winograd ConvLSTM gates on the CPU) is held to the same bar.
+    let (act_out, act_last) = model.act(&input, &init);
 
     let dir = tempfile::tempdir().unwrap();
     let weights = dir.path().join("weights.safetensors");
@@ -454,12 +456,48 @@ fn compare_with_pytorch(cfg: ModelConfig, t: i64, b: i64, seed: i64) {
         .expect("cannot start the reference script");
     assert!(status.success(), "reference_model.py failed: {status}");
     let theirs = safetensors_to_tensors(&std::fs::read(&result).unwrap()).unwrap();
-    for (name, ours) in outputs(&out) {
-        assert_close(name, ours, &theirs[name], 1e-5);
+    for (out, last) in [(&out, &last), (&act_out, &act_last)] {
+        for (name, ours) in outputs(out) {
+            assert_close(name, ours, &theirs[name], 1e-5);
+        }
+        for (name, ours) in states(last) {
+            assert_close(name, ours, &theirs[&format!("final_{name}")], 1e-5);
+        }
     }
-    for (name, ours) in states(&last) {
-        assert_close(name, ours, &theirs[&format!("final_{name}")], 1e-5);
-    }
+}
+
+/// The actor's pass gives the learner's outputs up to rounding, takes its own
+/// route (Winograd: not bit for bit the same), and follows new weights: the
+/// Winograd filter it caches is rebuilt when the weights change in place.
+#[test]
+fn acting_equals_learning_and_follows_new_weights() {
+    setup(13);
+    let cfg = ModelConfig::paper(18);
+    let mut model = Model::new(cfg.clone(), Device::Cpu);
+    let other = Model::new(cfg.clone(), Device::Cpu);
+    let (t, b) = (3, 4);
+    let input = random_unroll(&cfg, t, b, 0.3);
+    let init = random_state(&cfg, b);
+    let compare = |model: &Model| {
+        let (want, want_last) = tch::no_grad(|| model.unroll(&input, &init));
+        let (got, got_last) = model.act(&input, &init);
+        for ((name, x), (_, y)) in outputs(&got).into_iter().zip(outputs(&want)) {
+            assert_close(name, x, y, 1e-5);
+        }
+        for ((name, x), (_, y)) in states(&got_last).into_iter().zip(states(&want_last)) {
+            assert_close(name, x, y, 1e-5);
+        }
+        assert!(
+            max_diff(&got_last.vision_c, &want_last.vision_c) > 0.0,
+            "act took the learner's route"
+        );
+        assert!(!got.policy_logits.requires_grad(), "act must not record gradients");
+        got.policy_logits
+    };
+    let before = compare(&model);
+    model.load_safetensors(&other.to_safetensors().unwrap()).unwrap();
+    let after = compare(&model);
+    assert!(max_diff(&before, &after) > 1e-3, "new weights must change the policy");
 }
 
 #[test]
