@@ -1,6 +1,7 @@
 //! The actor's unrolls follow SPEC section 2's alignment: replaying an unroll
 //! through the model from its stored initial state gives back the logits the
-//! actor acted with, and step 0 of each unroll repeats step T of the one before.
+//! actor acted with and the state the next unroll starts from, and step 0 of
+//! each unroll repeats step T of the one before.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -15,7 +16,10 @@ use tests::{bin, KillOnDrop};
 
 const T: usize = 7;
 
-fn replay(model: &Model, t: &Trajectory) -> Vec<f32> {
+/// Replays an unroll's T + 1 steps from its stored initial state: the logits
+/// of every step, and the recurrent state after frames 0..T-1, which is where
+/// the actor's next unroll starts (its frame 0 repeats this one's frame T).
+fn replay(model: &Model, t: &Trajectory) -> (Vec<f32>, AgentState) {
     let cfg = &model.cfg;
     let n = (T + 1) as i64;
     let input = Unroll {
@@ -31,14 +35,39 @@ fn replay(model: &Model, t: &Trajectory) -> Vec<f32> {
             .view([n, 1]),
         last_action: Tensor::from_slice(&t.last_action.to_i64("last_action").unwrap()).view([n, 1]),
     };
+    let steps = |from: i64, len: i64| Unroll {
+        frame: input.frame.narrow(0, from, len),
+        reward: input.reward.narrow(0, from, len),
+        done: input.done.narrow(0, from, len),
+        last_action: input.last_action.narrow(0, from, len),
+    };
     let state = AgentState::from_protocol(&[&t.initial_state], cfg, Device::Cpu).unwrap();
-    let (out, _) = tch::no_grad(|| model.unroll(&input, &state));
-    Vec::<f32>::try_from(out.policy_logits.contiguous().view([-1])).unwrap()
+    let (first, state_t) = tch::no_grad(|| model.unroll(&steps(0, T as i64), &state));
+    let (last, _) = tch::no_grad(|| model.unroll(&steps(T as i64, 1), &state_t));
+    let logits = Tensor::cat(&[first.policy_logits, last.policy_logits], 0);
+    (Vec::<f32>::try_from(logits.contiguous().view([-1])).unwrap(), state_t)
+}
+
+fn max_difference(a: &Tensor, b: &Tensor) -> f64 {
+    (a - b).abs().max().double_value(&[])
 }
 
 #[test]
 fn replayed_unrolls_give_back_the_actors_logits() {
-    tch::set_num_threads(1);
+    alignment("small", ModelConfig::small(3), 1);
+}
+
+/// At the paper preset the actor's pass runs the ConvLSTM gates as Winograd
+/// (`Model::act`) and the replay, as the learner does, through libtorch's
+/// convolution: logits and carried-over states must still agree. Two threads,
+/// so the Winograd blocks run on libtorch's OpenMP team as in a real actor.
+#[test]
+fn paper_preset_actor_matches_the_learners_pass() {
+    alignment("paper", ModelConfig::paper(3), 2);
+}
+
+fn alignment(preset: &str, cfg: ModelConfig, threads: i32) {
+    tch::set_num_threads(threads);
     let dir = tempfile::tempdir().unwrap();
     let run = RunDir::new(dir.path(), "align").unwrap();
     run.create().unwrap();
@@ -52,7 +81,6 @@ fn replayed_unrolls_give_back_the_actors_logits() {
     };
     Endpoints::merge_into(&run.endpoints(), &endpoints).unwrap();
 
-    let cfg = ModelConfig::small(3);
     tch::manual_seed(5);
     let model = Model::new(cfg.clone(), Device::Cpu);
     let params = model.to_params(1).unwrap();
@@ -60,7 +88,8 @@ fn replayed_unrolls_give_back_the_actors_logits() {
     let _actor = KillOnDrop(
         Command::new(bin("actor"))
             .args(["--runs-root", dir.path().to_str().unwrap(), "--xpid", "align"])
-            .args(["--preset", "small", "--game", "catch", "--unroll-length", &T.to_string()])
+            .args(["--preset", preset, "--game", "catch", "--unroll-length", &T.to_string()])
+            .args(["--threads", &threads.to_string()])
             .args(["--num-envs", "2", "--record-every", "0", "--max-unrolls", "3"])
             .stdout(Stdio::null())
             .spawn()
@@ -90,7 +119,7 @@ fn replayed_unrolls_give_back_the_actors_logits() {
         t.validate(&cfg, T).unwrap();
         assert_eq!(t.params_version, 1);
         let actor_logits = t.policy_logits.to_f32("policy_logits").unwrap();
-        let replayed = replay(&model, t);
+        let (replayed, _) = replay(&model, t);
         let worst =
             actor_logits.iter().zip(&replayed).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
         assert!(worst < 1e-4, "env {}: replayed logits differ by {worst}", t.env_index);
@@ -100,6 +129,25 @@ fn replayed_unrolls_give_back_the_actors_logits() {
         assert_eq!(unrolls.len(), 3);
         assert_eq!(unrolls[0].done.data[0], 1, "the first frame starts an episode");
         for pair in unrolls.windows(2) {
+            // The recurrent state carries over: the actor's state after frames
+            // 0..T-1 of one unroll, computed in its own pass, is the next one's
+            // initial state. The ConvLSTM's cell state shows any difference in
+            // the gate convolution, which the logits at initialisation barely do.
+            let (_, replayed) = replay(&model, pair[0]);
+            let next =
+                AgentState::from_protocol(&[&pair[1].initial_state], &cfg, Device::Cpu).unwrap();
+            for (name, a, b) in [
+                ("vision_h", &replayed.vision_h, &next.vision_h),
+                ("vision_c", &replayed.vision_c, &next.vision_c),
+                ("core_h", &replayed.core_h, &next.core_h),
+                ("core_c", &replayed.core_c, &next.core_c),
+            ] {
+                let d = max_difference(a, b);
+                assert!(
+                    d < 1e-4,
+                    "env {env}: the replayed {name} differs by {d} from the next unroll's"
+                );
+            }
             let frame = pair[0].frame.data.len() / (T + 1);
             assert_eq!(pair[1].frame.data[..frame], pair[0].frame.data[T * frame..]);
             assert_eq!(pair[1].action.data[..8], pair[0].action.data[T * 8..]);
