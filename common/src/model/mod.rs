@@ -349,7 +349,7 @@ impl AttentionAgent {
     }
 
     /// [`AttentionAgent::unroll`] for acting: no gradients, and the ConvLSTM
-    /// takes its inference route ([`VisionCore::step_for_inference`]). The
+    /// takes its inference route (`VisionCore::step_for_inference`). The
     /// same outputs as `unroll` up to rounding.
     pub fn act(&self, input: &Unroll, state: &AgentState) -> (AgentOutput, AgentState) {
         tch::no_grad(|| self.unroll_for(input, state, Pass::Act))

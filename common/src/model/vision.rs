@@ -143,7 +143,12 @@ impl VisionCore {
     /// ([`winograd`]), 2.25x fewer multiply-adds than libtorch's direct
     /// convolution; otherwise this is [`VisionCore::step`]. Call it under
     /// `tch::no_grad`: nothing flows back through this route.
-    pub fn step_for_inference(&self, x: &Tensor, h: &Tensor, c: &Tensor) -> (Tensor, Tensor) {
+    pub(crate) fn step_for_inference(
+        &self,
+        x: &Tensor,
+        h: &Tensor,
+        c: &Tensor,
+    ) -> (Tensor, Tensor) {
         let applies = self.kind == Kind::Float
             && x.device() == Device::Cpu
             && x.kind() == Kind::Float
