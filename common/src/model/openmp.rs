@@ -13,8 +13,8 @@
 //!
 //! libtorch's CPU library links GNU OpenMP (libgomp), so `GOMP_parallel`, the
 //! entry point GCC compiles `#pragma omp parallel` to, is in the process. It is
-//! looked up at run time; where it is absent (another OpenMP runtime), the
-//! work runs on scoped threads instead.
+//! looked up at run time; where it is absent (a libtorch built without
+//! OpenMP), the work runs on scoped threads of our own instead.
 
 use std::any::Any;
 use std::ffi::{c_uint, c_void};
@@ -50,9 +50,11 @@ extern "C" fn run_job(data: *mut c_void) {
     }
 }
 
-/// Runs `work` once on each of `threads` threads (the caller among them) and
+/// Runs `work` once on each of up to `threads` threads (the caller among
+/// them: OpenMP may grant fewer, inside another parallel region say) and
 /// returns when all have finished. The threads share the work through
-/// whatever `work` captures (an atomic counter of blocks, say).
+/// whatever `work` captures (an atomic counter of blocks, say), so the result
+/// must not depend on how many there are.
 pub fn run(threads: usize, work: &(dyn Fn() + Sync)) {
     let threads = threads.max(1);
     if threads == 1 {
@@ -70,13 +72,18 @@ pub fn run(threads: usize, work: &(dyn Fn() + Sync)) {
                 std::panic::resume_unwind(payload);
             }
         }
-        None => std::thread::scope(|s| {
-            for _ in 1..threads {
-                s.spawn(work);
-            }
-            work();
-        }),
+        None => run_on_own_threads(threads, work),
     }
+}
+
+/// The fallback: `work` on the caller and `threads - 1` scoped threads.
+fn run_on_own_threads(threads: usize, work: &(dyn Fn() + Sync)) {
+    std::thread::scope(|s| {
+        for _ in 1..threads {
+            s.spawn(work);
+        }
+        work();
+    });
 }
 
 #[cfg(test)]
@@ -93,17 +100,22 @@ mod tests {
         assert!(gomp_parallel().is_some(), "GOMP_parallel not found next to libtorch");
     }
 
+    /// Both routes, OpenMP's and the fallback. (An `OMP_THREAD_LIMIT` below 3
+    /// in the environment would make OpenMP grant fewer threads than asked.)
     #[test]
     fn runs_the_work_once_per_thread_on_distinct_threads() {
-        for threads in [1, 2, 3] {
-            let calls = AtomicUsize::new(0);
-            let ids = Mutex::new(HashSet::new());
-            run(threads, &|| {
-                calls.fetch_add(1, Ordering::SeqCst);
-                ids.lock().unwrap().insert(std::thread::current().id());
-            });
-            assert_eq!(calls.load(Ordering::SeqCst), threads);
-            assert_eq!(ids.lock().unwrap().len(), threads);
+        type Runner = fn(usize, &(dyn Fn() + Sync));
+        for (route, runner) in [("openmp", run as Runner), ("own threads", run_on_own_threads)] {
+            for threads in [1, 2, 3] {
+                let calls = AtomicUsize::new(0);
+                let ids = Mutex::new(HashSet::new());
+                runner(threads, &|| {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    ids.lock().unwrap().insert(std::thread::current().id());
+                });
+                assert_eq!(calls.load(Ordering::SeqCst), threads, "{route}");
+                assert_eq!(ids.lock().unwrap().len(), threads, "{route}");
+            }
         }
     }
 

@@ -70,9 +70,12 @@ pub struct VisionCore {
     /// What the convolutions compute in ([`crate::precision::Precision`]).
     pub(crate) kind: Kind,
     /// The gate filter in the Winograd domain for [`VisionCore::step_for_inference`],
-    /// with the weight's version counter it was built from (libtorch bumps it
-    /// on every in-place write: loading weights, an optimizer step).
-    winograd: Mutex<Option<(i64, WinogradFilter)>>,
+    /// with the weight's version counter and data address it was built from.
+    /// libtorch bumps the counter on every in-place write through its
+    /// operations (loading weights with `copy_`, an optimizer step); `set_data`
+    /// (tch's `set_kind`, `set_device`) keeps it but moves the data. Writes
+    /// through a raw `data_ptr` would go unseen: the model makes none.
+    winograd: Mutex<Option<((i64, usize), WinogradFilter)>>,
 }
 
 impl VisionCore {
@@ -149,11 +152,14 @@ impl VisionCore {
         h: &Tensor,
         c: &Tensor,
     ) -> (Tensor, Tensor) {
+        let cpu_f32 = |t: &Tensor| t.device() == Device::Cpu && t.kind() == Kind::Float;
         let applies = self.kind == Kind::Float
-            && x.device() == Device::Cpu
-            && x.kind() == Kind::Float
-            && h.kind() == Kind::Float
+            && cpu_f32(x)
+            && cpu_f32(h)
+            && cpu_f32(&self.weight)
+            && cpu_f32(&self.bias)
             && self.weight.size()[2..] == [3, 3]
+            && x.numel() > 0
             && !x.requires_grad()
             && !h.requires_grad();
         if !applies {
@@ -166,15 +172,15 @@ impl VisionCore {
         let gates = Tensor::empty([batch, height, width, co], (Kind::Float, Device::Cpu));
         let bias = self.bias.contiguous();
         let mut cache = self.winograd.lock().unwrap_or_else(|e| e.into_inner());
-        let version = self.weight.internal_version();
-        if cache.as_ref().map(|(v, _)| *v) != Some(version) {
+        let key = (self.weight.internal_version(), self.weight.data_ptr() as usize);
+        if cache.as_ref().map(|(k, _)| *k) != Some(key) {
             let weight = self.weight.contiguous();
             // SAFETY: `weight` is a contiguous f32 CPU tensor of co*ci*9
             // elements, alive for this borrow.
             let w = unsafe {
                 std::slice::from_raw_parts(weight.data_ptr() as *const f32, weight.numel())
             };
-            *cache = Some((version, WinogradFilter::new(w, co as usize, ci as usize)));
+            *cache = Some((key, WinogradFilter::new(w, co as usize, ci as usize)));
         }
         let (_, filter) = cache.as_ref().expect("built above");
         // SAFETY: contiguous f32 CPU tensors alive for these borrows; `gates`
@@ -193,8 +199,10 @@ impl VisionCore {
         };
         winograd::conv3x3(input, shape, filter, bias, out, tch::get_num_threads().max(1) as usize);
         drop(cache);
-        // A permuted view, [B, 4C, h, w] over the channels-last data.
-        lstm_update(&gates.permute([0, 3, 1, 2]), c)
+        // A permuted view, [B, 4C, h, w] over the channels-last data; the
+        // states leave in the plain layout, as `step`'s do (2 x 0.3 ms here).
+        let (h, c) = lstm_update(&gates.permute([0, 3, 1, 2]), c);
+        (h.contiguous(), c.contiguous())
     }
 
     /// ConvLSTM channels C.

@@ -9,8 +9,8 @@
 //! outputs from a 4x4 input tile with 16 multiplications per input channel
 //! instead of 36, so the work becomes 16 matrix products [C_out, C_in] x
 //! [C_in, tiles] with 2.25x fewer multiply-adds, plus cheap additions that
-//! transform tiles in and out. Its rounding error is of the same size as the
-//! direct convolution's (tests below, against f64).
+//! transform tiles in and out. Its error against an f64 direct convolution
+//! stays within 1e-5 of the output's scale (tests below).
 //!
 //! Only the forward pass: the learner keeps libtorch's convolution, whose
 //! backward pass autograd provides. The transformed filter depends only on the
@@ -243,9 +243,9 @@ fn multiply(filter: &WinogradFilter, v: &[f32], n: usize, m: &mut [f32]) {
         let u = &filter.u[k * co * ci..][..co * ci];
         let vk = &v[k * BLOCK * ci..][..n * ci];
         let mk = &mut m[k * BLOCK * co..][..n * co];
-        // SAFETY: u is [co, ci] with row stride ci; vk is [ci, n] with column
-        // stride ci; mk is [co, n] with column stride co: every index read or
-        // written is inside these slices.
+        // SAFETY: u is [co, ci] column-major (row stride 1, column stride
+        // co); vk is [ci, n] with column stride ci; mk is [co, n] with column
+        // stride co: every index read or written is inside these slices.
         unsafe {
             gemm::gemm(
                 co,
@@ -383,11 +383,20 @@ mod tests {
             .collect()
     }
 
-    /// Odd and even sizes (partial edge tiles), several blocks, one and several threads.
+    /// Odd and even sizes (partial edge tiles), one and several blocks and threads.
     #[test]
     fn matches_the_direct_convolution_in_f64() {
         for &(batch, ci, co, h, w, threads) in
-            &[(1, 1, 1, 1, 1, 1), (2, 3, 5, 7, 6, 1), (3, 16, 8, 27, 20, 2), (1, 5, 4, 4, 9, 3)]
+            // The last: 70 tiles, so two blocks, the first spanning both
+            // images, more threads than blocks, and channel counts past one
+            // panel of the matrix product.
+            &[
+                (1, 1, 1, 1, 1, 1),
+                (2, 3, 5, 7, 6, 1),
+                (3, 16, 8, 27, 20, 2),
+                (1, 5, 4, 4, 9, 3),
+                (2, 40, 70, 9, 13, 3),
+            ]
         {
             let shape = Shape { batch, height: h, width: w };
             let input = pseudo_random(batch * ci * h * w, 1, 1.0);
