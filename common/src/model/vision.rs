@@ -18,6 +18,34 @@ use crate::config::{ConvSpec, ModelConfig};
 use super::winograd::{self, WinogradFilter};
 use super::{glorot_uniform, he_uniform, lstm_update, zeros};
 
+/// The elements of a contiguous f32 CPU tensor, borrowed with it.
+fn f32_data(t: &Tensor) -> &[f32] {
+    assert!(
+        t.is_contiguous() && t.kind() == Kind::Float && t.device() == Device::Cpu,
+        "a contiguous f32 CPU tensor"
+    );
+    if t.numel() == 0 {
+        return &[];
+    }
+    // SAFETY: checked above: numel() f32s at data_ptr(), kept alive by `t`.
+    unsafe { std::slice::from_raw_parts(t.data_ptr() as *const f32, t.numel()) }
+}
+
+/// [`f32_data`], writable.
+///
+/// # Safety
+/// No other tensor may share `t`'s storage while the slice lives (tensors are
+/// shared handles, so `&Tensor` cannot promise this).
+#[allow(clippy::mut_from_ref)]
+unsafe fn f32_data_mut(t: &Tensor) -> &mut [f32] {
+    let len = f32_data(t).len(); // the same checks
+    if len == 0 {
+        return &mut [];
+    }
+    // A pointer straight from libtorch, not derived from the shared slice.
+    std::slice::from_raw_parts_mut(t.data_ptr() as *mut f32, len)
+}
+
 /// One convolution of the feed-forward part.
 #[derive(Debug)]
 struct Conv {
@@ -175,29 +203,20 @@ impl VisionCore {
         let key = (self.weight.internal_version(), self.weight.data_ptr() as usize);
         if cache.as_ref().map(|(k, _)| *k) != Some(key) {
             let weight = self.weight.contiguous();
-            // SAFETY: `weight` is a contiguous f32 CPU tensor of co*ci*9
-            // elements, alive for this borrow.
-            let w = unsafe {
-                std::slice::from_raw_parts(weight.data_ptr() as *const f32, weight.numel())
-            };
-            *cache = Some((key, WinogradFilter::new(w, co as usize, ci as usize)));
+            let filter = WinogradFilter::new(f32_data(&weight), co as usize, ci as usize);
+            *cache = Some((key, filter));
         }
         let (_, filter) = cache.as_ref().expect("built above");
-        // SAFETY: contiguous f32 CPU tensors alive for these borrows; `gates`
-        // is freshly allocated, so nothing else aliases it.
-        let (input, bias, out) = unsafe {
-            (
-                std::slice::from_raw_parts(xh.data_ptr() as *const f32, xh.numel()),
-                std::slice::from_raw_parts(bias.data_ptr() as *const f32, bias.numel()),
-                std::slice::from_raw_parts_mut(gates.data_ptr() as *mut f32, gates.numel()),
-            )
-        };
         let shape = winograd::Shape {
             batch: batch as usize,
             height: height as usize,
             width: width as usize,
         };
-        winograd::conv3x3(input, shape, filter, bias, out, tch::get_num_threads().max(1) as usize);
+        // SAFETY: `gates` was allocated just above, so no other tensor shares
+        // its storage.
+        let out = unsafe { f32_data_mut(&gates) };
+        let threads = tch::get_num_threads() as usize;
+        winograd::conv3x3(f32_data(&xh), shape, filter, f32_data(&bias), out, threads);
         drop(cache);
         // A permuted view, [B, 4C, h, w] over the channels-last data; the
         // states leave in the plain layout, as `step`'s do (2 x 0.3 ms here).
