@@ -493,9 +493,9 @@ fn model_config(args: &Args) -> Result<ModelConfig> {
 
 /// The actor's model on the CPU, in the precision `--precision` resolves to
 /// (printed, as the actor's log is where its settings are recorded).
-fn acting_model(args: &Args, cfg: &ModelConfig) -> Model {
+fn acting_model(args: &Args, cfg: &ModelConfig) -> Result<Model> {
     let mut model = Model::new(cfg.clone(), Device::Cpu);
-    let precision = args.precision.resolve(Device::Cpu);
+    let precision = args.precision.resolve(Device::Cpu)?;
     tracing::info!(
         "actor {}: precision {} ({})",
         args.actor_id,
@@ -503,11 +503,14 @@ fn acting_model(args: &Args, cfg: &ModelConfig) -> Model {
         precision.reason
     );
     model.set_precision(precision.precision);
-    model
+    Ok(model)
 }
 
 pub fn train(args: &Args, run_dir: &RunDir, stop: &AtomicBool) -> Result<()> {
     let cfg = model_config(args)?;
+    // The model first: a precision that cannot be resolved fails now, not
+    // after waiting for the learner.
+    let model = acting_model(args, &cfg)?;
     let t_len = args.run.unroll_length;
     let mut addresses = resolve_addresses(args, run_dir, stop)?;
     let xpid = run_dir.xpid();
@@ -515,7 +518,7 @@ pub fn train(args: &Args, run_dir: &RunDir, stop: &AtomicBool) -> Result<()> {
     let mut params = ParamsClient::dial(&addresses.params, xpid, args.max_message_bytes)?;
     let mut sink = EpisodeSink::new(Push::dial(&addresses.episodes, xpid)?);
     let mut acting = Acting::new(args, &cfg, args.record_every)?;
-    let mut policy = Policy { model: acting_model(args, &cfg), version: 0 };
+    let mut policy = Policy { model, version: 0 };
     tracing::info!(
         "actor {} playing {} x {} ({} actions, preset {}, {}); learner at {}",
         args.actor_id,
@@ -687,7 +690,7 @@ fn checkpoint_weights(path: &Path) -> Result<PathBuf> {
 
 pub fn evaluate(args: &Args, run_dir: &RunDir, stop: &AtomicBool) -> Result<()> {
     let cfg = model_config(args)?;
-    let mut model = acting_model(args, &cfg);
+    let mut model = acting_model(args, &cfg)?;
     let (version, source) = match &args.checkpoint {
         Some(path) => {
             let file = checkpoint_weights(path)?;

@@ -11,6 +11,7 @@ pub mod args;
 pub mod config;
 pub mod env;
 pub mod fixtures;
+pub mod machine;
 pub mod model;
 pub mod precision;
 pub mod protocol;

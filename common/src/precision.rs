@@ -21,6 +21,8 @@ use std::fmt;
 
 use tch::{Device, Kind};
 
+use crate::machine::{self, FeatureSource, MachineError};
+
 /// What the user asked for.
 #[derive(
     clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize,
@@ -72,8 +74,12 @@ pub struct Resolved {
 
 impl PrecisionChoice {
     /// Resolves `auto` for `device`; `fp32` and `bf16` are taken as asked.
-    pub fn resolve(self, device: Device) -> Resolved {
-        match self {
+    ///
+    /// On the CPU, `auto` reads the CPU's native bfloat16 features, or the
+    /// ones `AAA_CPU_BF16` states; under `AAA_NO_AUTODETECT` it must be told
+    /// ([`crate::machine`]), so that no test's numbers depend on the CPU.
+    pub fn resolve(self, device: Device) -> Result<Resolved, MachineError> {
+        Ok(match self {
             PrecisionChoice::Fp32 => {
                 Resolved { precision: Precision::Fp32, reason: "--precision fp32".into() }
             }
@@ -82,43 +88,36 @@ impl PrecisionChoice {
             }
             PrecisionChoice::Auto => match device {
                 Device::Cuda(i) => resolve_cuda(i),
-                _ => resolve_cpu(&cpu_bf16_features()),
+                _ => {
+                    let (features, source) = machine::cpu_bf16_features()?;
+                    resolve_cpu(&features, source)
+                }
             },
-        }
+        })
     }
-}
-
-/// The CPU's native bfloat16 features, as Linux names them in /proc/cpuinfo.
-pub fn cpu_bf16_features() -> Vec<&'static str> {
-    let mut found = Vec::new();
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512bf16") {
-        found.push("avx512_bf16");
-    }
-    // AMX's detection is not stable in std; Linux lists it only where the
-    // kernel supports AMX's state, which oneDNN needs too.
-    if let Ok(info) = std::fs::read_to_string("/proc/cpuinfo") {
-        let flags = info.lines().find(|l| l.starts_with("flags")).unwrap_or("");
-        if flags.split_whitespace().any(|f| f == "amx_bf16") {
-            found.push("amx_bf16");
-        }
-    }
-    found
 }
 
 /// `auto` on the CPU: bf16 with AVX-512 BF16 or AMX (`features`), else fp32.
-pub fn resolve_cpu(features: &[&str]) -> Resolved {
+pub fn resolve_cpu(features: &[&str], source: FeatureSource) -> Resolved {
+    let stated = match source {
+        FeatureSource::Detected => String::new(),
+        FeatureSource::Stated => format!(" ({source})"),
+    };
     if features.is_empty() {
         Resolved {
             precision: Precision::Fp32,
-            reason: "auto: this CPU has neither AVX-512 BF16 nor AMX, so bfloat16 would be \
-                     emulated and slower than float32"
-                .into(),
+            reason: format!(
+                "auto: this CPU has neither AVX-512 BF16 nor AMX{stated}, so bfloat16 would be \
+                 emulated and slower than float32"
+            ),
         }
     } else {
         Resolved {
             precision: Precision::Bf16,
-            reason: format!("auto: this CPU computes bfloat16 natively ({})", features.join(", ")),
+            reason: format!(
+                "auto: this CPU computes bfloat16 natively ({}){stated}",
+                features.join(", ")
+            ),
         }
     }
 }
@@ -143,42 +142,31 @@ fn resolve_cuda(index: usize) -> Resolved {
 mod tests {
     use super::*;
 
-    /// The CPU's flags as the kernel reports them, read independently of the
-    /// resolver's own detection (which uses CPUID for AVX-512 BF16).
-    fn cpuinfo_has(flag: &str) -> bool {
-        let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-        let flags = info.lines().find(|l| l.starts_with("flags")).unwrap_or("");
-        flags.split_whitespace().any(|f| f == flag)
-    }
-
-    #[test]
-    fn auto_resolves_on_this_cpu_as_documented() {
-        let native = cpuinfo_has("avx512_bf16") || cpuinfo_has("amx_bf16");
-        let resolved = PrecisionChoice::Auto.resolve(Device::Cpu);
-        let expected = if native { Precision::Bf16 } else { Precision::Fp32 };
-        assert_eq!(resolved.precision, expected, "{}", resolved.reason);
-        assert!(resolved.reason.starts_with("auto: "), "{}", resolved.reason);
-        eprintln!("this machine: {} ({})", resolved.precision, resolved.reason);
-    }
-
     #[test]
     fn explicit_choices_are_taken_as_asked() {
         for device in [Device::Cpu, Device::Cuda(0)] {
-            assert_eq!(PrecisionChoice::Fp32.resolve(device).precision, Precision::Fp32);
-            assert_eq!(PrecisionChoice::Bf16.resolve(device).precision, Precision::Bf16);
+            assert_eq!(PrecisionChoice::Fp32.resolve(device).unwrap().precision, Precision::Fp32);
+            assert_eq!(PrecisionChoice::Bf16.resolve(device).unwrap().precision, Precision::Bf16);
         }
     }
 
+    /// Both resolutions of `auto` on the CPU, whatever this CPU has; the
+    /// binaries' route through `AAA_CPU_BF16` is tested in
+    /// tests/tests/precision_auto.rs.
     #[test]
     fn cpu_rule_needs_a_native_bf16_feature() {
-        assert_eq!(resolve_cpu(&[]).precision, Precision::Fp32);
-        assert_eq!(resolve_cpu(&["avx512_bf16"]).precision, Precision::Bf16);
-        assert_eq!(resolve_cpu(&["amx_bf16"]).precision, Precision::Bf16);
+        let detected = FeatureSource::Detected;
+        assert_eq!(resolve_cpu(&[], detected).precision, Precision::Fp32);
+        assert_eq!(resolve_cpu(&["avx512_bf16"], detected).precision, Precision::Bf16);
+        assert_eq!(resolve_cpu(&["amx_bf16"], detected).precision, Precision::Bf16);
+        let stated = resolve_cpu(&["amx_bf16"], FeatureSource::Stated);
+        assert!(stated.reason.contains("stated by AAA_CPU_BF16"), "{}", stated.reason);
+        assert!(resolve_cpu(&[], FeatureSource::Stated).reason.starts_with("auto: "));
     }
 
     #[test]
     fn auto_on_a_gpu_is_fp32() {
-        let resolved = PrecisionChoice::Auto.resolve(Device::Cuda(0));
+        let resolved = PrecisionChoice::Auto.resolve(Device::Cuda(0)).unwrap();
         assert_eq!(resolved.precision, Precision::Fp32);
         assert!(resolved.reason.contains("--precision bf16"), "{}", resolved.reason);
     }

@@ -82,7 +82,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let num_actions = env.num_actions().context("finding the game's number of actions")?;
     let cfg = train_args.run.model_config(num_actions);
     let device = parse_device(&train_args.device)?;
-    let precision = train_args.precision.resolve(device);
+    let precision = train_args.precision.resolve(device)?;
     let mut rng = rand_pcg::Pcg64::seed_from_u64(train_args.run.seed);
     let trajectories: Vec<Trajectory> =
         (0..b).map(|i| random_trajectory(&cfg, t, 0, i as u32, &mut rng)).collect();

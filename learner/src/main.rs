@@ -244,7 +244,13 @@ pub fn parse_device(s: &str) -> Result<Device> {
         Ok(Device::Cuda(i))
     };
     match s {
-        "auto" => Ok(Device::cuda_if_available()),
+        "auto" => {
+            common::machine::allow_autodetect(
+                "--device auto",
+                "pass --device cpu (or cuda) to say where the learner runs",
+            )?;
+            Ok(Device::cuda_if_available())
+        }
         "cpu" => Ok(Device::Cpu),
         "cuda" => cuda(0),
         _ => match s.strip_prefix("cuda:").map(str::parse::<usize>) {
@@ -443,7 +449,7 @@ pub fn train(args: &TrainArgs, stop: &AtomicBool) -> Result<Summary> {
     // Model and optimizer, fresh or from the newest checkpoint.
     tch::manual_seed(args.run.seed as i64);
     let mut model = Model::new(cfg.clone(), device);
-    let precision = args.precision.resolve(device);
+    let precision = args.precision.resolve(device)?;
     model.set_precision(precision.precision);
     let mut opt = Optimizer::new(&model.vs, args.optimizer_config());
     // Version 0 means "none" in a ParamsRequest: the initial weights are version 1.
@@ -909,8 +915,14 @@ mod tests {
     fn devices_parse() {
         assert_eq!(parse_device("cpu").unwrap(), Device::Cpu);
         assert!(parse_device("gpu").is_err());
-        if !tch::Cuda::is_available() {
+        if common::machine::autodetect_forbidden() {
+            // scripts/test.sh: `auto` must be stated, and the error says how.
+            let refused = parse_device("auto").unwrap_err().to_string();
+            assert!(refused.contains("pass --device cpu"), "{refused}");
+        } else if !tch::Cuda::is_available() {
             assert_eq!(parse_device("auto").unwrap(), Device::Cpu);
+        }
+        if !tch::Cuda::is_available() {
             assert!(parse_device("cuda:0").is_err());
         }
     }

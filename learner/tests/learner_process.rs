@@ -39,7 +39,16 @@ impl Learner {
             .args(["--unroll-length", &T.to_string(), "--batch-size", &B.to_string()])
             .args(["--total-frames", &TOTAL_FRAMES.to_string()])
             .args(["--learning-rate", &LEARNING_RATE.to_string()])
-            .args(["--device", "cpu", "--threads", "1", "--log-interval-s", "0.5"])
+            .args([
+                "--device",
+                "cpu",
+                "--precision",
+                "fp32",
+                "--threads",
+                "1",
+                "--log-interval-s",
+                "0.5",
+            ])
             .args(extra)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())

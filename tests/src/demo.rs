@@ -1,6 +1,6 @@
 //! The demo learns: the README's `scripts/train-local.sh --demo` run as a user
 //! runs it, checked for a rising return and for attention on the ball. Used
-//! by the test binaries `learning` (default precision) and `learning_bf16`,
+//! by the test binaries `learning` (fp32) and `learning_bf16`,
 //! each alone in its binary so that no other test shares the cores with it.
 
 use std::time::Duration;
@@ -67,7 +67,7 @@ pub fn the_demo_command_learns_catch(xpid: &str, extra: &[&str]) -> TestRun {
     let mut demo = KillOnDrop(
         std::process::Command::new("bash")
             .arg(&script)
-            .args(["--demo", "--xpid", &run.xpid])
+            .args(["--demo", "--xpid", &run.xpid, "--device", "cpu"])
             .args(extra)
             .env("AAA_NO_TMUX", "1")
             .env("AAA_NO_BUILD", "1")

@@ -89,7 +89,7 @@ fn alignment(preset: &str, cfg: ModelConfig, threads: i32) {
         Command::new(bin("actor"))
             .args(["--runs-root", dir.path().to_str().unwrap(), "--xpid", "align"])
             .args(["--preset", preset, "--game", "catch", "--unroll-length", &T.to_string()])
-            .args(["--threads", &threads.to_string()])
+            .args(["--threads", &threads.to_string(), "--precision", "fp32"])
             .args(["--num-envs", "2", "--record-every", "0", "--max-unrolls", "3"])
             .stdout(Stdio::null())
             .spawn()

@@ -12,10 +12,12 @@ fn killing_an_actor_does_not_stop_the_learner_and_a_new_one_joins() {
     let run = TestRun::new("actors-come-and-go");
     let mut learner_args = SMALL.to_vec();
     learner_args.extend(["--batch-size", "4", "--threads", "1", "--total-frames", "1e9"]);
+    learner_args.extend(["--device", "cpu", "--precision", "fp32"]);
     let mut learner = run.spawn("learner", "learner", &learner_args);
     let actor_args = |id: &'static str| {
         let mut a = SMALL.to_vec();
         a.extend(["--actor-id", id, "--num-envs", "2", "--threads", "1", "--record-every", "0"]);
+        a.extend(["--precision", "fp32"]);
         a
     };
     let _a0 = run.spawn("actor", "actor-0", &actor_args("0"));

@@ -20,7 +20,7 @@ const T: usize = 20;
 
 fn learner_args(extra: &[&'static str]) -> Vec<&'static str> {
     let mut a = SMALL.to_vec();
-    a.extend(["--batch-size", "4", "--threads", "1", "--device", "cpu"]);
+    a.extend(["--batch-size", "4", "--threads", "1", "--device", "cpu", "--precision", "fp32"]);
     a.extend(["--total-frames", "1e9", "--log-interval-s", "1"]);
     a.extend(extra);
     a
@@ -28,7 +28,7 @@ fn learner_args(extra: &[&'static str]) -> Vec<&'static str> {
 
 fn actor_args(id: &'static str, extra: &[&'static str]) -> Vec<&'static str> {
     let mut a = SMALL.to_vec();
-    a.extend(["--actor-id", id, "--num-envs", "2", "--threads", "1"]);
+    a.extend(["--actor-id", id, "--num-envs", "2", "--threads", "1", "--precision", "fp32"]);
     if !extra.contains(&"--record-every") {
         a.extend(["--record-every", "0"]);
     }

@@ -25,7 +25,7 @@ fn sixteen_actors_against_one_learner_memory_flat_and_every_trajectory_counted()
     let run = TestRun::new("load");
     let small = ["--preset", "small", "--game", "catch", "--unroll-length", "20"];
     let mut args = small.to_vec();
-    args.extend(["--batch-size", "4", "--threads", "1", "--device", "cpu"]);
+    args.extend(["--batch-size", "4", "--threads", "1", "--device", "cpu", "--precision", "fp32"]);
     args.extend(["--total-frames", "1e9", "--queue-batches", "2", "--decode-threads", "2"]);
     let mut learner = run.spawn("learner", "learner", &args);
     let ids: Vec<String> = (0..ACTORS).map(|i| i.to_string()).collect();
@@ -33,7 +33,16 @@ fn sixteen_actors_against_one_learner_memory_flat_and_every_trajectory_counted()
         .iter()
         .map(|id| {
             let mut a = small.to_vec();
-            a.extend(["--actor-id", id, "--num-envs", "1", "--threads", "1"]);
+            a.extend([
+                "--actor-id",
+                id,
+                "--num-envs",
+                "1",
+                "--threads",
+                "1",
+                "--precision",
+                "fp32",
+            ]);
             a.extend(["--record-every", "0"]);
             run.spawn("actor", &format!("actor-{id}"), &a)
         })

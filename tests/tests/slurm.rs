@@ -194,7 +194,9 @@ fn learner_job_and_actor_array_train_on_a_real_slurm_and_survive_a_requeue() {
         .args(["--xpid", "slurm-test", "--runs-root", runs.path().to_str().unwrap()])
         .args(["--game", "catch", "--preset", "small", "--unroll-length", "20"])
         .args(["--actors", &actors, "--envs", "2", "--record-every", "5"])
+        .arg("--actor-flag=--precision=fp32")
         .args(["--", "--batch-size", "8", "--total-frames", &frames, "--threads", "1"])
+        .args(["--device", "cpu", "--precision", "fp32"])
         .env("AAA_BIN_DIR", &bin_dir)
         .envs([("LEARNER_CPUS", "2"), ("LEARNER_MEM", "1G"), ("LEARNER_TIME", "15:00")])
         .envs([("ACTOR_CPUS", "1"), ("ACTOR_MEM", "512M"), ("ACTOR_TIME", "15:00")]));

@@ -185,7 +185,7 @@ fn bf16_on_cuda_stays_within_tolerance_of_fp32() {
         eprintln!("no CUDA device: skipped");
         return;
     }
-    let auto = crate::precision::PrecisionChoice::Auto.resolve(Device::Cuda(0));
+    let auto = crate::precision::PrecisionChoice::Auto.resolve(Device::Cuda(0)).unwrap();
     eprintln!("auto on cuda:0: {} ({})", auto.precision, auto.reason);
     setup(25);
     let cfg = ModelConfig::paper(18);
