@@ -178,11 +178,11 @@ fn precision_is_a_switch_not_a_conversion() {
 
 /// bf16 on a GPU against fp32 on the CPU, same weights and inputs (cuBLAS and
 /// cuDNN round differently from oneDNN). Also what `auto` resolves to there.
-/// Prints a note and passes where there is no GPU.
+/// Skipped, loudly, where there is no GPU (`fixtures::skip_test`).
 #[test]
 fn bf16_on_cuda_stays_within_tolerance_of_fp32() {
     if !tch::Cuda::is_available() {
-        eprintln!("no CUDA device: skipped");
+        crate::fixtures::skip_test("bf16_on_cuda_stays_within_tolerance_of_fp32", "no CUDA device");
         return;
     }
     let auto = crate::precision::PrecisionChoice::Auto.resolve(Device::Cuda(0)).unwrap();

@@ -513,11 +513,11 @@ fn paper_model_equals_the_plain_pytorch_reference() {
 
 /// On a machine with CUDA: the model on the GPU gives the CPU's outputs (within
 /// TF32-level tolerance: cuDNN may use TF32 convolutions), and loads the same
-/// safetensors bytes. Prints a note and passes where there is no GPU.
+/// safetensors bytes. Skipped, loudly, where there is no GPU (`fixtures::skip_test`).
 #[test]
 fn cuda_model_matches_the_cpu_model() {
     if !tch::Cuda::is_available() {
-        eprintln!("no CUDA device: skipped");
+        crate::fixtures::skip_test("cuda_model_matches_the_cpu_model", "no CUDA device");
         return;
     }
     setup(12);
