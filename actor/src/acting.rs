@@ -660,32 +660,36 @@ pub fn train(args: &Args, run_dir: &RunDir, stop: &AtomicBool) -> Result<()> {
     Ok(())
 }
 
-/// Where evaluation weights come from: a file, a checkpoint dir, or the run's newest checkpoint.
-fn checkpoint_weights(path: &Path) -> Result<PathBuf> {
+/// Evaluation weights from `path`: a weights file (safetensors, taken as it
+/// is), one checkpoint directory (verified against its manifest), or a run or
+/// checkpoints directory, whose newest checkpoint that verifies is used
+/// (`common::checkpoint::newest_verified`; damaged ones are skipped with a
+/// warning, `.damaged` and temporary directories are not checkpoints).
+/// Returns the weights and where they came from.
+fn checkpoint_weights(path: &Path) -> Result<(Vec<u8>, PathBuf)> {
+    use common::checkpoint::{self, MANIFEST_FILE, MODEL_FILE};
     if path.is_file() {
-        return Ok(path.to_path_buf());
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        return Ok((bytes, path.to_path_buf()));
     }
-    if path.join("model.safetensors").is_file() {
-        return Ok(path.join("model.safetensors"));
-    }
-    let dir = if path.join("checkpoints").is_dir() {
-        path.join("checkpoints")
+    let mut verified = if path.join(MANIFEST_FILE).is_file() {
+        checkpoint::verify(path).context("the checkpoint does not verify: pick another")?
     } else {
-        path.to_path_buf()
+        let dir = if path.join("checkpoints").is_dir() {
+            path.join("checkpoints")
+        } else {
+            path.to_path_buf()
+        };
+        let newest = checkpoint::newest_verified(&dir)?.with_context(|| {
+            format!("no checkpoint (ckpt-<step>/ with {MANIFEST_FILE}) in {}", dir.display())
+        })?;
+        for (damaged, e) in &newest.damaged {
+            tracing::warn!("skipping checkpoint {}: {e}", damaged.display());
+        }
+        newest.verified
     };
-    let mut candidates: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .with_context(|| format!("listing checkpoints in {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("ckpt-"))
-                && p.join("model.safetensors").is_file()
-        })
-        .collect();
-    candidates.sort();
-    candidates
-        .pop()
-        .map(|p| p.join("model.safetensors"))
-        .with_context(|| format!("no checkpoint (ckpt-*/model.safetensors) in {}", dir.display()))
+    let weights = verified.take(MODEL_FILE)?;
+    Ok((weights, verified.path.join(MODEL_FILE)))
 }
 
 pub fn evaluate(args: &Args, run_dir: &RunDir, stop: &AtomicBool) -> Result<()> {
@@ -693,9 +697,7 @@ pub fn evaluate(args: &Args, run_dir: &RunDir, stop: &AtomicBool) -> Result<()> 
     let mut model = acting_model(args, &cfg)?;
     let (version, source) = match &args.checkpoint {
         Some(path) => {
-            let file = checkpoint_weights(path)?;
-            let bytes =
-                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let (bytes, file) = checkpoint_weights(path)?;
             model.load_safetensors(&bytes).with_context(|| {
                 format!("loading {} (same --preset and --game as the run?)", file.display())
             })?;
@@ -707,11 +709,12 @@ pub fn evaluate(args: &Args, run_dir: &RunDir, stop: &AtomicBool) -> Result<()> 
                 ParamsClient::dial(&addresses.params, run_dir.xpid(), args.max_message_bytes)?;
             let mut policy = Policy { model, version: 0 };
             if !policy.refresh(&client, args.actor_id)? || policy.version == 0 {
-                let file = checkpoint_weights(run_dir.root()).context(
-                    "the learner did not answer and the run has no checkpoint: pass --checkpoint",
+                let (bytes, file) = checkpoint_weights(run_dir.root()).context(
+                    "the learner did not answer and the run has no good checkpoint: pass --checkpoint",
                 )?;
-                let bytes = std::fs::read(&file)?;
-                policy.model.load_safetensors(&bytes)?;
+                policy.model.load_safetensors(&bytes).with_context(|| {
+                    format!("loading {} (same --preset and --game as the run?)", file.display())
+                })?;
                 model = policy.model;
                 (0, file.display().to_string())
             } else {

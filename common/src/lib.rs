@@ -8,6 +8,7 @@
 //! wire these pieces together.
 
 pub mod args;
+pub mod checkpoint;
 pub mod config;
 pub mod env;
 pub mod fixtures;

@@ -1,78 +1,31 @@
-//! Checkpoints: `runs/<xpid>/checkpoints/ckpt-<step, 12 digits>/`, each a
-//! directory holding
-//!
-//! - `model.safetensors`: the weights exactly as `Model::to_safetensors` writes
-//!   them (config and fingerprint in the metadata), so the actor, the recorder
-//!   and Python's `safetensors` read them as they are;
-//! - `optimizer.safetensors`: the optimizer state (RMSProp: `square_avg.<param>`,
-//!   `momentum_buffer.<param>`; Adam: `exp_avg_sq.<param>`, `exp_avg.<param>`;
-//!   both: `step`);
-//! - `manifest.json`: counters, the learner's config, the model config, and the
-//!   length and FNV-1a hash of each file above.
+//! Writing checkpoints, and loading one on `--resume`. The layout on disk, its
+//! verification and the search for the newest good checkpoint are
+//! `common::checkpoint`'s, shared with the actor's `--eval`.
 //!
 //! A checkpoint is written into a hidden `.tmp-*` directory, synced, and
 //! renamed into place in one step, so a crash leaves either the old set or the
-//! new one. Loading checks every file's length and hash against the manifest
-//! before anything is used; a half-written or damaged checkpoint is skipped
-//! with a warning and the next older one is tried; once one verifies, the
-//! damaged newer ones are renamed `<name>.damaged` (kept, never loaded). The newest is found by name
-//! (the step counter sorts). Only the newest `keep` checkpoints stay.
+//! new one. On `--resume` a damaged checkpoint is skipped with a warning and
+//! the next older one is tried; once one verifies, the damaged newer ones are
+//! renamed `<name>.damaged` (kept, never loaded). Only the newest `keep`
+//! checkpoints stay. The optimizer state holds, for RMSProp,
+//! `square_avg.<param>` and `momentum_buffer.<param>`; for Adam,
+//! `exp_avg_sq.<param>` and `exp_avg.<param>`; for both, `step`.
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
-use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
+pub use common::checkpoint::{list, Counters};
+use common::checkpoint::{
+    FileEntry, Manifest, FORMAT, MANIFEST_FILE, MODEL_FILE, OPTIMIZER_FILE, PREFIX,
+};
 use common::config::ModelConfig;
 use common::model::Model;
 
 use crate::optim::Optimizer;
-
-const PREFIX: &str = "ckpt-";
-const FORMAT: u32 = 1;
-const MODEL_FILE: &str = "model.safetensors";
-const OPTIMIZER_FILE: &str = "optimizer.safetensors";
-const MANIFEST_FILE: &str = "manifest.json";
-
-/// The learner's progress; everything `--resume` needs besides the tensors.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Counters {
-    /// Updates done (learner steps).
-    pub step: u64,
-    /// Agent steps learned from (T * B per update).
-    pub agent_steps: u64,
-    /// Environment frames learned from (agent steps * action repeat): the
-    /// learning-rate schedule and `--total-frames` count these.
-    pub frames: u64,
-    /// Version of the newest weights: 1 for the initial weights, +1 per update
-    /// (0 is "none" in a params request).
-    pub version: u64,
-    /// Episodes finished in the trajectories learned from.
-    pub episodes: u64,
-    /// Seconds spent training, over all sessions of the run.
-    pub train_seconds: f64,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct FileEntry {
-    name: String,
-    bytes: u64,
-    fnv1a64: String,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct Manifest {
-    format: u32,
-    counters: Counters,
-    learner_config: serde_json::Value,
-    model_config: ModelConfig,
-    fingerprint: String,
-    files: Vec<FileEntry>,
-}
 
 /// A verified checkpoint, read into memory.
 pub struct Loaded {
@@ -106,15 +59,6 @@ impl Loaded {
     }
 }
 
-fn fnv1a64(bytes: &[u8]) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        hash ^= u64::from(b);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    format!("{hash:016x}")
-}
-
 /// Named f32 tensors as safetensors bytes.
 fn tensors_to_safetensors(tensors: &[(String, Tensor)]) -> Result<Vec<u8>> {
     let mut buffers = Vec::with_capacity(tensors.len());
@@ -141,22 +85,6 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Checkpoint directories in `dir`, newest (highest step) first.
-pub fn list(dir: &Path) -> Vec<(u64, PathBuf)> {
-    let mut found: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name().into_string().ok()?;
-            let step = name.strip_prefix(PREFIX)?.parse::<u64>().ok()?;
-            e.path().is_dir().then_some((step, e.path()))
-        })
-        .collect();
-    found.sort_by_key(|f| std::cmp::Reverse(f.0));
-    found
-}
-
 /// Writes a checkpoint of `model`, `opt` and `counters` into `dir` and keeps
 /// the newest `keep` (at least 1). Returns its path.
 pub fn save(
@@ -179,11 +107,7 @@ pub fn save(
     let mut files = Vec::new();
     for (file, bytes) in [(MODEL_FILE, &weights), (OPTIMIZER_FILE, &optimizer)] {
         write_synced(&tmp.join(file), bytes)?;
-        files.push(FileEntry {
-            name: file.into(),
-            bytes: bytes.len() as u64,
-            fnv1a64: fnv1a64(bytes),
-        });
+        files.push(FileEntry::of(file, bytes));
     }
     let manifest = Manifest {
         format: FORMAT,
@@ -226,43 +150,14 @@ fn prune(dir: &Path, keep: usize) {
     }
 }
 
-/// Reads and verifies one checkpoint directory.
-pub fn load(path: &Path) -> Result<Loaded> {
-    let manifest_path = path.join(MANIFEST_FILE);
-    let manifest: Manifest = serde_json::from_slice(
-        &std::fs::read(&manifest_path)
-            .with_context(|| format!("reading {}", manifest_path.display()))?,
-    )
-    .with_context(|| format!("parsing {}", manifest_path.display()))?;
-    if manifest.format != FORMAT {
-        bail!("checkpoint format {} (this learner reads {FORMAT})", manifest.format);
-    }
-    let mut contents: HashMap<String, Vec<u8>> = HashMap::new();
-    for entry in &manifest.files {
-        let file = path.join(&entry.name);
-        let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-        if bytes.len() as u64 != entry.bytes || fnv1a64(&bytes) != entry.fnv1a64 {
-            bail!(
-                "{} is damaged: {} bytes (hash {}), the manifest says {} bytes (hash {})",
-                file.display(),
-                bytes.len(),
-                fnv1a64(&bytes),
-                entry.bytes,
-                entry.fnv1a64
-            );
-        }
-        contents.insert(entry.name.clone(), bytes);
-    }
-    let mut take = |name: &str| {
-        contents.remove(name).with_context(|| format!("{} lists no {name}", path.display()))
-    };
+fn loaded(mut verified: common::checkpoint::Verified) -> Result<Loaded> {
     Ok(Loaded {
-        path: path.to_path_buf(),
-        counters: manifest.counters,
-        learner_config: manifest.learner_config,
-        model_config: manifest.model_config,
-        model: take(MODEL_FILE)?,
-        optimizer: take(OPTIMIZER_FILE)?,
+        model: verified.take(MODEL_FILE)?,
+        optimizer: verified.take(OPTIMIZER_FILE)?,
+        path: verified.path,
+        counters: verified.manifest.counters,
+        learner_config: verified.manifest.learner_config,
+        model_config: verified.manifest.model_config,
     })
 }
 
@@ -275,37 +170,20 @@ fn set_aside(path: &Path) {
     }
 }
 
-/// The newest checkpoint in `dir` that verifies; older ones are tried when a
-/// newer one is damaged. `Ok(None)` when there is none at all; an error when
+/// The newest checkpoint in `dir` that verifies (`common::checkpoint::newest_verified`).
+/// The damaged ones newer than it go aside (renamed, not deleted): left in
+/// place they would sort as the newest, and pruning would delete every fresh
+/// checkpoint instead. `Ok(None)` when there is none at all; an error when
 /// checkpoints exist but none verifies.
 pub fn load_latest(dir: &Path) -> Result<Option<Loaded>> {
-    let found = list(dir);
-    if found.is_empty() {
+    let Some(newest) = common::checkpoint::newest_verified(dir)? else {
         return Ok(None);
+    };
+    for (path, e) in &newest.damaged {
+        tracing::warn!("skipping checkpoint {}: {e}", path.display());
+        set_aside(path);
     }
-    let mut damaged = Vec::new();
-    for (_, path) in &found {
-        match load(path) {
-            Ok(loaded) => {
-                // Damaged checkpoints newer than this one go aside (renamed,
-                // not deleted): left in place they would sort as the newest,
-                // and pruning would delete every fresh checkpoint instead.
-                for path in damaged {
-                    set_aside(path);
-                }
-                return Ok(Some(loaded));
-            }
-            Err(e) => {
-                tracing::warn!("skipping checkpoint {}: {e:#}", path.display());
-                damaged.push(path);
-            }
-        }
-    }
-    bail!(
-        "none of the {} checkpoints in {} verifies (see the warnings above)",
-        found.len(),
-        dir.display()
-    )
+    loaded(newest.verified).map(Some)
 }
 
 #[cfg(test)]
@@ -375,7 +253,7 @@ mod tests {
         let newest = dir.path().join("ckpt-000000000020").join(MODEL_FILE);
         let bytes = std::fs::read(&newest).unwrap();
         std::fs::write(&newest, &bytes[..bytes.len() / 2]).unwrap();
-        assert!(load(&dir.path().join("ckpt-000000000020")).is_err());
+        assert!(common::checkpoint::verify(&dir.path().join("ckpt-000000000020")).is_err());
         assert_eq!(load_latest(dir.path()).unwrap().unwrap().counters.step, 10);
 
         // A temporary directory (a writer killed before its rename) is never loaded.
