@@ -207,8 +207,15 @@ impl Connections {
         }
     }
 
+    /// The first valid message on a connection names its actor: logged, as
+    /// the counterpart of "disconnected", so a restarted learner shows which
+    /// actors found it again.
     fn seen(&self, pipe: nng::Pipe, actor: u32) {
-        self.state.lock().unwrap().actors.entry(pipe).or_insert(actor);
+        let mut s = self.state.lock().unwrap();
+        if let std::collections::hash_map::Entry::Vacant(entry) = s.actors.entry(pipe) {
+            entry.insert(actor);
+            tracing::info!("actor {actor} connected ({} connection(s) open)", s.open);
+        }
     }
 }
 

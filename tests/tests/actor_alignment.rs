@@ -85,7 +85,7 @@ fn alignment(preset: &str, cfg: ModelConfig, threads: i32) {
     let model = Model::new(cfg.clone(), Device::Cpu);
     let params = model.to_params(1).unwrap();
 
-    let _actor = KillOnDrop(
+    let mut actor = KillOnDrop(
         Command::new(bin("actor"))
             .args(["--runs-root", dir.path().to_str().unwrap(), "--xpid", "align"])
             .args(["--preset", preset, "--game", "catch", "--unroll-length", &T.to_string()])
@@ -99,6 +99,9 @@ fn alignment(preset: &str, cfg: ModelConfig, threads: i32) {
     let mut received: Vec<Trajectory> = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     while received.len() < 6 && Instant::now() < deadline {
+        if let Some(status) = actor.try_wait().unwrap() {
+            assert!(status.success(), "the actor stopped with {status} (its error is above)");
+        }
         if let Some(Ok(request)) = server.recv(Some(Duration::from_millis(20))).unwrap() {
             let answer = match request {
                 Body::ParamsRequest(r) if r.version < 1 => Body::Params(params.clone()),

@@ -211,12 +211,26 @@ fn a_learner_killed_with_kill_9_resumes_from_its_last_verified_checkpoint() {
             aside.display()
         );
     }
-    // Both actors reconnect and are learned from (meta.json below).
+    // Both actors reconnect and are learned from (meta.json below). Each
+    // redials on its own schedule (NNG's backoff reaches 2 s, a params request
+    // is resent after 5 s), and on a fast machine one actor alone can fill many
+    // updates before the other is back; so wait for both connections, then
+    // for enough updates that the trajectories queued before them are used up.
+    wait_until(
+        60,
+        "both actors to reconnect",
+        || run.log("learner-2"),
+        || {
+            let log = run.log("learner-2");
+            log.contains("actor 0 connected") && log.contains("actor 1 connected")
+        },
+    );
+    let reconnected_at = steps(&run).len() as u64;
     wait_until(
         120,
         "more updates",
         || run.log("learner-2"),
-        || steps(&run).len() as u64 > good_step + 10,
+        || steps(&run).len() as u64 > reconnected_at.max(good_step) + 10,
     );
 
     let status = stop(&mut learner, "the resumed learner", || run.log("learner-2"));
