@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use crate::config::{ModelConfig, Preset};
-use crate::env::{catch, EnvSpec};
+use crate::env::{is_builtin_game, EnvSpec};
 use crate::rundir::RunDir;
 
 #[derive(clap::Args, Clone, Debug)]
@@ -20,8 +20,9 @@ pub struct RunArgs {
     /// (RGB 42x42, for the built-in game on a CPU).
     #[arg(long, default_value = "paper")]
     pub preset: Preset,
-    /// Game: an Atari game name (`seaquest`, `pong`, ...) or `catch`, the
-    /// built-in game that needs no ROM.
+    /// Game: an Atari game name (`seaquest`, `pong`, ...), `catch`, the
+    /// built-in game that needs no ROM, or `probe`, a scripted environment
+    /// whose known rewards check the step alignment (`common::env::probe`).
     #[arg(long, default_value = "seaquest")]
     pub game: String,
     /// Use Atari's full 18-action set instead of the game's minimal one.
@@ -44,8 +45,8 @@ impl RunArgs {
     /// defaults with this run's action set. The actor refines it with its
     /// preprocessing flags; learner and recorder need only its action count.
     pub fn env_spec(&self) -> EnvSpec {
-        let base = if self.game == catch::GAME_NAME {
-            EnvSpec::catch_default()
+        let base = if is_builtin_game(&self.game) {
+            EnvSpec::builtin_default(&self.game)
         } else {
             EnvSpec::atari_default(&self.game)
         };

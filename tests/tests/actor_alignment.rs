@@ -66,7 +66,16 @@ fn paper_preset_actor_matches_the_learners_pass() {
     alignment("paper", ModelConfig::paper(3), 2);
 }
 
-fn alignment(preset: &str, cfg: ModelConfig, threads: i32) {
+/// Runs the actor binary on `game` for 3 unrolls of 2 envs, as the learner
+/// would see it (params served here, trajectories pulled here). Returns the
+/// model it acted with and the 6 trajectories.
+fn collect(
+    preset: &str,
+    game: &str,
+    cfg: &ModelConfig,
+    threads: i32,
+    unroll_length: usize,
+) -> (Model, Vec<Trajectory>) {
     tch::set_num_threads(threads);
     let dir = tempfile::tempdir().unwrap();
     let run = RunDir::new(dir.path(), "align").unwrap();
@@ -88,7 +97,8 @@ fn alignment(preset: &str, cfg: ModelConfig, threads: i32) {
     let mut actor = KillOnDrop(
         Command::new(bin("actor"))
             .args(["--runs-root", dir.path().to_str().unwrap(), "--xpid", "align"])
-            .args(["--preset", preset, "--game", "catch", "--unroll-length", &T.to_string()])
+            .args(["--preset", preset, "--game", game])
+            .args(["--unroll-length", &unroll_length.to_string()])
             .args(["--threads", &threads.to_string(), "--precision", "fp32"])
             .args(["--num-envs", "2", "--record-every", "0", "--max-unrolls", "3"])
             .stdout(Stdio::null())
@@ -117,10 +127,16 @@ fn alignment(preset: &str, cfg: ModelConfig, threads: i32) {
         }
     }
     assert_eq!(received.len(), 6, "expected 3 unrolls of 2 envs");
-
     for t in &received {
-        t.validate(&cfg, T).unwrap();
+        t.validate(cfg, unroll_length).unwrap();
         assert_eq!(t.params_version, 1);
+    }
+    (model, received)
+}
+
+fn alignment(preset: &str, cfg: ModelConfig, threads: i32) {
+    let (model, received) = collect(preset, "catch", &cfg, threads, T);
+    for t in &received {
         let actor_logits = t.policy_logits.to_f32("policy_logits").unwrap();
         let (replayed, _) = replay(&model, t);
         let worst =
@@ -157,4 +173,82 @@ fn alignment(preset: &str, cfg: ModelConfig, threads: i32) {
             assert_eq!(pair[1].reward.data[..4], pair[0].reward.data[T * 4..]);
         }
     }
+}
+
+/// End to end on the scripted `probe` environment, whose rewards and episode
+/// ends are known (`common::env::probe`): in every unroll the actor sends,
+/// `reward[t+1]` is the reward of `action[t]` at the position of `frame[t]`
+/// and `done[t+1]` marks the end of the episode `action[t]` finished; and the
+/// learner's loss pairs them the same way: with its own policy as the
+/// behaviour policy, a zero baseline and discount 0, every V-trace target
+/// and policy-gradient advantage is exactly the scripted reward of the
+/// action taken. A reward recorded one step early or late fails here; a
+/// replay of the trajectory's own rewards could not tell.
+#[test]
+fn probe_rewards_and_episode_ends_are_paired_with_their_actions() {
+    use common::env::probe::{reward_for, EPISODE_STEPS};
+    use common::vtrace::{impala_loss, LossConfig, LossInputs};
+
+    let cfg = ModelConfig::small(3);
+    // 10 steps per unroll against the probe's 7 per episode: the ends fall at
+    // every place in an unroll.
+    const T: usize = 10;
+    let (_, received) = collect("small", "probe", &cfg, 1, T);
+    let mut checked = 0;
+    let mut ends_seen = 0;
+    for t in &received {
+        let action = t.action.to_i64("action").unwrap();
+        let reward = t.reward.to_f32("reward").unwrap();
+        let done = &t.done.data;
+        let step = t.episode_step.to_i64("episode_step").unwrap();
+        // The position of frame t: 0 where an episode starts, else the steps
+        // taken so far, which the actor reports in episode_step.
+        let position = |i: usize| if done[i] == 1 { 0 } else { step[i] as usize };
+        let mut expected = Vec::with_capacity(T);
+        for i in 0..T {
+            let p = position(i);
+            let r = reward_for(p, action[i] as usize);
+            assert_eq!(
+                reward[i + 1],
+                r,
+                "env {} step {i}: action {} at position {p} earns {r}, but reward[{}] = {}",
+                t.env_index,
+                action[i],
+                i + 1,
+                reward[i + 1]
+            );
+            let ends = p + 1 == EPISODE_STEPS;
+            assert_eq!(done[i + 1] == 1, ends, "env {} step {i}: done[{}]", t.env_index, i + 1);
+            ends_seen += usize::from(ends);
+            expected.push(f64::from(r));
+            checked += 1;
+        }
+
+        // The learner's pairing of the same unroll, [T+1, 1].
+        let n = (T + 1) as i64;
+        let logits = Tensor::from_slice(&t.policy_logits.to_f32("policy_logits").unwrap()).view([
+            n,
+            1,
+            cfg.num_actions as i64,
+        ]);
+        let losses = impala_loss(
+            &LossInputs {
+                learner_logits: &logits,
+                learner_baseline: &Tensor::zeros([n, 1], (tch::Kind::Float, Device::Cpu)),
+                behaviour_logits: &logits,
+                action: &Tensor::from_slice(&action).view([n, 1]),
+                reward: &Tensor::from_slice(&reward).view([n, 1]),
+                done: &Tensor::from_slice(done).view([n, 1]),
+            },
+            &LossConfig { discount: 0.0, ..LossConfig::default() },
+        );
+        for (name, targets) in
+            [("vs", &losses.vtrace.vs), ("pg_advantages", &losses.vtrace.pg_advantages)]
+        {
+            let got = Vec::<f64>::try_from(targets.to_kind(tch::Kind::Double).view([-1])).unwrap();
+            assert_eq!(got, expected, "env {}: the learner's {name}", t.env_index);
+        }
+    }
+    assert_eq!(checked, 6 * T);
+    assert!(ends_seen >= 4, "too few episode ends to check: {ends_seen}");
 }

@@ -1,9 +1,10 @@
-//! Environments the actor drives: Atari through ALE and the built-in game.
+//! Environments the actor drives: Atari through ALE and the built-in games.
 //!
 //! The actor sees one trait, [`Environment`], and builds every environment with
 //! [`make_env`] from an [`EnvSpec`] and a seed from [`derive_seed`]; it never
-//! knows whether it drives ALE ([`ale::AtariEnv`]) or the built-in pixel game
-//! ([`catch::Catch`]).
+//! knows whether it drives ALE ([`ale::AtariEnv`]), the built-in pixel game
+//! ([`catch::Catch`]) or the scripted environment that checks the step
+//! alignment ([`probe::Probe`]).
 //!
 //! Conventions shared by both:
 //! - `step` returns the raw, unclipped reward summed over the action repeat;
@@ -20,6 +21,7 @@
 pub mod ale;
 pub mod catch;
 pub mod preprocess;
+pub mod probe;
 
 use std::path::{Path, PathBuf};
 
@@ -27,7 +29,8 @@ use std::path::{Path, PathBuf};
 /// actor; the defaults are the SPEC's.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EnvSpec {
-    /// `"catch"` for the built-in game, else an ALE game name (`seaquest`, `pong`, ...).
+    /// `"catch"` or `"probe"` for the built-in games, else an ALE game name
+    /// (`seaquest`, `pong`, ...).
     pub game: String,
     /// Directory holding `<game>.bin`; overrides `AAA_ROM_DIR` and the virtualenv.
     pub rom_dir: Option<PathBuf>,
@@ -82,8 +85,14 @@ impl EnvSpec {
 
     /// The built-in game at the `small` preset's input size (RGB 42x42).
     pub fn catch_default() -> Self {
+        Self::builtin_default(catch::GAME_NAME)
+    }
+
+    /// A built-in game (`catch` or `probe`) at the `small` preset's input
+    /// size (RGB 42x42): no ROM, no no-ops, no action repeat.
+    pub fn builtin_default(game: &str) -> Self {
         EnvSpec {
-            game: catch::GAME_NAME.into(),
+            game: game.into(),
             rom_dir: None,
             noop_max: 0,
             action_repeat: 1,
@@ -98,9 +107,9 @@ impl EnvSpec {
         }
     }
 
-    /// True for the built-in game, false for ALE games.
+    /// True for the built-in games, false for ALE games.
     pub fn is_builtin(&self) -> bool {
-        self.game == catch::GAME_NAME
+        is_builtin_game(&self.game)
     }
 
     /// Channels of the model input: 1 for grayscale, else 3.
@@ -115,6 +124,9 @@ impl EnvSpec {
     /// Number of actions A the model needs. For an Atari game's minimal action
     /// set this loads the ROM once (tens of milliseconds).
     pub fn num_actions(&self) -> Result<usize, EnvError> {
+        if self.game == probe::GAME_NAME {
+            return Ok(probe::NUM_ACTIONS);
+        }
         if self.is_builtin() {
             return Ok(catch::NUM_ACTIONS);
         }
@@ -194,7 +206,8 @@ pub enum EnvError {
     )]
     RomNotFound { game: String, looked_in: Vec<PathBuf> },
     #[error(
-        "unknown game {game:?}: use \"catch\" (built in) or one of the ALE 0.6 games: {}",
+        "unknown game {game:?}: use \"catch\" (built in), \"probe\" (the scripted \
+         alignment check) or one of the ALE 0.6 games: {}",
         ale::SUPPORTED_GAMES.join(", ")
     )]
     UnknownGame { game: String },
@@ -209,6 +222,11 @@ fn show_paths(paths: &[PathBuf]) -> String {
         return "nowhere (no --rom-dir, no AAA_ROM_DIR, no virtualenv found)".into();
     }
     paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+}
+
+/// True for the games built into this crate (`catch`, `probe`), which need no ROM.
+pub fn is_builtin_game(game: &str) -> bool {
+    game == catch::GAME_NAME || game == probe::GAME_NAME
 }
 
 /// One 64-bit seed per environment from the run seed, the actor id and the
@@ -231,6 +249,9 @@ pub(crate) fn splitmix64(x: u64) -> u64 {
 /// Builds a ready (already reset) environment for `spec`, seeded with `seed`.
 pub fn make_env(spec: &EnvSpec, seed: u64) -> Result<Box<dyn Environment>, EnvError> {
     spec.validate()?;
+    if spec.game == probe::GAME_NAME {
+        return Ok(Box::new(probe::Probe::new(spec)?));
+    }
     if spec.is_builtin() {
         return Ok(Box::new(catch::Catch::new(spec, seed)?));
     }
