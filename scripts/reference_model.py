@@ -81,6 +81,23 @@ class AttentionAgent(nn.Module):
         self.register_buffer("basis", spatial_basis(h, w, n))
         self.heads = cfg["heads"]
         q_width = self.C_k + self.C_s
+        self.q_width = q_width
+        # "attention_logits": "scaled_dot" divides q . k by sqrt(C_k + C_s);
+        # "scaled_per_part" the content part by sqrt(C_k), the place part by
+        # sqrt(C_s).
+        logits_kind = cfg.get("attention_logits", "dot")
+        self.content_divisor, self.place_divisor = {
+            "dot": (1.0, 1.0),
+            "scaled_dot": (math.sqrt(q_width), math.sqrt(q_width)),
+            "scaled_per_part": (math.sqrt(self.C_k), math.sqrt(self.C_s)),
+        }[logits_kind]
+        # "normalize_keys": each key channel standardised over the grid.
+        self.normalize_keys = cfg.get("normalize_keys", False)
+        # The no-attention control (config "agent": "baseline"): the grid
+        # pooled against [1, basis], one linear layer to the answers.
+        self.baseline_agent = cfg.get("agent", "attention") == "baseline"
+        if self.baseline_agent:
+            self.pool = nn.Linear(C * (1 + self.C_s), self.heads * (self.C_v + self.C_s))
         self.query = nn.Sequential(
             nn.Linear(cfg["core_units"], cfg["query_hidden"]), nn.ReLU(),
             nn.Linear(cfg["query_hidden"], self.heads * q_width), nn.ReLU(),
@@ -103,9 +120,15 @@ class AttentionAgent(nn.Module):
             sd[f"convs.{i}.bias"] = tensors[f"vision.conv{i}.bias"]
         sd["convlstm.weight"] = tensors["vision.convlstm.weight"]
         sd["convlstm.bias"] = tensors["vision.convlstm.bias"]
-        for i, layer in enumerate([0, 2, 4]):
-            sd[f"query.{layer}.weight"] = tensors[f"query.fc{i}.weight"]
-            sd[f"query.{layer}.bias"] = tensors[f"query.fc{i}.bias"]
+        if self.baseline_agent:
+            sd["pool.weight"] = tensors["pool.weight"]
+            sd["pool.bias"] = tensors["pool.bias"]
+            # The control has no query network; keep this module's own.
+            sd.update({f"query.{k}": v for k, v in self.query.state_dict().items()})
+        else:
+            for i, layer in enumerate([0, 2, 4]):
+                sd[f"query.{layer}.weight"] = tensors[f"query.fc{i}.weight"]
+                sd[f"query.{layer}.bias"] = tensors[f"query.fc{i}.bias"]
         for i, layer in enumerate([0, 2]):
             sd[f"answer_mlp.{layer}.weight"] = tensors[f"core.fc{i}.weight"]
             sd[f"answer_mlp.{layer}.bias"] = tensors[f"core.fc{i}.bias"]
@@ -139,18 +162,17 @@ class AttentionAgent(nn.Module):
             i, f, g, o = gates.chunk(4, dim=1)
             vc = torch.sigmoid(f) * vc + torch.sigmoid(i) * torch.tanh(g)
             vh = torch.sigmoid(o) * torch.tanh(vc)
-            # Keys and values [B, h*w, C + C_s] with the spatial basis.
-            pos = vh.permute(0, 2, 3, 1).reshape(B, h * w, self.C)
-            basis = self.basis.unsqueeze(0).expand(B, -1, -1)
-            K = torch.cat([pos[:, :, :self.C_k], basis], dim=2)
-            V = torch.cat([pos[:, :, self.C_k:], basis], dim=2)
-            # Queries from the core's previous state, after its done-reset.
-            Q = self.query(ch).view(B, self.heads, self.C_k + self.C_s)
-            logits = torch.einsum("bnc,bpc->bnp", Q, K)
-            content = torch.einsum("bnc,bpc->bnp", Q[:, :, :self.C_k], K[:, :, :self.C_k])
-            place = torch.einsum("bnc,bpc->bnp", Q[:, :, self.C_k:], K[:, :, self.C_k:])
-            A = F.softmax(logits, dim=2)
-            answers = torch.einsum("bnp,bpc->bnc", A, V)
+            if self.baseline_agent:
+                # Every channel averaged over the grid against [1, basis].
+                weights = torch.cat([torch.ones(h * w, 1), self.basis], dim=1)
+                pooled = torch.einsum("bcp,ps->bcs", vh.reshape(B, self.C, h * w), weights) / (h * w)
+                answers = self.pool(pooled.reshape(B, -1)).view(B, self.heads, self.C_v + self.C_s)
+                Q = torch.zeros(B, self.heads, self.q_width)
+                A = torch.full((B, self.heads, h * w), 1.0 / (h * w))
+                content = torch.zeros(B, self.heads, h * w)
+                place = torch.zeros(B, self.heads, h * w)
+            else:
+                answers, Q, A, content, place = self.attend(vh, ch)
             core_in = torch.cat([
                 answers.reshape(B, -1), Q.reshape(B, -1),
                 reward[t].clamp(-1, 1).unsqueeze(1),
@@ -163,6 +185,26 @@ class AttentionAgent(nn.Module):
             out["attention_place"].append(place.view(B, self.heads, h, w))
         out = {k: torch.stack(v) for k, v in out.items()}
         return out, (vh, vc, ch, cc)
+
+    def attend(self, vh, ch):
+        """Answers, queries, attention and its two logit parts for one step."""
+        B = vh.shape[0]
+        h, w = self.grid
+        # Keys and values [B, h*w, C + C_s] with the spatial basis.
+        pos = vh.permute(0, 2, 3, 1).reshape(B, h * w, self.C)
+        basis = self.basis.unsqueeze(0).expand(B, -1, -1)
+        keys = pos[:, :, :self.C_k]
+        if self.normalize_keys:
+            keys = F.instance_norm(keys.transpose(1, 2), eps=1e-5).transpose(1, 2)
+        K = torch.cat([keys, basis], dim=2)
+        V = torch.cat([pos[:, :, self.C_k:], basis], dim=2)
+        # Queries from the core's previous state, after its done-reset.
+        Q = self.query(ch).view(B, self.heads, self.C_k + self.C_s)
+        content = torch.einsum("bnc,bpc->bnp", Q[:, :, :self.C_k], K[:, :, :self.C_k]) / self.content_divisor
+        place = torch.einsum("bnc,bpc->bnp", Q[:, :, self.C_k:], K[:, :, self.C_k:]) / self.place_divisor
+        A = F.softmax(content + place, dim=2)
+        answers = torch.einsum("bnp,bpc->bnc", A, V)
+        return answers, Q, A, content, place
 
     def zero_state(self, B):
         h, w = self.grid

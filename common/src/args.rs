@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::config::{ModelConfig, Preset};
+use crate::config::{AgentKind, AttentionLogits, ModelConfig, Preset};
 use crate::env::{is_builtin_game, EnvSpec};
 use crate::rundir::RunDir;
 
@@ -20,6 +20,21 @@ pub struct RunArgs {
     /// (RGB 42x42, for the built-in game on a CPU).
     #[arg(long, default_value = "paper")]
     pub preset: Preset,
+    /// Agent: `attention` (the paper's) or `baseline`, the same vision core
+    /// and policy core without attention, reading the whole grid pooled
+    /// (the control that shows what the attention costs or brings).
+    #[arg(long, value_enum, default_value_t = AgentKind::Attention)]
+    pub agent: AgentKind,
+    /// Attention logits: `dot` (the paper's q . k), `scaled-dot` (divided by
+    /// sqrt(C_k + C_s)) or `scaled-per-part` (content by sqrt(C_k), place by
+    /// sqrt(C_s)); default: the preset's (`paper`: dot, `small`:
+    /// scaled-per-part, docs/learning.md).
+    #[arg(long, value_enum)]
+    pub attention_logits: Option<AttentionLogits>,
+    /// Normalise each key channel over the grid before the attention logits
+    /// (`true` or `false`); default: the preset's (`paper`: false, `small`: true).
+    #[arg(long)]
+    pub normalize_keys: Option<bool>,
     /// Game: an Atari game name (`seaquest`, `pong`, ...), `catch`, the
     /// built-in game that needs no ROM, or `probe`, a scripted environment
     /// whose known rewards check the step alignment (`common::env::probe`).
@@ -55,6 +70,12 @@ impl RunArgs {
 
     /// The model config for this run, given the environment's action count.
     pub fn model_config(&self, num_actions: usize) -> ModelConfig {
-        ModelConfig::preset(self.preset, num_actions)
+        let preset = ModelConfig::preset(self.preset, num_actions);
+        ModelConfig {
+            agent: self.agent,
+            attention_logits: self.attention_logits.unwrap_or(preset.attention_logits),
+            normalize_keys: self.normalize_keys.unwrap_or(preset.normalize_keys),
+            ..preset
+        }
     }
 }

@@ -75,8 +75,11 @@ impl std::fmt::Display for OptimizerKind {
         <runs-root>/<xpid>/sock/, written to <runs-root>/<xpid>/endpoints.json), learns from \
         batches of --batch-size unrolls with V-trace and RMSProp, serves the newest weights to \
         actors, and writes logs.csv, meta.json and checkpoints/ in the run directory. Stops at \
-        --total-frames or on Ctrl-C, writing a checkpoint either way; --resume continues.",
-    args_conflicts_with_subcommands = true
+        --total-frames or on Ctrl-C, writing a checkpoint either way; --resume continues.\n\n\
+        A flag given twice takes its last value, so launchers' defaults (train-local.sh --demo) \
+        can be overridden by flags after `--`.",
+    args_conflicts_with_subcommands = true,
+    args_override_self = true
 )]
 struct Cli {
     #[command(subcommand)]
@@ -274,6 +277,7 @@ impl TrainArgs {
             "xpid": self.run.xpid,
             "runs_root": self.run.runs_root,
             "preset": self.run.preset.to_string(),
+            "agent": self.run.agent.to_string(),
             "game": self.run.game,
             "full_action_set": self.run.full_action_set,
             "unroll_length": self.run.unroll_length,
@@ -461,10 +465,11 @@ pub fn train(args: &TrainArgs, stop: &AtomicBool) -> Result<Summary> {
             Some(loaded) => {
                 if loaded.model_config != cfg {
                     bail!(
-                        "checkpoint {} is of another architecture (preset/game/action set) than \
-                         --preset {} --game {}: resume with the run's own flags",
+                        "checkpoint {} is of another architecture (preset/agent/game/action set) \
+                         than --preset {} --agent {} --game {}: resume with the run's own flags",
                         loaded.path.display(),
                         args.run.preset,
+                        args.run.agent,
                         args.run.game
                     );
                 }

@@ -24,6 +24,7 @@
 pub mod attention;
 pub mod core;
 mod openmp;
+pub mod pooling;
 pub mod spatial_basis;
 pub mod vision;
 pub mod weights;
@@ -36,12 +37,13 @@ mod tests;
 
 use tch::{nn, Device, Kind, Tensor};
 
-use crate::config::ModelConfig;
+use crate::config::{AgentKind, ModelConfig};
 use crate::precision::Precision;
 use crate::protocol::{Array, Params, ProtocolError, RecurrentState};
 
 use self::attention::QueryNetwork;
 use self::core::PolicyCore;
+use self::pooling::GridPooling;
 use self::vision::VisionCore;
 
 /// Why weights or states could not be used.
@@ -272,17 +274,29 @@ pub struct AgentOutput {
     pub attention_place: Tensor,
 }
 
+/// How the policy core reads the vision core's output.
+#[derive(Debug)]
+enum Reader {
+    /// Top-down attention (the paper's agent): parameters `query.*`.
+    Attention(QueryNetwork),
+    /// The no-attention control ([`pooling`]): parameters `pool.*`.
+    Pooled(GridPooling),
+}
+
 /// The attention agent's modules; parameters live under the given path as
-/// `vision.*`, `query.*` and `core.*`.
+/// `vision.*`, `query.*` (or `pool.*` for the no-attention control, see
+/// [`AgentKind`]) and `core.*`.
 #[derive(Debug)]
 pub struct AttentionAgent {
     vision: VisionCore,
-    query: QueryNetwork,
+    reader: Reader,
     core: PolicyCore,
     /// Spatial basis [h*w, C_s] and its transpose [C_s, h*w]; fixed, not a parameter.
     basis: Tensor,
     basis_t: Tensor,
     key_channels: i64,
+    /// How the attention logits are formed (scale, key normalisation).
+    logit_shape: attention::LogitShape,
     grid: (i64, i64),
     heads: i64,
     precision: Precision,
@@ -314,13 +328,18 @@ impl AttentionAgent {
     pub fn new(p: &nn::Path, cfg: &ModelConfig) -> Self {
         let (h, w) = cfg.grid();
         let basis = spatial_basis::spatial_basis(h, w, cfg.basis_frequencies, p.device());
+        let reader = match cfg.agent {
+            AgentKind::Attention => Reader::Attention(QueryNetwork::new(&(p / "query"), cfg)),
+            AgentKind::Baseline => Reader::Pooled(GridPooling::new(&(p / "pool"), cfg, &basis)),
+        };
         AttentionAgent {
             vision: VisionCore::new(&(p / "vision"), cfg),
-            query: QueryNetwork::new(&(p / "query"), cfg),
+            reader,
             core: PolicyCore::new(&(p / "core"), cfg),
             basis_t: basis.transpose(0, 1).contiguous(),
             basis,
             key_channels: cfg.key_channels as i64,
+            logit_shape: attention::LogitShape::of(cfg),
             grid: (h as i64, w as i64),
             heads: cfg.heads as i64,
             precision: Precision::Fp32,
@@ -332,7 +351,10 @@ impl AttentionAgent {
     pub fn set_precision(&mut self, precision: Precision) {
         let kind = precision.compute_kind();
         self.vision.kind = kind;
-        self.query.kind = kind;
+        match &mut self.reader {
+            Reader::Attention(query) => query.kind = kind,
+            Reader::Pooled(pool) => pool.kind = kind,
+        }
         self.core.kind = kind;
         self.precision = precision;
     }
@@ -426,11 +448,24 @@ impl AttentionAgent {
             Pass::Learn => self.vision.step(features, &state.vision_h, &state.vision_c),
             Pass::Act => self.vision.step_for_inference(features, &state.vision_h, &state.vision_c),
         };
-        // Top-down: the queries read the policy core's previous (reset) state only.
-        let queries = self.query.forward(&state.core_h);
-        let basis = self.basis.to_device(vision_h.device());
-        let basis_t = self.basis_t.to_device(vision_h.device());
-        let att = attention::attend(&queries, &vision_h, &basis, &basis_t, self.key_channels);
+        let (queries, att) = match &self.reader {
+            Reader::Attention(query) => {
+                // Top-down: the queries read the policy core's previous (reset) state only.
+                let queries = query.forward(&state.core_h);
+                let basis = self.basis.to_device(vision_h.device());
+                let basis_t = self.basis_t.to_device(vision_h.device());
+                let att = attention::attend(
+                    &queries,
+                    &vision_h,
+                    &basis,
+                    &basis_t,
+                    self.key_channels,
+                    self.logit_shape,
+                );
+                (queries, att)
+            }
+            Reader::Pooled(pool) => self.pooled(pool, &vision_h),
+        };
         let (policy_logits, baseline, core_h, core_c) = self.policy_from_answers(
             &att.answers,
             &queries,
@@ -453,6 +488,25 @@ impl AttentionAgent {
         )
     }
 
+    /// The no-attention control's step: answers from the pooled grid, zero
+    /// queries, and every position weighted alike in the maps the recorder
+    /// stores (content and place logits zero).
+    fn pooled(&self, pool: &GridPooling, vision_h: &Tensor) -> (Tensor, attention::Attended) {
+        let batch = vision_h.size()[0];
+        let positions = self.grid.0 * self.grid.1;
+        let opts = (Kind::Float, vision_h.device());
+        let width = self.key_channels + self.basis.size()[1];
+        let queries = Tensor::zeros([batch, self.heads, width], opts);
+        let zeros = Tensor::zeros([batch, self.heads, positions], opts);
+        let att = attention::Attended {
+            answers: pool.answers(vision_h),
+            attention: zeros.ones_like() / positions as f64,
+            content: zeros.shallow_clone(),
+            place: zeros,
+        };
+        (queries, att)
+    }
+
     /// The policy core's step: everything after the attention. Returns (policy
     /// logits, baseline, core h, core c). The frame enters only through `answers`.
     pub fn policy_from_answers(
@@ -471,11 +525,6 @@ impl AttentionAgent {
     /// The vision core, for tests and inspection.
     pub fn vision(&self) -> &VisionCore {
         &self.vision
-    }
-
-    /// The query network, for tests and inspection.
-    pub fn query_network(&self) -> &QueryNetwork {
-        &self.query
     }
 
     /// The policy core, for tests and inspection.

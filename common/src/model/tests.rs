@@ -185,7 +185,7 @@ fn explicit_keys_and_values_agree_with_the_factored_attention() {
     let basis = spatial_basis::spatial_basis(h, w, cfg.basis_frequencies, Device::Cpu);
     let basis_t = basis.transpose(0, 1).contiguous();
     let ck = cfg.key_channels as i64;
-    let att = attend(&queries, &output, &basis, &basis_t, ck);
+    let att = attend(&queries, &output, &basis, &basis_t, ck, attention::LogitShape::PAPER);
     let (keys, values) = keys_and_values(&output, &basis, ck);
     // Key of position p holds channel k of the output at (p / w, p % w); a
     // cell off the diagonal, so rows and columns cannot be confused.
@@ -511,6 +511,50 @@ fn paper_model_equals_the_plain_pytorch_reference() {
     compare_with_pytorch(ModelConfig::paper(18), 3, 2, 11);
 }
 
+/// The no-attention control (`--agent baseline`) against the reference's
+/// own pooling, at both presets.
+#[test]
+fn baseline_agent_equals_the_plain_pytorch_reference() {
+    use crate::config::AgentKind;
+    compare_with_pytorch(
+        ModelConfig { agent: AgentKind::Baseline, ..ModelConfig::small(5) },
+        5,
+        3,
+        12,
+    );
+    compare_with_pytorch(
+        ModelConfig { agent: AgentKind::Baseline, ..ModelConfig::paper(18) },
+        2,
+        2,
+        13,
+    );
+}
+
+/// The control reads the frame without attention: no query network, zero
+/// queries, uniform maps; and the frame still reaches its policy.
+#[test]
+fn the_baseline_agent_has_no_queries_and_sees_the_whole_frame() {
+    use crate::config::AgentKind;
+    setup(14);
+    let cfg = ModelConfig { agent: AgentKind::Baseline, ..ModelConfig::small(3) };
+    let model = Model::new(cfg.clone(), Device::Cpu);
+    let names: Vec<String> = model.vs.variables().into_keys().collect();
+    assert!(names.iter().any(|n| n.starts_with("pool.")), "{names:?}");
+    assert!(!names.iter().any(|n| n.starts_with("query.")), "{names:?}");
+    let input = random_unroll(&cfg, 3, 2, 0.3);
+    let (out, _) = tch::no_grad(|| model.unroll(&input, &AgentState::zeros(&cfg, 2, Device::Cpu)));
+    let (gh, gw) = cfg.grid();
+    let uniform = 1.0 / (gh * gw) as f64;
+    assert!((out.attention - uniform).abs().max().double_value(&[]) < 1e-7);
+    assert_eq!(out.attention_content.abs().max().double_value(&[]), 0.0);
+    // Another frame, same everything else: other logits.
+    let other = Unroll { frame: input.frame.flip([2]), ..input };
+    let (moved, _) =
+        tch::no_grad(|| model.unroll(&other, &AgentState::zeros(&cfg, 2, Device::Cpu)));
+    let changed = (moved.policy_logits - out.policy_logits).abs().max().double_value(&[]);
+    assert!(changed > 1e-6, "the frame does not reach the baseline's policy: {changed}");
+}
+
 /// On a machine with CUDA: the model on the GPU gives the CPU's outputs (within
 /// TF32-level tolerance: cuDNN may use TF32 convolutions), and loads the same
 /// safetensors bytes. Skipped, loudly, where there is no GPU (`fixtures::skip_test`).
@@ -613,4 +657,91 @@ fn the_image_reaches_the_policy_at_initialisation() {
     let mean = spreads.iter().sum::<f64>() / spreads.len() as f64;
     println!("logit spread across ball columns: {mean:e} ({spreads:?})");
     assert!(mean > 2e-6, "the ball moves the initial policy logits by only {mean:e}: {spreads:?}");
+}
+
+/// The scaled, key-normalised logits of `attend` against the explicit keys of
+/// SPEC step 7, normalised and scaled by hand, for both scalings.
+#[test]
+fn normalised_keys_and_scaled_logits_match_the_explicit_computation() {
+    use super::attention::{normalize_over_grid, LogitShape, KEY_NORM_EPS};
+    use crate::config::AttentionLogits;
+    setup(6);
+    for logits_kind in [AttentionLogits::ScaledDot, AttentionLogits::ScaledPerPart] {
+        let cfg = ModelConfig { attention_logits: logits_kind, ..ModelConfig::small(4) };
+        let (h, w) = cfg.grid();
+        let (b, c, heads) = (3, cfg.convlstm_channels as i64, cfg.heads as i64);
+        let output = Tensor::randn([b, c, h as i64, w as i64], (Kind::Float, Device::Cpu)) * 0.1;
+        let queries =
+            Tensor::randn([b, heads, cfg.query_width() as i64], (Kind::Float, Device::Cpu));
+        let basis = spatial_basis::spatial_basis(h, w, cfg.basis_frequencies, Device::Cpu);
+        let basis_t = basis.transpose(0, 1).contiguous();
+        let (ck, cs) = (cfg.key_channels as i64, basis.size()[1]);
+        let att = attend(&queries, &output, &basis, &basis_t, ck, LogitShape::of(&cfg));
+
+        // By hand: per sample and key channel, standardise over the h*w positions.
+        let (keys, _) = keys_and_values(&output, &basis, ck); // [B, hw, C_k + C_s]
+        let raw = keys.narrow(2, 0, ck);
+        let mean = raw.mean_dim([1i64].as_slice(), true, Kind::Float);
+        let var = (&raw - &mean).square().mean_dim([1i64].as_slice(), true, Kind::Float);
+        let normalised = (&raw - &mean) / (var + KEY_NORM_EPS).sqrt();
+        let content = queries.narrow(2, 0, ck).matmul(&normalised.transpose(1, 2));
+        let place = queries.narrow(2, ck, cs).matmul(&keys.narrow(2, ck, cs).transpose(1, 2));
+        let logits = match logits_kind {
+            AttentionLogits::ScaledDot => (content + place) / ((ck + cs) as f64).sqrt(),
+            _ => content / (ck as f64).sqrt() + place / (cs as f64).sqrt(),
+        };
+        assert_close("logits", &logits, &(&att.content + &att.place), 1e-4);
+        assert_close("attention", &logits.softmax(-1, Kind::Float), &att.attention, 1e-6);
+        let flat = output.reshape([b, c, (h * w) as i64]).narrow(1, 0, ck);
+        assert_close("keys", &normalize_over_grid(&flat), &normalised.transpose(1, 2), 1e-5);
+    }
+}
+
+/// Why the small preset normalises its keys: on a frame where one cell holds
+/// an object and the rest is background, the ConvLSTM's response there is
+/// small, and raw keys give a query aimed at it almost no grip (content logits
+/// of a few hundredths against place logits of about 1, docs/learning.md).
+/// Normalised over the grid, the lone cell's key stands out by about
+/// sqrt(h*w), whatever its scale, and the same query picks it out.
+#[test]
+fn normalised_keys_let_a_lone_object_stand_out() {
+    use super::attention::LogitShape;
+    let cfg = ModelConfig::small(3);
+    let (h, w) = cfg.grid();
+    let (c, ck) = (cfg.convlstm_channels as i64, cfg.key_channels as i64);
+    let output = Tensor::zeros([1, c, h as i64, w as i64], (Kind::Float, Device::Cpu));
+    let object = (3i64, 5i64);
+    let _ = output.narrow(1, 0, ck).get(0).select(1, object.0).select(1, object.1).fill_(0.02);
+    // A query aimed at the object's key, with no preference for a place.
+    let mut query = vec![0f32; cfg.query_width()];
+    query[..ck as usize].fill(1.0);
+    let queries = Tensor::from_slice(&query).view([1, 1, -1]).repeat([1, cfg.heads as i64, 1]);
+    let basis = spatial_basis::spatial_basis(h, w, cfg.basis_frequencies, Device::Cpu);
+    let basis_t = basis.transpose(0, 1).contiguous();
+    let at_object = |shape: LogitShape| {
+        let att = attend(&queries, &output, &basis, &basis_t, ck, shape);
+        att.attention.double_value(&[0, 0, object.0 * w as i64 + object.1])
+    };
+    let raw = at_object(LogitShape::PAPER);
+    let normalised = at_object(LogitShape::of(&cfg));
+    assert!(cfg.normalize_keys);
+    let uniform = 1.0 / (h * w) as f64;
+    assert!(raw < 1.2 * uniform, "raw keys: {raw} on the object, uniform {uniform}");
+    assert!(normalised > 0.5, "normalised keys: only {normalised} on the object");
+}
+
+/// The presets' attention: the paper's as the paper writes it; the small
+/// preset's scaled per part and with normalised keys (docs/learning.md says why).
+#[test]
+fn presets_choose_their_attention_logits() {
+    use crate::config::AttentionLogits;
+    let paper = ModelConfig::paper(18);
+    assert_eq!((paper.attention_logits, paper.normalize_keys), (AttentionLogits::Dot, false));
+    assert_eq!(paper.attention_logit_divisors(), (1.0, 1.0));
+    let small = ModelConfig::small(3);
+    assert_eq!(
+        (small.attention_logits, small.normalize_keys),
+        (AttentionLogits::ScaledPerPart, true)
+    );
+    assert_eq!(small.attention_logit_divisors(), (8f64.sqrt(), 64f64.sqrt()));
 }
