@@ -15,14 +15,17 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
-xpid="" game="seaquest" preset="paper" actors="" envs="" device="auto" precision="auto" seed="" unroll=""
+xpid="" game="seaquest" preset="paper" agent="" actors="" envs="" device="auto" precision="auto" seed="" unroll=""
 total_frames="" demo=0 record_every=50 runs_root="${AAA_RUNS_ROOT:-$ROOT/runs}" resume=0
-learner_extra=()
+learner_extra=() model_flags=()
 usage() { sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; cat <<'EOT'
 Flags:
   --xpid NAME          run name (default: <game>-<date>-<time>)
   --game NAME          Atari game or `catch` (default: seaquest)
   --preset NAME        paper | small (default: paper)
+  --agent NAME         attention | baseline, the same agent without attention (default: attention)
+  --model-flag FLAG    pass FLAG to learner, actors and recorder, which must agree on the model
+                       (repeatable; e.g. --model-flag=--attention-logits=dot, --model-flag=--normalize-keys=false)
   --actors N           actor processes (default: cores - 1, at least 1)
   --envs E             environments per actor (default: 4)
   --device DEV         learner device: auto | cpu | cuda[:N] (default: auto)
@@ -34,8 +37,9 @@ Flags:
   --seed S             run seed: the learner's initial weights and every environment (default: 1)
   --runs-root DIR      where run directories go (default: ./runs)
   --resume             continue the run named by --xpid from its newest checkpoint
-  --demo               catch + small preset, T = 20, 1 actor x 8 envs, 1e6 frames, Adam:
-                       learns catch in about 10 minutes on a 2-core CPU
+  --demo               catch + small preset, T = 20, 1 actor x 8 envs, 4e5 frames, Adam:
+                       learns catch in about 3 minutes on a 2-core CPU (on most seeds:
+                       docs/learning.md)
 EOT
 }
 while (($#)); do
@@ -43,6 +47,9 @@ while (($#)); do
     --xpid) xpid="$2"; shift 2 ;;
     --game) game="$2"; shift 2 ;;
     --preset) preset="$2"; shift 2 ;;
+    --agent) agent="$2"; shift 2 ;;
+    --model-flag) model_flags+=("$2"); shift 2 ;;
+    --model-flag=*) model_flags+=("${1#*=}"); shift ;;
     --actors) actors="$2"; shift 2 ;;
     --envs) envs="$2"; shift 2 ;;
     --device) device="$2"; shift 2 ;;
@@ -53,7 +60,7 @@ while (($#)); do
     --seed) seed="$2"; shift 2 ;;
     --runs-root) runs_root="$2"; shift 2 ;;
     --resume) resume=1; shift ;;
-    --demo) demo=1; game="catch"; preset="small"; unroll="${unroll:-20}"; total_frames="${total_frames:-1e6}"; actors="${actors:-1}"; envs="${envs:-8}"; shift ;;
+    --demo) demo=1; game="catch"; preset="small"; unroll="${unroll:-20}"; total_frames="${total_frames:-4e5}"; actors="${actors:-1}"; envs="${envs:-8}"; shift ;;
     -h|--help) usage; exit 0 ;;
     --) shift; learner_extra=("$@"); break ;;
     *) echo "train-local.sh: unknown flag $1 (see --help)" >&2; exit 2 ;;
@@ -71,6 +78,8 @@ if [ -z "${AAA_NO_TMUX:-}" ] && [ -z "${TMUX:-}" ] && [ -t 0 ] && [ -t 1 ] && co
         --device "$device" --precision "$precision" --record-every "$record_every" --runs-root "$runs_root")
   ((demo)) && self+=(--demo)
   [ -n "$unroll" ] && self+=(--unroll-length "$unroll")
+  [ -n "$agent" ] && self+=(--agent "$agent")
+  for f in "${model_flags[@]}"; do self+=("--model-flag=$f"); done
   [ -n "$seed" ] && self+=(--seed "$seed")
   [ -n "$total_frames" ] && self+=(--total-frames "$total_frames")
   ((resume)) && self+=(--resume)
@@ -97,6 +106,8 @@ mkdir -p "$run_dir"
 
 common=(--xpid "$xpid" --runs-root "$runs_root" --game "$game" --preset "$preset")
 [ -n "$unroll" ] && common+=(--unroll-length "$unroll")
+[ -n "$agent" ] && common+=(--agent "$agent")
+common+=("${model_flags[@]}")
 [ -n "$seed" ] && common+=(--seed "$seed")
 learner_args=("${common[@]}" --device "$device" --precision "$precision" --threads 1)
 [ -n "$total_frames" ] && learner_args+=(--total-frames "$total_frames")

@@ -32,7 +32,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 
-xpid="" game="seaquest" preset="paper" unroll="" seed="" actors=8 first_actor=0 envs=8
+xpid="" game="seaquest" preset="paper" agent="attention" unroll="" seed="" actors=8 first_actor=0 envs=8
 record_every=50 runs_root="${AAA_RUNS_ROOT:-$ROOT/runs}" total_frames="" full_action_set=0
 submit_learner=1 submit_actors=1 learner_extra=() actor_extra=()
 usage() {
@@ -42,6 +42,7 @@ Flags:
   --xpid NAME          run name (required; the same name again resumes the run)
   --game NAME          Atari game or `catch` (default: seaquest)
   --preset NAME        paper | small (default: paper)
+  --agent NAME         attention | baseline, the same agent without attention (default: attention)
   --unroll-length T    (default: the learner's, 50)
   --seed N             run seed (default: the learner's, 1)
   --full-action-set    Atari's 18 actions
@@ -53,7 +54,7 @@ Flags:
   --actor-flag FLAG    pass FLAG to every actor (repeatable; e.g. --actor-flag=--sticky-actions)
   --runs-root DIR      where run directories go, on a shared file system (default: ./runs)
   --demo               catch, small preset, T = 20, B = 8, Adam, 2e5 frames (a plumbing
-                       check; learning catch takes --total-frames 1e6 and --actors 1)
+                       check; learning catch takes --total-frames 4e5 and --actors 1)
   --no-learner         submit actors only (for a learner that runs already)
   --no-actors          submit the learner only (restart: it resumes; running actors reconnect)
 Settings (environment): PARTITION ACTOR_PARTITION ACCOUNT QOS LEARNER_TIME LEARNER_CPUS
@@ -67,6 +68,7 @@ while (($#)); do
     --xpid) xpid="$2"; shift 2 ;;
     --game) game="$2"; shift 2 ;;
     --preset) preset="$2"; shift 2 ;;
+    --agent) agent="$2"; shift 2 ;;
     --unroll-length) unroll="$2"; shift 2 ;;
     --seed) seed="$2"; shift 2 ;;
     --full-action-set) full_action_set=1; shift ;;
@@ -97,7 +99,7 @@ runs_root="$(cd "$runs_root" && pwd)"
 run_dir="$runs_root/$xpid"
 mkdir -p "$run_dir"
 
-run_flags=(--xpid "$xpid" --runs-root "$runs_root" --game "$game" --preset "$preset")
+run_flags=(--xpid "$xpid" --runs-root "$runs_root" --game "$game" --preset "$preset" --agent "$agent")
 [ -n "$unroll" ] && run_flags+=(--unroll-length "$unroll")
 [ -n "$seed" ] && run_flags+=(--seed "$seed")
 ((full_action_set)) && run_flags+=(--full-action-set)
