@@ -120,11 +120,22 @@ pub const SKIP_LOG_VAR: &str = "AAA_SKIP_LOG";
 /// With `AAA_NO_SKIP=1` a skip fails the test instead (for a CI machine that
 /// must run everything).
 pub fn skip_test(test: &str, reason: &str) {
-    use std::io::Write;
-    let line = format!("SKIPPED {test}: {reason}");
     if std::env::var_os("AAA_NO_SKIP").is_some_and(|v| v == "1") {
-        panic!("{line}, and AAA_NO_SKIP=1 forbids skipping");
+        panic!("SKIPPED {test}: {reason}, and AAA_NO_SKIP=1 forbids skipping");
     }
+    announce(&format!("SKIPPED {test}: {reason}"));
+}
+
+/// For a test that runs a shorter check on this machine than elsewhere (it
+/// says why): as loud as [`skip_test`], listed apart by `scripts/test.sh`.
+pub fn note_shorter_check(test: &str, what: &str) {
+    announce(&format!("SHORTER {test}: {what}"));
+}
+
+/// A line on the terminal that the harness does not capture, and in the
+/// file `AAA_SKIP_LOG` names.
+fn announce(line: &str) {
+    use std::io::Write;
     // Straight to the file descriptor: libtest captures only print! and eprint!.
     let _ = writeln!(std::io::stderr(), "\n{line}");
     if let Some(path) = std::env::var_os(SKIP_LOG_VAR).filter(|p| !p.is_empty()) {

@@ -28,14 +28,72 @@ fn random_policy_return(episodes: usize) -> f64 {
     total / episodes as f64
 }
 
-fn column(rows: &[std::collections::HashMap<String, String>], name: &str) -> Vec<f64> {
-    rows.iter().filter_map(|r| r.get(name)?.parse::<f64>().ok()).filter(|v| v.is_finite()).collect()
+/// What a run learned, from the rows of its logs.csv: the measures of
+/// scripts/learning_curves.py (docs/learning.md), written again here so the
+/// test needs no Python.
+#[derive(Debug)]
+pub struct Curve {
+    /// Mean episode return over the last 20% of the updates that finished episodes.
+    pub last20: f64,
+    /// Episode-weighted mean return in each tenth of the run's frames.
+    pub tenths: [f64; 10],
+    /// The best tenth, and how far the last tenth is below it.
+    pub best: f64,
+    pub drop: f64,
+    /// Frames until the return over a trailing 20k-frame window first
+    /// reached `halfway`.
+    pub halfway_at: Option<f64>,
+    pub frames: f64,
+}
+
+impl Curve {
+    pub fn of(rows: &[std::collections::HashMap<String, String>], halfway: f64) -> Curve {
+        let num = |r: &std::collections::HashMap<String, String>, name: &str| {
+            r.get(name).and_then(|v| v.parse::<f64>().ok()).filter(|v| v.is_finite())
+        };
+        // (frames, episodes, mean return) of the updates that finished episodes.
+        let points: Vec<(f64, f64, f64)> = rows
+            .iter()
+            .filter_map(|r| {
+                let episodes = num(r, "episodes").filter(|&e| e > 0.0)?;
+                Some((num(r, "frames")?, episodes, num(r, "mean_episode_return")?))
+            })
+            .collect();
+        let returns: Vec<f64> = points.iter().map(|p| p.2).collect();
+        let tail = &returns[returns.len() * 4 / 5..];
+        let last20 = tail.iter().sum::<f64>() / tail.len().max(1) as f64;
+        let frames = points.last().map_or(0.0, |p| p.0);
+        let mut tenths = [f64::NAN; 10];
+        for (k, tenth) in tenths.iter_mut().enumerate() {
+            let (lo, hi) = (frames * k as f64 / 10.0, frames * (k + 1) as f64 / 10.0);
+            let (weight, sum) = points
+                .iter()
+                .filter(|p| (p.0 > lo && p.0 <= hi) || (k == 0 && p.0 == 0.0))
+                .fold((0.0, 0.0), |(w, s), p| (w + p.1, s + p.1 * p.2));
+            if weight > 0.0 {
+                *tenth = sum / weight;
+            }
+        }
+        let best = tenths.iter().copied().filter(|t| t.is_finite()).fold(f64::NAN, f64::max);
+        let drop = best - tenths[9];
+        const WINDOW: f64 = 20_000.0;
+        let mut halfway_at = None;
+        for (i, p) in points.iter().enumerate() {
+            let window = points[..=i].iter().filter(|q| q.0 > p.0 - WINDOW);
+            let (weight, sum) = window.fold((0.0, 0.0), |(w, s), q| (w + q.1, s + q.1 * q.2));
+            if p.0 >= WINDOW && weight > 0.0 && sum / weight >= halfway {
+                halfway_at = Some(p.0);
+                break;
+            }
+        }
+        Curve { last20, tenths, best, drop, halfway_at, frames }
+    }
 }
 
 /// Appends a line to `target/tmp/learning-results.txt`: cargo shows a passing
 /// test's output only with --nocapture, and the run directory is temporary, so
 /// this is where a CI log reader finds what the demo reached.
-fn record_result(line: &str) {
+pub fn record_result(line: &str) {
     use std::io::Write;
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/tmp");
     let _ = std::fs::create_dir_all(&path);
@@ -50,7 +108,7 @@ fn record_result(line: &str) {
 
 /// The README's demo command, as a user runs it (`scripts/train-local.sh
 /// --demo`: learner, recorder and one actor over ipc, catch, `small` preset,
-/// its fixed seeds and 1e6-frame budget), learns: the mean episode return over
+/// its default seed and 4e5-frame budget), learns: the mean episode return over
 /// the last 20% of updates is clearly above the random policy's, measured here.
 /// And the attention means something: in the episodes recorded late in the
 /// run, `recorder analyze` finds a head whose share of attention on the ball is
@@ -59,6 +117,24 @@ fn record_result(line: &str) {
 /// `extra` flags go to the script (e.g. `--precision bf16`); returns the run,
 /// for checks of its own.
 pub fn the_demo_command_learns_catch(xpid: &str, extra: &[&str]) -> TestRun {
+    the_demo_command_runs(xpid, extra, Expect::Learns)
+}
+
+/// What a demo test asks of its run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// The return ends clearly above the random policy's, does not fall back
+    /// from its best, and a head attends to the ball.
+    Learns,
+    /// Only that a head attends to the ball: the shorter check for a budget
+    /// in which the return need not have climbed yet (bf16 on a CPU that
+    /// emulates it, `tests/tests/learning_bf16.rs`). The attention finds the
+    /// ball before the return moves (docs/learning.md).
+    AttendsToBall,
+}
+
+/// The demo command with `extra` flags, checked as `expect` says.
+pub fn the_demo_command_runs(xpid: &str, extra: &[&str], expect: Expect) -> TestRun {
     let random = random_policy_return(2000);
     let run = TestRun::new(xpid);
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/train-local.sh");
@@ -78,7 +154,7 @@ pub fn the_demo_command_learns_catch(xpid: &str, extra: &[&str]) -> TestRun {
             .spawn()
             .expect("start scripts/train-local.sh"),
     );
-    let status = wait_timeout(&mut demo, Duration::from_secs(2400));
+    let status = wait_timeout(&mut demo, Duration::from_secs(1500));
     if status.is_none() {
         // Ctrl-C, as a user would: the script stops its processes (started with
         // setsid, so killing the script alone would leave them running).
@@ -92,24 +168,48 @@ pub fn the_demo_command_learns_catch(xpid: &str, extra: &[&str]) -> TestRun {
         run.log("learner")
     );
     let rows = run.logs();
-    let returns = column(&rows, "mean_episode_return");
-    assert!(returns.len() > 100, "too few updates with finished episodes: {}", returns.len());
-    let tail = &returns[returns.len() * 4 / 5..];
-    let learned = tail.iter().sum::<f64>() / tail.len() as f64;
-    let frames = column(&rows, "frames").last().copied().unwrap_or(0.0);
+    assert!(rows.len() > 100, "too few updates: {}", rows.len());
+    // Halfway between random play and following the ball (+5).
+    let curve = Curve::of(&rows, (random + 5.0) / 2.0);
+    let learned = curve.last20;
+    let tenths: Vec<String> = curve.tenths.iter().map(|t| format!("{t:.1}")).collect();
     let summary = format!(
-        "{}: random policy {random:.2}, learned (last 20% of updates) {learned:.2}, {frames} frames",
-        run.xpid
+        "{}: random policy {random:.2}, learned (last 20% of updates) {learned:.2}, best tenth \
+         {:.2}, last tenth {:.2}, halfway at {} frames, {} frames; tenths {}",
+        run.xpid,
+        curve.best,
+        curve.tenths[9],
+        curve.halfway_at.map_or("-".into(), |f| format!("{f:.0}")),
+        curve.frames,
+        tenths.join(" ")
     );
     println!("{summary}");
     record_result(&summary);
+    assert!(run.run_dir().join("checkpoints").read_dir().unwrap().next().is_some());
+    if expect == Expect::Learns {
+        check_learned(&curve, random, &summary);
+    }
+    check_attends_to_ball(&run);
+    run
+}
+
+fn check_learned(curve: &Curve, random: f64, summary: &str) {
+    let learned = curve.last20;
     assert!(
         learned > random + 3.0,
         "mean return {learned:.2} in the last 20% of updates is not clearly above the random \
-         policy's {random:.2}"
+         policy's {random:.2}\n{summary}"
     );
-    assert!(run.run_dir().join("checkpoints").read_dir().unwrap().next().is_some());
+    // Learning that holds: a run that climbs and falls back fails, whatever
+    // its last 20% (issue 20).
+    assert!(
+        curve.drop <= 1.0,
+        "the return fell back by {:.2} from its best tenth\n{summary}",
+        curve.drop
+    );
+}
 
+fn check_attends_to_ball(run: &TestRun) {
     // What the heads look at, in the last quarter of the run's params versions.
     let csv = run.dir.path().join("analyze.csv");
     let analyze = std::process::Command::new(bin("recorder"))
@@ -146,5 +246,57 @@ pub fn the_demo_command_learns_catch(xpid: &str, extra: &[&str]) -> TestRun {
         ball.iter().any(|&(share, shuffled)| share > 0.3 && share > 2.0 * shuffled),
         "no head attends to the ball late in the run: (share, shuffled) per head {ball:?}\n{text}"
     );
-    run
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Curve;
+    use std::collections::HashMap;
+
+    fn rows(points: &[(f64, f64, f64)]) -> Vec<HashMap<String, String>> {
+        points
+            .iter()
+            .map(|&(frames, episodes, ret)| {
+                HashMap::from([
+                    ("frames".to_string(), frames.to_string()),
+                    ("episodes".to_string(), episodes.to_string()),
+                    ("mean_episode_return".to_string(), ret.to_string()),
+                ])
+            })
+            .collect()
+    }
+
+    /// A run at -3.6 for its first half that jumps to +4 at 50k of 100k
+    /// frames, then falls back to 0 for its last tenth.
+    #[test]
+    fn curve_measures_a_climb_and_a_fall() {
+        let points: Vec<(f64, f64, f64)> = (1..=100)
+            .map(|k| {
+                let f = k as f64 * 1000.0;
+                (
+                    f,
+                    2.0,
+                    if k <= 50 {
+                        -3.6
+                    } else if k <= 90 {
+                        4.0
+                    } else {
+                        0.0
+                    },
+                )
+            })
+            .collect();
+        let curve = Curve::of(&rows(&points), 0.7);
+        assert_eq!(curve.frames, 100_000.0);
+        assert!((curve.tenths[0] + 3.6).abs() < 1e-9 && (curve.tenths[5] - 4.0).abs() < 1e-9);
+        assert!((curve.best - 4.0).abs() < 1e-9 && (curve.drop - 4.0).abs() < 1e-9);
+        // The trailing 20k window passes 0.7 once 12 of its 20 updates are at +4.
+        assert_eq!(curve.halfway_at, Some(62_000.0));
+        assert!((curve.last20 - 2.0).abs() < 1e-9, "{}", curve.last20);
+        // Updates without finished episodes (NaN return) are left out.
+        let mut with_gaps = rows(&points);
+        with_gaps[3].insert("mean_episode_return".into(), "NaN".into());
+        with_gaps[3].insert("episodes".into(), "0".into());
+        assert_eq!(Curve::of(&with_gaps, 0.7).halfway_at, Some(62_000.0));
+    }
 }

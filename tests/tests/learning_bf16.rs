@@ -1,21 +1,44 @@
 //! The demo command learns catch with `--precision bf16` in the learner and the
-//! actor, with the same budget as in fp32 (issue 11). On a CPU without native
-//! bfloat16 this runs emulated and takes about 3x as long as the fp32 test.
+//! actor, on the demo's default seed, as the fp32 test does.
 //!
-//! Seed 2, where the fp32 test runs the demo's default seed 1: when the demo
-//! starts to learn depends on the seed, in both precisions, from 300k to past
-//! 900k of its 1e6 frames (docs/performance.md, "Learning: 3 seeds"). In bf16,
-//! seeds 2 and 3 learned from about 450k frames to +3.95; seed 1 was still at
-//! the random policy's return at 720k frames, as fp32's seed 2 ended at -1.39.
-//! A seed that learns within the budget checks what this test is for: that
-//! bf16 does not stop the agent from learning.
+//! On a CPU without native bfloat16 (AVX-512 BF16 or AMX), libtorch emulates
+//! it and the demo runs about 3.6x slower (docs/performance.md): its 4e5
+//! frames would take about 10 minutes. There the test runs a shorter check,
+//! and says so in its output: 1.5e5 frames, in which the return need not have
+//! climbed yet, and asserts only that a head has found the ball (the attention
+//! finds it before the return moves, docs/learning.md). On a CPU with native
+//! bfloat16 it runs the full check, with 5e5 frames (see below). A shorter
+//! check is announced on the terminal (uncaptured) and listed at the end by
+//! `scripts/test.sh`; `AAA_FULL_BF16_CHECK=1` forces the full check anywhere.
+
+use tests::demo::Expect;
 
 #[test]
 fn the_demo_command_learns_catch_in_bf16() {
-    let run = tests::demo::the_demo_command_learns_catch(
-        "learns-bf16",
-        &["--precision", "bf16", "--seed", "2"],
-    );
+    // The real hardware, not `AAA_CPU_BF16`: this chooses a budget for the
+    // time the run takes, and the assertions do not depend on it.
+    let native = common::machine::detected_cpu_bf16_features();
+    let forced = std::env::var("AAA_FULL_BF16_CHECK").is_ok_and(|v| !v.is_empty() && v != "0");
+    let (expect, mut flags) = if native.is_empty() && !forced {
+        common::fixtures::note_shorter_check(
+            "the_demo_command_learns_catch_in_bf16",
+            "no native bfloat16 on this CPU, so bf16 is emulated (~3.6x slower): 1.5e5 frames, \
+             checks only that a head attends to the ball, not the return \
+             (AAA_FULL_BF16_CHECK=1 runs the full check, about 12 minutes)",
+        );
+        (Expect::AttendsToBall, vec!["--total-frames", "1.5e5"])
+    } else {
+        // 5e5 frames, not the demo's 4e5: in the ten-seed measurement seed 1
+        // in bf16 passed halfway only at 385k frames and ended its 4e5 at
+        // -0.46, just above the bar of -0.6 (docs/learning.md). About 3.5
+        // minutes with native bfloat16.
+        (Expect::Learns, vec!["--total-frames", "5e5"])
+    };
+    flags.extend(["--precision", "bf16"]);
+    let run = tests::demo::the_demo_command_runs("learns-bf16", &flags, expect);
+    tests::demo::record_result(&format!(
+        "learns-bf16: {expect:?} (native bf16 features {native:?})"
+    ));
     // Both processes really ran in bf16.
     let meta: serde_json::Value =
         serde_json::from_slice(&std::fs::read(run.run_dir().join("meta.json")).unwrap()).unwrap();
