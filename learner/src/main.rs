@@ -123,6 +123,12 @@ pub struct TrainArgs {
     /// decay over its 1e6 budget would already have halved the rate.
     #[arg(long, help_heading = "Learning")]
     pub constant_learning_rate: bool,
+    /// Raise the learning rate linearly from 0 over the first F frames (0: no
+    /// warm-up). Adam's first steps are as large as its later ones however
+    /// noisy the early gradients are, and the attention logits can saturate on
+    /// whatever the first updates favoured (docs/learning.md).
+    #[arg(long, default_value = "0", value_parser = parse_count, value_name = "F", help_heading = "Learning")]
+    pub warmup_frames: u64,
     /// RMSProp smoothing constant alpha.
     #[arg(long, default_value_t = 0.99, help_heading = "Learning")]
     pub rmsprop_alpha: f64,
@@ -286,6 +292,7 @@ impl TrainArgs {
             "total_frames": self.total_frames,
             "learning_rate": self.learning_rate,
             "constant_learning_rate": self.constant_learning_rate,
+            "warmup_frames": self.warmup_frames,
             "rmsprop_alpha": self.rmsprop_alpha,
             "rmsprop_eps": self.rmsprop_eps,
             "rmsprop_momentum": self.rmsprop_momentum,
@@ -348,13 +355,19 @@ impl TrainArgs {
     }
 
     /// Linear decay to zero over the run: lr * (1 - frames / total_frames);
-    /// lr throughout with --constant-learning-rate.
+    /// lr throughout with --constant-learning-rate. Either way times
+    /// frames / warmup_frames during the warm-up.
     pub fn learning_rate_at(&self, frames: u64) -> f64 {
+        let warmup = if self.warmup_frames == 0 {
+            1.0
+        } else {
+            (frames as f64 / self.warmup_frames as f64).min(1.0)
+        };
         if self.constant_learning_rate {
-            return self.learning_rate;
+            return self.learning_rate * warmup;
         }
         let total = self.total_frames.max(1) as f64;
-        self.learning_rate * (1.0 - (frames as f64).min(total) / total)
+        self.learning_rate * warmup * (1.0 - (frames as f64).min(total) / total)
     }
 }
 
@@ -814,6 +827,17 @@ mod tests {
             "--constant-learning-rate",
         ]);
         assert_eq!(cli.train.learning_rate_at(999), 0.5);
+        let cli = Cli::parse_from([
+            "learner",
+            "--learning-rate",
+            "0.5",
+            "--constant-learning-rate",
+            "--warmup-frames",
+            "1e3",
+        ]);
+        let a = &cli.train;
+        assert_eq!((a.learning_rate_at(0), a.learning_rate_at(250)), (0.0, 0.125));
+        assert_eq!((a.learning_rate_at(1000), a.learning_rate_at(5000)), (0.5, 0.5));
     }
 
     #[test]
