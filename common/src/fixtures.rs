@@ -126,10 +126,11 @@ pub fn skip_test(test: &str, reason: &str) {
     announce(&format!("SKIPPED {test}: {reason}"));
 }
 
-/// For a test that runs a shorter check on this machine than elsewhere (it
-/// says why): as loud as [`skip_test`], listed apart by `scripts/test.sh`.
-pub fn note_shorter_check(test: &str, what: &str) {
-    announce(&format!("SHORTER {test}: {what}"));
+/// For a test that checks less on this machine or in this run than it is
+/// meant to (a shorter check, a second try; it says which and why): as loud
+/// as [`skip_test`], listed apart by `scripts/test.sh`.
+pub fn note_checked_less(test: &str, what: &str) {
+    announce(&format!("CHECKED LESS {test}: {what}"));
 }
 
 /// A line on the terminal that the harness does not capture, and in the

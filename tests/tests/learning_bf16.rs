@@ -20,9 +20,9 @@ fn the_demo_command_learns_catch_in_bf16() {
     let native = common::machine::detected_cpu_bf16_features();
     let forced = std::env::var("AAA_FULL_BF16_CHECK").is_ok_and(|v| !v.is_empty() && v != "0");
     let (expect, mut flags) = if native.is_empty() && !forced {
-        common::fixtures::note_shorter_check(
+        common::fixtures::note_checked_less(
             "the_demo_command_learns_catch_in_bf16",
-            "no native bfloat16 on this CPU, so bf16 is emulated (~3.6x slower): 1.5e5 frames, \
+            "SHORTER CHECK: no native bfloat16 on this CPU, so bf16 is emulated (~3.6x slower): 1.5e5 frames, \
              checks only that a head attends to the ball, not the return \
              (AAA_FULL_BF16_CHECK=1 runs the full check, about 12 minutes)",
         );
