@@ -44,6 +44,8 @@ pub struct Curve {
     /// reached `halfway`.
     pub halfway_at: Option<f64>,
     pub frames: f64,
+    /// Updates that finished episodes (the points the measures are taken over).
+    pub updates: usize,
 }
 
 impl Curve {
@@ -86,7 +88,7 @@ impl Curve {
                 break;
             }
         }
-        Curve { last20, tenths, best, drop, halfway_at, frames }
+        Curve { last20, tenths, best, drop, halfway_at, frames, updates: points.len() }
     }
 }
 
@@ -210,9 +212,9 @@ fn run_demo(xpid: &str, extra: &[&str]) -> TestRun {
 /// What `expect` asks of a finished run; the reason where it falls short.
 fn check(run: &TestRun, expect: Expect, random: f64) -> Result<(), String> {
     let rows = run.logs();
-    assert!(rows.len() > 100, "too few updates: {}", rows.len());
     // Halfway between random play and following the ball (+5).
     let curve = Curve::of(&rows, (random + 5.0) / 2.0);
+    assert!(curve.updates > 100, "too few updates with finished episodes: {}", curve.updates);
     let learned = curve.last20;
     let tenths: Vec<String> = curve.tenths.iter().map(|t| format!("{t:.1}")).collect();
     let summary = format!(
@@ -244,7 +246,8 @@ fn check_learned(curve: &Curve, random: f64, summary: &str) -> Result<(), String
     }
     // Learning that holds: a run that climbs and falls back fails, whatever
     // its last 20% (issue 20).
-    if curve.drop > 1.0 {
+    // NaN (no episode in the last tenth) fails too.
+    if curve.drop.is_nan() || curve.drop > 1.0 {
         return Err(format!(
             "the return fell back by {:.2} from its best tenth\n{summary}",
             curve.drop
@@ -339,6 +342,7 @@ mod tests {
         // The trailing 20k window passes 0.7 once 12 of its 20 updates are at +4.
         assert_eq!(curve.halfway_at, Some(62_000.0));
         assert!((curve.last20 - 2.0).abs() < 1e-9, "{}", curve.last20);
+        assert_eq!(curve.updates, 100);
         // Updates without finished episodes (NaN return) are left out.
         let mut with_gaps = rows(&points);
         with_gaps[3].insert("mean_episode_return".into(), "NaN".into());
