@@ -69,8 +69,12 @@ fn evaluation_plays_the_newest_checkpoint_that_verifies() {
     let report = std::fs::read_dir(run.run_dir())
         .unwrap()
         .flatten()
-        .find(|e| e.file_name().to_string_lossy().starts_with("eval-"))
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+        .find(|e| {
+            // The actors' logs (`eval-run.log`) share the prefix; the order of
+            // a directory's entries is the file system's, so match both ends.
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.starts_with("eval-") && name.ends_with(".json")
+        })
         .expect("the evaluation's report");
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(report.path()).unwrap()).unwrap();
