@@ -20,6 +20,7 @@ use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
 use tch::{Device, Kind, Tensor};
 
+use common::auth::Credentials;
 use common::config::ModelConfig;
 use common::env::{derive_seed, make_env, Environment};
 use common::model::{AgentOutput, AgentState, Model, Unroll};
@@ -513,10 +514,12 @@ pub fn train(args: &Args, run_dir: &RunDir, stop: &AtomicBool) -> Result<()> {
     let model = acting_model(args, &cfg)?;
     let t_len = args.run.unroll_length;
     let mut addresses = resolve_addresses(args, run_dir, stop)?;
-    let xpid = run_dir.xpid();
-    let mut push = Push::dial(&addresses.trajectories, xpid)?;
-    let mut params = ParamsClient::dial(&addresses.params, xpid, args.max_message_bytes)?;
-    let mut sink = EpisodeSink::new(Push::dial(&addresses.episodes, xpid)?);
+    // The run's key: made by the learner with the run directory (or by us,
+    // if we got there first; either way one key for the whole run).
+    let creds = Credentials::of(run_dir)?;
+    let mut push = Push::dial(&addresses.trajectories, &creds)?;
+    let mut params = ParamsClient::dial(&addresses.params, &creds, args.max_message_bytes)?;
+    let mut sink = EpisodeSink::new(Push::dial(&addresses.episodes, &creds)?);
     let mut acting = Acting::new(args, &cfg, args.record_every)?;
     let mut policy = Policy { model, version: 0 };
     tracing::info!(
@@ -571,8 +574,8 @@ pub fn train(args: &Args, run_dir: &RunDir, stop: &AtomicBool) -> Result<()> {
                         "the learner moved to {} (endpoints.json); redialling",
                         now.params
                     );
-                    push = Push::dial(&now.trajectories, xpid)?;
-                    params = ParamsClient::dial(&now.params, xpid, args.max_message_bytes)?;
+                    push = Push::dial(&now.trajectories, &creds)?;
+                    params = ParamsClient::dial(&now.params, &creds, args.max_message_bytes)?;
                     addresses = now;
                 }
             }
@@ -695,6 +698,7 @@ fn checkpoint_weights(path: &Path) -> Result<(Vec<u8>, PathBuf)> {
 pub fn evaluate(args: &Args, run_dir: &RunDir, stop: &AtomicBool) -> Result<()> {
     let cfg = model_config(args)?;
     let mut model = acting_model(args, &cfg)?;
+    let creds = Credentials::of(run_dir)?;
     let (version, source) = match &args.checkpoint {
         Some(path) => {
             let (bytes, file) = checkpoint_weights(path)?;
@@ -705,8 +709,7 @@ pub fn evaluate(args: &Args, run_dir: &RunDir, stop: &AtomicBool) -> Result<()> 
         }
         None => {
             let addresses = resolve_addresses(args, run_dir, stop)?;
-            let client =
-                ParamsClient::dial(&addresses.params, run_dir.xpid(), args.max_message_bytes)?;
+            let client = ParamsClient::dial(&addresses.params, &creds, args.max_message_bytes)?;
             let mut policy = Policy { model, version: 0 };
             if !policy.refresh(&client, args.actor_id)? || policy.version == 0 {
                 let (bytes, file) = checkpoint_weights(run_dir.root()).context(
@@ -728,7 +731,7 @@ pub fn evaluate(args: &Args, run_dir: &RunDir, stop: &AtomicBool) -> Result<()> 
         .clone()
         .or(Endpoints::read(&run_dir.endpoints()).ok().and_then(|e| e.episodes))
         .unwrap_or_else(|| run_dir.ipc("episodes"));
-    let mut sink = EpisodeSink::new(Push::dial(&episodes_address, run_dir.xpid())?);
+    let mut sink = EpisodeSink::new(Push::dial(&episodes_address, &creds)?);
     let num_envs = args.num_envs.min(args.episodes).max(1);
     let mut acting = Acting::new(&Args { num_envs, ..args.clone() }, &cfg, 1)?;
     tracing::info!(

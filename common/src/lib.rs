@@ -8,6 +8,7 @@
 //! wire these pieces together.
 
 pub mod args;
+pub mod auth;
 pub mod checkpoint;
 pub mod config;
 pub mod env;

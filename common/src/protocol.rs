@@ -37,6 +37,8 @@ pub const RAM_BYTES: usize = 128;
 pub enum ProtocolError {
     #[error("cannot decode message: {0}")]
     Decode(String),
+    #[error("message without this run's tag (the key in <run dir>/run.key): two runs share an address, or it was forged or altered in flight; dropped unread")]
+    Unauthenticated,
     #[error("cannot encode message: {0}")]
     Encode(String),
     #[error("protocol version {got} differs from ours ({want}): run the same build of actor, learner and recorder")]

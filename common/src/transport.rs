@@ -7,16 +7,21 @@
 //! themselves when the peer goes away and comes back, and nothing binds beyond
 //! loopback unless the caller says so ([`check_bind_address`]).
 //!
+//! Every message is tagged with the run's key ([`crate::auth`]) and every
+//! received one is checked before it is decoded, on every transport, ipc and
+//! loopback included: one code path.
+//!
 //! A receive returns `Ok(Err(ProtocolError))` for a message that arrived but
-//! was refused (wrong run, bad bytes): the caller counts it and goes on. An
-//! `Err(TransportError)` means the socket itself failed.
+//! was refused (no valid tag, wrong run, bad bytes): the caller counts it and
+//! goes on. An `Err(TransportError)` means the socket itself failed.
 
 use std::time::Duration;
 
 use nng::options::{Options, ReconnectMaxTime, ReconnectMinTime, RecvMaxSize, RecvTimeout};
 use nng::{Message, Protocol, Socket};
 
-use crate::protocol::{decode, encode_into, Body, ProtocolError};
+use crate::auth::{Credentials, TAG_BYTES};
+use crate::protocol::{encode_into, Body, ProtocolError};
 
 /// Default maximum size of one received message: a paper-sized unroll
 /// (T = 50, 210x160x3 frames) is about 5 MB, so 64 MB leaves room for T = 500.
@@ -108,10 +113,24 @@ fn dial(protocol: Protocol, address: &str, max_bytes: usize) -> Result<Socket> {
     Ok(socket)
 }
 
-fn encode_message(run: &str, body: &Body, capacity: usize) -> Result<Message> {
-    let mut message = Message::with_capacity(capacity);
-    encode_into(&mut message, run, body)?;
+fn encode_message(creds: &Credentials, body: &Body, capacity: usize) -> Result<Message> {
+    let mut message = Message::with_capacity(capacity + TAG_BYTES);
+    encode_into(&mut message, creds.run(), body)?;
+    let tag = creds.key().tag(&message);
+    message.push_back(&tag);
     Ok(message)
+}
+
+/// `body` encoded and tagged, as bytes: for a message sent many times.
+pub fn seal(creds: &Credentials, body: &Body) -> std::result::Result<Vec<u8>, ProtocolError> {
+    Ok(creds.seal(crate::protocol::encode(creds.run(), body)?))
+}
+
+/// Checks the tag, then decodes: bytes without this run's tag are never
+/// parsed.
+pub fn open(sealed: &[u8], creds: &Credentials) -> std::result::Result<Body, ProtocolError> {
+    let message = creds.open(sealed).ok_or(ProtocolError::Unauthenticated)?;
+    crate::protocol::decode(message, creds.run())
 }
 
 /// Capacity for the encoded message. It must cover the whole message: NNG
@@ -134,12 +153,12 @@ fn failure(action: &'static str, source: nng::Error) -> TransportError {
 
 fn receive(
     socket: &Socket,
-    run: &str,
+    creds: &Credentials,
     timeout: Option<Duration>,
 ) -> Result<Option<std::result::Result<Body, ProtocolError>>> {
     socket.set_opt::<RecvTimeout>(timeout).map_err(socket_error("configure", "socket"))?;
     match socket.recv() {
-        Ok(message) => Ok(Some(decode(&message, run))),
+        Ok(message) => Ok(Some(open(&message, creds))),
         Err(nng::Error::TimedOut) => Ok(None),
         Err(source) => Err(failure("receive on", source)),
     }
@@ -232,19 +251,24 @@ fn sender(body: &Body) -> Option<u32> {
 /// The receiving end of a PUSH -> PULL pipeline (learner, recorder).
 pub struct Pull {
     socket: Socket,
-    run: String,
+    creds: Credentials,
     connections: std::sync::Arc<Connections>,
 }
 
 impl Pull {
-    pub fn bind(address: &str, run: &str, max_bytes: usize, allow_remote: bool) -> Result<Self> {
-        let socket = listen(Protocol::Pull0, address, max_bytes, allow_remote)?;
+    pub fn bind(
+        address: &str,
+        creds: &Credentials,
+        max_bytes: usize,
+        allow_remote: bool,
+    ) -> Result<Self> {
+        let socket = listen(Protocol::Pull0, address, max_bytes + TAG_BYTES, allow_remote)?;
         let connections = std::sync::Arc::new(Connections::default());
         let c = connections.clone();
         socket
             .pipe_notify(move |pipe, event| c.event(pipe, event))
             .map_err(socket_error("configure", address))?;
-        Ok(Pull { socket, run: run.into(), connections })
+        Ok(Pull { socket, creds: creds.clone(), connections })
     }
 
     /// Who is connected, and which actors went away.
@@ -260,7 +284,7 @@ impl Pull {
         self.socket.set_opt::<RecvTimeout>(timeout).map_err(socket_error("configure", "socket"))?;
         match self.socket.recv() {
             Ok(mut message) => {
-                let body = decode(&message, &self.run);
+                let body = open(&message, &self.creds);
                 if let (Ok(body), Some(pipe)) = (&body, message.pipe()) {
                     if let Some(actor) = sender(body) {
                         self.connections.seen(pipe, actor);
@@ -287,12 +311,12 @@ impl Pull {
 /// The sending end of a PUSH -> PULL pipeline (actor).
 pub struct Push {
     socket: Socket,
-    run: String,
+    creds: Credentials,
 }
 
 impl Push {
-    pub fn dial(address: &str, run: &str) -> Result<Self> {
-        Ok(Push { socket: dial(Protocol::Push0, address, 1 << 20)?, run: run.into() })
+    pub fn dial(address: &str, creds: &Credentials) -> Result<Self> {
+        Ok(Push { socket: dial(Protocol::Push0, address, 1 << 20)?, creds: creds.clone() })
     }
 
     /// Sends, waiting while the receiver's queue is full: a slow learner slows
@@ -302,14 +326,14 @@ impl Push {
         self.socket
             .set_opt::<nng::options::SendTimeout>(timeout)
             .map_err(socket_error("configure", "socket"))?;
-        let message = encode_message(&self.run, body, capacity_hint(body))?;
+        let message = encode_message(&self.creds, body, capacity_hint(body))?;
         self.socket.send(message).map_err(|(_, source)| failure("send on", source))
     }
 
     /// Sends without waiting; `Ok(false)` when no peer can take it now (the
     /// message is dropped). For streams that must never stall acting.
     pub fn try_send(&self, body: &Body) -> Result<bool> {
-        let message = encode_message(&self.run, body, capacity_hint(body))?;
+        let message = encode_message(&self.creds, body, capacity_hint(body))?;
         match self.socket.try_send(message) {
             Ok(()) => Ok(true),
             Err((_, nng::Error::TryAgain)) => Ok(false),
@@ -321,14 +345,14 @@ impl Push {
 /// The learner's REP socket that answers [`crate::protocol::ParamsRequest`]s.
 pub struct ParamsServer {
     socket: Socket,
-    run: String,
+    creds: Credentials,
 }
 
 impl ParamsServer {
-    pub fn bind(address: &str, run: &str, allow_remote: bool) -> Result<Self> {
+    pub fn bind(address: &str, creds: &Credentials, allow_remote: bool) -> Result<Self> {
         Ok(ParamsServer {
             socket: listen(Protocol::Rep0, address, 1 << 16, allow_remote)?,
-            run: run.into(),
+            creds: creds.clone(),
         })
     }
 
@@ -339,11 +363,12 @@ impl ParamsServer {
         &self,
         timeout: Option<Duration>,
     ) -> Result<Option<std::result::Result<Body, ProtocolError>>> {
-        receive(&self.socket, &self.run, timeout)
+        receive(&self.socket, &self.creds, timeout)
     }
 
-    /// Answers the request received last. `encoded` lets the caller serialize
-    /// a large `Params` once per version and answer many actors with it.
+    /// Answers the request received last. `encoded` (from [`ParamsServer::encode`],
+    /// tagged) lets the caller serialize a large `Params` once per version and
+    /// answer many actors with it.
     pub fn reply_encoded(&self, encoded: &[u8]) -> Result<()> {
         self.socket.send(Message::from(encoded)).map_err(|(_, source)| TransportError::Socket {
             action: "reply on",
@@ -357,24 +382,24 @@ impl ParamsServer {
     }
 
     pub fn encode(&self, body: &Body) -> Result<Vec<u8>> {
-        Ok(crate::protocol::encode(&self.run, body)?)
+        Ok(seal(&self.creds, body)?)
     }
 }
 
 /// The actor's REQ socket for parameters.
 pub struct ParamsClient {
     socket: Socket,
-    run: String,
+    creds: Credentials,
 }
 
 impl ParamsClient {
-    pub fn dial(address: &str, run: &str, max_bytes: usize) -> Result<Self> {
-        let socket = dial(Protocol::Req0, address, max_bytes)?;
+    pub fn dial(address: &str, creds: &Credentials, max_bytes: usize) -> Result<Self> {
+        let socket = dial(Protocol::Req0, address, max_bytes + TAG_BYTES)?;
         // Re-send a request that got no answer (learner restarted meanwhile).
         socket
             .set_opt::<nng::options::protocol::reqrep::ResendTime>(Some(Duration::from_secs(5)))
             .map_err(socket_error("configure", address))?;
-        Ok(ParamsClient { socket, run: run.into() })
+        Ok(ParamsClient { socket, creds: creds.clone() })
     }
 
     /// Sends `body` and waits up to `timeout` for the answer.
@@ -386,15 +411,46 @@ impl ParamsClient {
         self.socket
             .set_opt::<nng::options::SendTimeout>(Some(timeout))
             .map_err(socket_error("configure", "socket"))?;
-        let message = encode_message(&self.run, body, 256)?;
+        let message = encode_message(&self.creds, body, 256)?;
         self.socket.send(message).map_err(|(_, source)| failure("send on", source))?;
-        receive(&self.socket, &self.run, Some(timeout))?.ok_or(TransportError::TimedOut)
+        receive(&self.socket, &self.creds, Some(timeout))?.ok_or(TransportError::TimedOut)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::UpToDate;
+
+    /// A message altered on the way (one byte flipped between the sender's
+    /// tag and the receiver) is refused unread; the same message intact is
+    /// taken, and so is the next one: the connection stays usable.
+    #[test]
+    fn a_byte_flipped_in_flight_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let address = format!("ipc://{}/pull", dir.path().display());
+        let creds = Credentials::ephemeral("run");
+        let pull = Pull::bind(&address, &creds, 1 << 20, false).unwrap();
+        let wire = Socket::new(Protocol::Push0).unwrap();
+        wire.dial(&address).unwrap();
+        let sealed = seal(&creds, &Body::UpToDate(UpToDate { version: 7 })).unwrap();
+        let timeout = Some(Duration::from_secs(10));
+        for i in [0, sealed.len() / 2, sealed.len() - TAG_BYTES - 1, sealed.len() - 1] {
+            let mut altered = sealed.clone();
+            altered[i] ^= 0x10;
+            wire.send(Message::from(&altered[..])).unwrap();
+            let got = pull.recv(timeout).unwrap().expect("a message");
+            assert!(matches!(got, Err(ProtocolError::Unauthenticated)), "byte {i}: {got:?}");
+        }
+        wire.send(Message::from(&sealed[..])).unwrap();
+        let got = pull.recv(timeout).unwrap().expect("a message");
+        assert!(matches!(got, Ok(Body::UpToDate(UpToDate { version: 7 }))), "{got:?}");
+        // Another run's key, with our run id: refused as well.
+        let forged = seal(&Credentials::ephemeral("run"), &Body::UpToDate(UpToDate { version: 8 }));
+        wire.send(Message::from(&forged.unwrap()[..])).unwrap();
+        let got = pull.recv(timeout).unwrap().expect("a message");
+        assert!(matches!(got, Err(ProtocolError::Unauthenticated)), "{got:?}");
+    }
 
     #[test]
     fn bind_addresses_stay_on_loopback_unless_allowed() {

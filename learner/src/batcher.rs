@@ -281,6 +281,7 @@ impl TrajectoryCounters {
 pub fn drop_reason(e: &ProtocolError) -> &'static str {
     match e {
         ProtocolError::Decode(_) => "undecodable",
+        ProtocolError::Unauthenticated => "unauthenticated",
         ProtocolError::Encode(_) => "encode",
         ProtocolError::WrongProtocol { .. } => "wrong_protocol",
         ProtocolError::WrongRun { .. } => "wrong_run",
@@ -511,7 +512,8 @@ mod tests {
         let address = format!("ipc://{}/trajectories", dir.path().display());
         let cfg = ModelConfig::paper(18);
         let (t_len, batch_size) = (5, 2);
-        let pull = Pull::bind(&address, "run", 64 << 20, false).unwrap();
+        let creds = common::auth::Credentials::ephemeral("run");
+        let pull = Pull::bind(&address, &creds, 64 << 20, false).unwrap();
         let batcher = Batcher::spawn(
             pull,
             BatcherConfig {
@@ -523,7 +525,7 @@ mod tests {
                 device: Device::Cpu,
             },
         );
-        let push = Push::dial(&address, "run").unwrap();
+        let push = Push::dial(&address, &creds).unwrap();
         let mut rng = rand_pcg::Pcg64::seed_from_u64(1);
         let message = Body::Trajectory(Box::new(crate::bench::random_trajectory(
             &cfg, t_len, 1, 0, &mut rng,
@@ -554,7 +556,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let address = format!("ipc://{}/trajectories", dir.path().display());
         let cfg = ModelConfig::small(3);
-        let pull = Pull::bind(&address, "run", 64 << 20, false).unwrap();
+        let creds = common::auth::Credentials::ephemeral("run");
+        let pull = Pull::bind(&address, &creds, 64 << 20, false).unwrap();
         let batcher = Batcher::spawn(
             pull,
             BatcherConfig {
@@ -566,7 +569,7 @@ mod tests {
                 device: Device::Cpu,
             },
         );
-        let push = Push::dial(&address, "run").unwrap();
+        let push = Push::dial(&address, &creds).unwrap();
         let mut rng = rand_pcg::Pcg64::seed_from_u64(2);
         let mut bad = crate::bench::random_trajectory(&cfg, 4, 7, 0, &mut rng);
         bad.policy_logits = Array::from_f32(vec![5, 3], &[f32::NAN; 15]);

@@ -20,11 +20,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use rand::{Rng, SeedableRng};
 
+use common::auth::Credentials;
 use common::config::ModelConfig;
 use common::model::{AgentState, Model};
 use common::precision::Precision;
-use common::protocol::{encode, Array, Body, ParamsRequest, Trajectory};
-use common::transport::ParamsClient;
+use common::protocol::{Array, Body, ParamsRequest, Trajectory};
+use common::transport::{open, seal, ParamsClient};
 
 use crate::batcher::build_batch;
 use crate::metrics::process_cpu_seconds;
@@ -121,13 +122,16 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     loop_args.trajectories_address = Some(trajectories_address.clone());
     loop_args.params_address = Some(params_address.clone());
 
+    // The run's key, as the learner will read it: the messages are tagged.
+    std::fs::create_dir_all(run_dir.root())?;
+    let creds = Credentials::of(&run_dir)?;
     let trajectories_for_after = trajectories.clone();
     let messages: Vec<Vec<u8>> = trajectories
         .into_iter()
-        .map(|tr| encode("bench", &Body::Trajectory(Box::new(tr))))
+        .map(|tr| seal(&creds, &Body::Trajectory(Box::new(tr))))
         .collect::<Result<_, _>>()?;
     let message_bytes = messages[0].len();
-    let parts = loop_parts(&messages, &cfg, t, device, train_args.decode_threads)?;
+    let parts = loop_parts(&messages, &creds, &cfg, t, device, train_args.decode_threads)?;
     let done = Arc::new(AtomicBool::new(false));
     let producer = {
         let done = done.clone();
@@ -150,8 +154,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     };
     let params_client = {
         let done = done.clone();
+        let creds = creds.clone();
         std::thread::spawn(move || -> Result<(u64, u64)> {
-            let client = ParamsClient::dial(&params_address, "bench", 256 << 20)?;
+            let client = ParamsClient::dial(&params_address, &creds, 256 << 20)?;
             let (mut version, mut downloads) = (0u64, 0u64);
             while !done.load(Ordering::Relaxed) {
                 let request = Body::ParamsRequest(ParamsRequest { actor_id: 0, version });
@@ -298,6 +303,7 @@ fn model_step_seconds(
 /// and encode the params message.
 fn loop_parts(
     messages: &[Vec<u8>],
+    creds: &Credentials,
     cfg: &ModelConfig,
     unroll_length: usize,
     device: tch::Device,
@@ -315,7 +321,7 @@ fn loop_parts(
         let clock = Instant::now();
         let trajectories: Vec<Trajectory> = messages
             .iter()
-            .map(|m| match common::protocol::decode(m, "bench") {
+            .map(|m| match open(m, creds) {
                 Ok(Body::Trajectory(t)) => Ok(*t),
                 other => anyhow::bail!("bench message decodes to {other:?}"),
             })
@@ -343,7 +349,7 @@ fn loop_parts(
         drop(snapshot);
         let clock = Instant::now();
         let params = model.to_params(1)?;
-        let _bytes = encode("bench", &Body::Params(params))?;
+        let _bytes = seal(creds, &Body::Params(params))?;
         sums[5] += clock.elapsed().as_secs_f64();
     }
     Ok(sums.map(|s| s / REPS as f64))

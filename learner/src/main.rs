@@ -37,6 +37,7 @@ use serde_json::json;
 use tch::Device;
 
 use common::args::RunArgs;
+use common::auth::Credentials;
 use common::model::Model;
 use common::precision::PrecisionChoice;
 use common::rundir::Endpoints;
@@ -456,6 +457,9 @@ pub fn train(args: &TrainArgs, stop: &AtomicBool) -> Result<Summary> {
     run_dir
         .create()
         .with_context(|| format!("creating run directory {}", run_dir.root().display()))?;
+    // The run's key, made with the run directory: every message is tagged with
+    // it, so only processes that can read the run directory take part.
+    let creds = Credentials::of(&run_dir)?;
     let env = args.run.env_spec();
     let num_actions = env.num_actions().context("finding the game's number of actions")?;
     let frames_per_step = u64::from(env.action_repeat.max(1));
@@ -523,14 +527,9 @@ pub fn train(args: &TrainArgs, stop: &AtomicBool) -> Result<Summary> {
     let trajectories_address =
         args.trajectories_address.clone().unwrap_or_else(|| run_dir.ipc("trajectories"));
     let params_address = args.params_address.clone().unwrap_or_else(|| run_dir.ipc("params"));
-    let pull = Pull::bind(
-        &trajectories_address,
-        run_dir.xpid(),
-        args.max_message_bytes,
-        args.allow_remote,
-    )
-    .with_context(|| format!("binding the trajectory socket {trajectories_address}"))?;
-    let server = ParamsServer::bind(&params_address, run_dir.xpid(), args.allow_remote)
+    let pull = Pull::bind(&trajectories_address, &creds, args.max_message_bytes, args.allow_remote)
+        .with_context(|| format!("binding the trajectory socket {trajectories_address}"))?;
+    let server = ParamsServer::bind(&params_address, &creds, args.allow_remote)
         .with_context(|| format!("binding the params socket {params_address}"))?;
     Endpoints::merge_into(
         &run_dir.endpoints(),

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use common::auth::Credentials;
 use common::config::ModelConfig;
 use common::env::EnvSpec;
 use common::model::AgentState;
@@ -191,21 +192,24 @@ fn learner_learns_serves_checkpoints_and_resumes() {
 
     // An actor holding nothing (version 0) gets the initial weights, version 1,
     // once; then "up to date".
-    let client = ParamsClient::dial(&params_address, XPID, 64 << 20).unwrap();
+    let creds = Credentials::of(&run).unwrap();
+    let client = ParamsClient::dial(&params_address, &creds, 64 << 20).unwrap();
     let Body::Params(v1) = request(&client, 0) else { panic!("expected params") };
     assert_eq!(v1.version, 1);
     assert_eq!(v1.fingerprint, cfg().fingerprint());
     assert_eq!(request(&client, 1), Body::UpToDate(UpToDate { version: 1 }));
 
     // Bad trajectories are dropped and counted, never learned from.
-    let push = Push::dial(&trajectories_address, XPID).unwrap();
+    let push = Push::dial(&trajectories_address, &creds).unwrap();
     let mut bad = trajectory(&mut rng, 5, 0, 1);
     bad.action = Array::from_i64(vec![T + 1], &[0, 1, 99, 0, 0]);
     send(&push, bad);
     let mut short = trajectory(&mut rng, 5, 1, 1);
     short.reward = Array::from_f32(vec![T], &[0.0; T]);
     send(&push, short);
-    let stranger = Push::dial(&trajectories_address, "another-run").unwrap();
+    // Another run's process: its own run id and key.
+    let stranger =
+        Push::dial(&trajectories_address, &Credentials::ephemeral("another-run")).unwrap();
     send(&stranger, trajectory(&mut rng, 6, 0, 1));
 
     // B good ones: one update, version 2, new weights.
@@ -222,7 +226,7 @@ fn learner_learns_serves_checkpoints_and_resumes() {
     // again, and so does any other actor: the same bytes, encoded once.
     assert_eq!(request(&client, 2), Body::UpToDate(UpToDate { version: 2 }));
     assert_eq!(request(&client, 1), Body::Params(v2.clone()));
-    let other_actor = ParamsClient::dial(&params_address, XPID, 64 << 20).unwrap();
+    let other_actor = ParamsClient::dial(&params_address, &creds, 64 << 20).unwrap();
     assert_eq!(request(&other_actor, 0), Body::Params(v2.clone()));
     assert_eq!(request(&other_actor, 2), Body::UpToDate(UpToDate { version: 2 }));
 
@@ -255,7 +259,7 @@ fn learner_learns_serves_checkpoints_and_resumes() {
     assert!(run.checkpoints().join("ckpt-000000000002/manifest.json").is_file(), "{log}");
     assert!(log.contains("action_out_of_range"), "{log}");
     assert!(log.contains("bad_shape"), "{log}");
-    assert!(log.contains("wrong_run"), "{log}");
+    assert!(log.contains("unauthenticated"), "{log}");
     // Versions 1, 2 and 3 were asked for: each serialized once, however often served.
     assert!(log.contains("3 versions encoded"), "{log}");
     let meta: serde_json::Value =
@@ -274,13 +278,14 @@ fn learner_learns_serves_checkpoints_and_resumes() {
     // --resume: the same weights at the same version, the same step counter and schedule.
     let mut learner = Learner::start(root.path(), "2", &["--resume"]);
     let (_, params_address) = endpoints(&run, &mut learner);
-    let client = ParamsClient::dial(&params_address, XPID, 64 << 20).unwrap();
+    let creds = Credentials::of(&run).unwrap();
+    let client = ParamsClient::dial(&params_address, &creds, 64 << 20).unwrap();
     let Body::Params(resumed) = request(&client, 0) else { panic!("expected params") };
     assert_eq!(resumed.version, 3);
     assert_eq!(tensors(&resumed), tensors(&v3), "resumed weights differ from the checkpointed");
     assert!(learner.log().contains("resumed from"), "{}", learner.log());
 
-    let push = Push::dial(&trajectories_address, XPID).unwrap();
+    let push = Push::dial(&trajectories_address, &creds).unwrap();
     for env in 0..B as u32 {
         send(&push, trajectory(&mut rng, 1, env, 3));
     }

@@ -111,7 +111,8 @@ pub fn serve(args: ServeArgs) -> Result<()> {
     };
     let mut writer = Writer::new(opts)?;
     let address = args.episodes_address.clone().unwrap_or_else(|| run_dir.ipc("episodes"));
-    let pull = Pull::bind(&address, run_dir.xpid(), args.max_message_bytes, args.allow_remote)
+    let creds = common::auth::Credentials::of(&run_dir)?;
+    let pull = Pull::bind(&address, &creds, args.max_message_bytes, args.allow_remote)
         .with_context(|| format!("bind the episode socket {address}"))?;
     Endpoints::merge_into(
         &run_dir.endpoints(),

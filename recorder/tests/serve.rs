@@ -134,10 +134,10 @@ fn malformed_chunks_are_dropped_counted_and_harmless() {
     let mut other_size = good[1].clone();
     other_size.frame = Array::from_u8(vec![4, H + 2, W, 3], vec![0; 4 * (H + 2) * W * 3]);
     send(&push, &other_size);
-    // Another run's message on our socket.
+    // Another run's message on our socket: its own run id and key.
     let stranger = Push::dial(
         &format!("ipc://{}/sock/episodes", std::path::absolute(run_dir(root)).unwrap().display()),
-        "other-run",
+        &common::auth::Credentials::ephemeral("other-run"),
     )
     .unwrap();
     stranger
@@ -163,7 +163,7 @@ fn malformed_chunks_are_dropped_counted_and_harmless() {
     let dropped_lines = log.lines().filter(|l| l.contains("dropped")).count();
     assert!(dropped_lines >= 8, "expected 8 dropped-lines:\n{log}");
     assert!(log.contains("dropped=8"), "the count reaches 8:\n{log}");
-    assert!(log.contains("WrongRun") || log.contains("reached run"), "{log}");
+    assert!(log.contains("without this run's tag"), "{log}");
     sent.steps = 8;
     h5check(
         root,

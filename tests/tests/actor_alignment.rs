@@ -80,9 +80,10 @@ fn collect(
     let dir = tempfile::tempdir().unwrap();
     let run = RunDir::new(dir.path(), "align").unwrap();
     run.create().unwrap();
+    let creds = common::auth::Credentials::of(&run).unwrap();
     let pull =
-        Pull::bind(&run.ipc("trajectories"), "align", DEFAULT_MAX_MESSAGE_BYTES, false).unwrap();
-    let server = ParamsServer::bind(&run.ipc("params"), "align", false).unwrap();
+        Pull::bind(&run.ipc("trajectories"), &creds, DEFAULT_MAX_MESSAGE_BYTES, false).unwrap();
+    let server = ParamsServer::bind(&run.ipc("params"), &creds, false).unwrap();
     let endpoints = Endpoints {
         trajectories: Some(run.ipc("trajectories")),
         params: Some(run.ipc("params")),

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use common::auth::{Credentials, RunKey};
 use common::config::ModelConfig;
 use common::env::EnvSpec;
 use common::fixtures;
@@ -368,15 +369,31 @@ fn bad_messages_to_a_running_learner_are_dropped_counted_and_harmless() {
     }
 
     let push = raw_push(&trajectories);
-    let send = |bytes: Vec<u8>| push.send(nng::Message::from(&bytes[..])).unwrap();
+    let send_raw = |bytes: Vec<u8>| push.send(nng::Message::from(&bytes[..])).unwrap();
+    // Bad bytes that carry the run's tag, as a buggy process of the run could
+    // send: they get past the tag check and reach the decoder and validation.
+    let creds = Credentials::new(&xpid, RunKey::load_file(&run.run_dir().join("run.key")).unwrap());
+    let send = |bytes: Vec<u8>| send_raw(creds.seal(bytes));
     let good = encode(&xpid, &Body::Trajectory(Box::new(trajectory(8, 1)))).unwrap();
-    let (random, truncated) = (30, 20);
+    let (random, truncated, untagged) = (30, 20, 10);
     for _ in 0..random {
         let n = rng.gen_range(0..4096);
         send((0..n).map(|_| rng.gen()).collect());
     }
     for _ in 0..truncated {
         send(good[..rng.gen_range(0..good.len())].to_vec());
+    }
+    // Without the run's tag: random bytes, and good messages tagged with another
+    // key (a forger who knows the run id) are dropped unread.
+    for _ in 0..untagged / 2 {
+        let n = rng.gen_range(0..4096);
+        send_raw((0..n).map(|_| rng.gen()).collect());
+    }
+    let forger = Credentials::ephemeral(&xpid);
+    for seed in 0..untagged / 2 {
+        send_raw(forger.seal(
+            encode(&xpid, &Body::Trajectory(Box::new(trajectory(8, 30 + seed as u64)))).unwrap(),
+        ));
     }
     let mut other_version = good.clone();
     let at = other_version.windows(8).position(|w| w == b"protocol").unwrap() + 8;
@@ -401,18 +418,24 @@ fn bad_messages_to_a_running_learner_are_dropped_counted_and_harmless() {
         send(encode(&xpid, &Body::Trajectory(Box::new(trajectory(8, 10 + seed)))).unwrap());
     }
 
-    // The params socket: random bytes and another run's request each get an
-    // answer the asker can act on, and a count.
+    // The params socket: random bytes, another run's request and a forged
+    // one each get an answer (REP must answer) that holds no weights, and a count.
+    let request = |run: &str| {
+        encode(run, &Body::ParamsRequest(ParamsRequest { actor_id: 1, version: 0 })).unwrap()
+    };
     for body in [
-        vec![0xc1u8, 0x00, 0x13],
-        encode("another-run", &Body::ParamsRequest(ParamsRequest { actor_id: 1, version: 0 }))
-            .unwrap(),
+        creds.seal(vec![0xc1u8, 0x00, 0x13]),
+        creds.seal(request("another-run")),
+        forger.seal(request(&xpid)),
     ] {
         let req = nng::Socket::new(nng::Protocol::Req0).unwrap();
         req.dial(&params).unwrap();
         req.send(nng::Message::from(&body[..])).unwrap();
         let reply = req.recv().unwrap();
-        assert!(common::protocol::decode(&reply, &xpid).is_ok());
+        assert!(
+            matches!(common::transport::open(&reply, &creds), Ok(Body::UpToDate(_))),
+            "the refusal is tagged by the learner and carries no weights"
+        );
     }
 
     wait_until(120, "two updates", || run.log("learner"), || steps(&run).len() >= 2);
@@ -424,6 +447,7 @@ fn bad_messages_to_a_running_learner_are_dropped_counted_and_harmless() {
     let counts = &m["trajectories_per_actor"];
     let unknown = &counts["unknown"]["dropped"];
     assert_eq!(unknown["undecodable"], random + truncated, "{counts}\n{log}");
+    assert_eq!(unknown["unauthenticated"], untagged, "{counts}\n{log}");
     assert_eq!(unknown["wrong_protocol"], 1, "{counts}");
     assert_eq!(unknown["wrong_run"], 1, "{counts}");
     assert_eq!(unknown["unexpected_body"], 1, "{counts}");
@@ -436,10 +460,12 @@ fn bad_messages_to_a_running_learner_are_dropped_counted_and_harmless() {
     assert_eq!(counts["8"]["received"], 8, "{counts}");
     assert_eq!(counts["8"]["used"], 8, "{counts}");
     assert!(counts["8"]["dropped"].as_object().is_none_or(|d| d.is_empty()), "{counts}");
-    for reason in ["undecodable", "wrong_protocol", "wrong_run", "bad_shape", "non_finite"] {
+    for reason in
+        ["undecodable", "unauthenticated", "wrong_protocol", "wrong_run", "bad_shape", "non_finite"]
+    {
         assert!(log.contains(&format!("({reason}, ")), "no log line for {reason}:\n{log}");
     }
-    assert!(log.contains("refused params request (2 so far)"), "{log}");
+    assert!(log.contains("refused params request (3 so far)"), "{log}");
 }
 
 /// Another run's actor pointed at this learner is refused both ways, and a

@@ -4,20 +4,27 @@
 use std::process::Command;
 use std::time::Duration;
 
+use common::auth::Credentials;
 use common::config::ModelConfig;
 use common::fixtures;
 use common::protocol::Body;
+use common::rundir::RunDir;
 use common::transport::{Pull, Push, DEFAULT_MAX_MESSAGE_BYTES};
 
 const RUN: &str = "wire-test";
 const T: usize = 50;
 const SEED: u64 = 42;
 
+fn credentials(runs_root: &std::path::Path) -> Credentials {
+    Credentials::of(&RunDir::new(runs_root, RUN).unwrap()).unwrap()
+}
+
 #[test]
 fn paper_sized_trajectory_crosses_processes_identical() {
     if let Ok(address) = std::env::var("AAA_WIRE_SEND_TO") {
         // Child: send the trajectory and wait until it is taken.
-        let push = Push::dial(&address, RUN).unwrap();
+        let root = std::env::var("AAA_WIRE_RUNS_ROOT").unwrap();
+        let push = Push::dial(&address, &credentials(std::path::Path::new(&root))).unwrap();
         let trajectory = fixtures::trajectory(&ModelConfig::paper(18), T, SEED);
         push.send(&Body::Trajectory(Box::new(trajectory)), Some(Duration::from_secs(30))).unwrap();
         std::thread::sleep(Duration::from_millis(500)); // let NNG flush before exit
@@ -25,10 +32,13 @@ fn paper_sized_trajectory_crosses_processes_identical() {
     }
     let dir = tempfile::tempdir().unwrap();
     let address = format!("ipc://{}/trajectories", dir.path().display());
-    let pull = Pull::bind(&address, RUN, DEFAULT_MAX_MESSAGE_BYTES, false).unwrap();
+    // Both processes read the run's key from the same run directory.
+    let pull =
+        Pull::bind(&address, &credentials(dir.path()), DEFAULT_MAX_MESSAGE_BYTES, false).unwrap();
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "paper_sized_trajectory_crosses_processes_identical", "--nocapture"])
         .env("AAA_WIRE_SEND_TO", &address)
+        .env("AAA_WIRE_RUNS_ROOT", dir.path())
         .spawn()
         .unwrap();
     let received =

@@ -235,7 +235,14 @@ pub fn run_dir(root: &Path) -> PathBuf {
 pub fn push(root: &Path) -> Push {
     let address =
         format!("ipc://{}/sock/episodes", std::path::absolute(run_dir(root)).unwrap().display());
-    Push::dial(&address, XPID).unwrap()
+    Push::dial(&address, &credentials(root)).unwrap()
+}
+
+/// The run's id and key, as the recorder reads them (made now if the recorder
+/// has not started yet: it then reads this one).
+pub fn credentials(root: &Path) -> common::auth::Credentials {
+    let run = common::rundir::RunDir::new(root, XPID).unwrap();
+    common::auth::Credentials::of(&run).unwrap()
 }
 
 pub fn send(push: &Push, chunk: &EpisodeChunk) {
