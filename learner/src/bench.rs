@@ -122,8 +122,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     loop_args.trajectories_address = Some(trajectories_address.clone());
     loop_args.params_address = Some(params_address.clone());
 
-    // The run's key, as the learner will read it: the messages are tagged.
-    std::fs::create_dir_all(run_dir.root())?;
+    // The run's key (made with its directory), as the learner will read it:
+    // the messages are tagged.
     let creds = Credentials::of(&run_dir)?;
     let trajectories_for_after = trajectories.clone();
     let messages: Vec<Vec<u8>> = trajectories
