@@ -20,15 +20,15 @@ use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
 use tch::{Device, Kind, Tensor};
 
-use common::auth::Credentials;
-use common::config::ModelConfig;
-use common::env::{derive_seed, make_env, Environment};
-use common::model::{AgentOutput, AgentState, Model, Unroll};
-use common::protocol::{
+use agent::model::{AgentOutput, AgentState, Model, Unroll};
+use env::{derive_seed, make_env, Environment};
+use wire::auth::Credentials;
+use wire::config::ModelConfig;
+use wire::protocol::{
     Array, Body, EpisodeEnd, EpisodeUid, ParamsRequest, RecurrentState, Trajectory,
 };
-use common::rundir::{Endpoints, RunDir};
-use common::transport::{ParamsClient, Push, TransportError};
+use wire::rundir::{Endpoints, RunDir};
+use wire::transport::{ParamsClient, Push, TransportError};
 
 use crate::recording::{EpisodeRecording, EpisodeSink, StepView};
 use crate::Args;
@@ -666,11 +666,11 @@ pub fn train(args: &Args, run_dir: &RunDir, stop: &AtomicBool) -> Result<()> {
 /// Evaluation weights from `path`: a weights file (safetensors, taken as it
 /// is), one checkpoint directory (verified against its manifest), or a run or
 /// checkpoints directory, whose newest checkpoint that verifies is used
-/// (`common::checkpoint::newest_verified`; damaged ones are skipped with a
+/// (`wire::checkpoint::newest_verified`; damaged ones are skipped with a
 /// warning, `.damaged` and temporary directories are not checkpoints).
 /// Returns the weights and where they came from.
 fn checkpoint_weights(path: &Path) -> Result<(Vec<u8>, PathBuf)> {
-    use common::checkpoint::{self, MANIFEST_FILE, MODEL_FILE};
+    use wire::checkpoint::{self, MANIFEST_FILE, MODEL_FILE};
     if path.is_file() {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         return Ok((bytes, path.to_path_buf()));

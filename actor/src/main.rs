@@ -14,9 +14,9 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::Parser;
 
-use common::args::RunArgs;
-use common::env::EnvSpec;
-use common::precision::PrecisionChoice;
+use agent::precision::PrecisionChoice;
+use env::EnvSpec;
+use wire::args::RunArgs;
 
 #[derive(Parser, Debug, Clone)]
 #[command(
@@ -91,7 +91,7 @@ pub struct Args {
     #[arg(long, help_heading = "Sockets")]
     pub episodes_address: Option<String>,
     /// Largest params message accepted, in bytes.
-    #[arg(long, default_value_t = common::transport::DEFAULT_MAX_MESSAGE_BYTES, help_heading = "Sockets")]
+    #[arg(long, default_value_t = wire::transport::DEFAULT_MAX_MESSAGE_BYTES, help_heading = "Sockets")]
     pub max_message_bytes: usize,
     /// Stop after sending this many unrolls per environment (0: run until the learner finishes).
     #[arg(long, default_value_t = 0, help_heading = "Sockets")]
@@ -115,7 +115,7 @@ pub struct Args {
 
 impl Args {
     pub fn env_spec(&self) -> EnvSpec {
-        let base = self.run.env_spec();
+        let base = EnvSpec::of_run(&self.run.game, self.run.full_action_set);
         let cfg = self.run.model_config(1);
         EnvSpec {
             rom_dir: self.rom_dir.clone(),

@@ -5,9 +5,9 @@
 //! listens (or it cannot keep up) the chunk is dropped and counted, and acting
 //! goes on.
 
-use common::config::ModelConfig;
-use common::protocol::{Array, Body, EpisodeChunk, EpisodeEnd, EpisodeUid, RAM_BYTES};
-use common::transport::Push;
+use wire::config::ModelConfig;
+use wire::protocol::{Array, Body, EpisodeChunk, EpisodeEnd, EpisodeUid, RAM_BYTES};
+use wire::transport::Push;
 
 /// The recorder's socket, or none; counts what could not be delivered.
 pub struct EpisodeSink {

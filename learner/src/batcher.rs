@@ -21,10 +21,10 @@ use std::time::{Duration, Instant};
 
 use tch::{Device, Kind, Tensor};
 
-use common::config::ModelConfig;
-use common::model::{AgentState, Unroll};
-use common::protocol::{Body, ProtocolError, Trajectory};
-use common::transport::{Pull, TransportError};
+use agent::model::{AgentState, Unroll};
+use wire::config::ModelConfig;
+use wire::protocol::{Body, ProtocolError, Trajectory};
+use wire::transport::{Pull, TransportError};
 
 /// B unrolls ready for the learner; tensors on the CPU, time-major.
 pub struct Batch {
@@ -499,9 +499,9 @@ fn assemble(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use common::protocol::Array;
-    use common::transport::Push;
     use rand::SeedableRng;
+    use wire::protocol::Array;
+    use wire::transport::Push;
 
     /// Actors faster than the learner are slowed, not buffered: with nobody
     /// taking batches, sends start timing out after a bounded number of
@@ -512,7 +512,7 @@ mod tests {
         let address = format!("ipc://{}/trajectories", dir.path().display());
         let cfg = ModelConfig::paper(18);
         let (t_len, batch_size) = (5, 2);
-        let creds = common::auth::Credentials::ephemeral("run");
+        let creds = wire::auth::Credentials::ephemeral("run");
         let pull = Pull::bind(&address, &creds, 64 << 20, false).unwrap();
         let batcher = Batcher::spawn(
             pull,
@@ -556,7 +556,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let address = format!("ipc://{}/trajectories", dir.path().display());
         let cfg = ModelConfig::small(3);
-        let creds = common::auth::Credentials::ephemeral("run");
+        let creds = wire::auth::Credentials::ephemeral("run");
         let pull = Pull::bind(&address, &creds, 64 << 20, false).unwrap();
         let batcher = Batcher::spawn(
             pull,

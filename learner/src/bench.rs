@@ -20,12 +20,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use rand::{Rng, SeedableRng};
 
-use common::auth::Credentials;
-use common::config::ModelConfig;
-use common::model::{AgentState, Model};
-use common::precision::Precision;
-use common::protocol::{Array, Body, ParamsRequest, Trajectory};
-use common::transport::{open, seal, ParamsClient};
+use agent::model::{AgentState, Model};
+use agent::precision::Precision;
+use env::EnvSpec;
+use wire::auth::Credentials;
+use wire::config::ModelConfig;
+use wire::protocol::{Array, Body, ParamsRequest, Trajectory};
+use wire::transport::{open, seal, ParamsClient};
 
 use crate::batcher::build_batch;
 use crate::metrics::process_cpu_seconds;
@@ -79,7 +80,7 @@ pub fn random_trajectory(
 pub fn run(args: &BenchArgs) -> Result<()> {
     let train_args = &args.train;
     let (t, b) = (train_args.run.unroll_length, train_args.batch_size);
-    let env = train_args.run.env_spec();
+    let env = EnvSpec::of_run(&train_args.run.game, train_args.run.full_action_set);
     let num_actions = env.num_actions().context("finding the game's number of actions")?;
     let cfg = train_args.run.model_config(num_actions);
     let device = parse_device(&train_args.device)?;

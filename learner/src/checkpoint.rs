@@ -1,6 +1,6 @@
 //! Writing checkpoints, and loading one on `--resume`. The layout on disk, its
 //! verification and the search for the newest good checkpoint are
-//! `common::checkpoint`'s, shared with the actor's `--eval`.
+//! `wire::checkpoint`'s, shared with the actor's `--eval`.
 //!
 //! A checkpoint is written into a hidden `.tmp-*` directory, synced, and
 //! renamed into place in one step, so a crash leaves either the old set or the
@@ -18,12 +18,12 @@ use anyhow::{Context, Result};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use tch::{Device, Kind, Tensor};
 
-pub use common::checkpoint::{list, Counters};
-use common::checkpoint::{
+use agent::model::Model;
+pub use wire::checkpoint::{list, Counters};
+use wire::checkpoint::{
     FileEntry, Manifest, FORMAT, MANIFEST_FILE, MODEL_FILE, OPTIMIZER_FILE, PREFIX,
 };
-use common::config::ModelConfig;
-use common::model::Model;
+use wire::config::ModelConfig;
 
 use crate::optim::Optimizer;
 
@@ -150,7 +150,7 @@ fn prune(dir: &Path, keep: usize) {
     }
 }
 
-fn loaded(mut verified: common::checkpoint::Verified) -> Result<Loaded> {
+fn loaded(mut verified: wire::checkpoint::Verified) -> Result<Loaded> {
     Ok(Loaded {
         model: verified.take(MODEL_FILE)?,
         optimizer: verified.take(OPTIMIZER_FILE)?,
@@ -170,13 +170,13 @@ fn set_aside(path: &Path) {
     }
 }
 
-/// The newest checkpoint in `dir` that verifies (`common::checkpoint::newest_verified`).
+/// The newest checkpoint in `dir` that verifies (`wire::checkpoint::newest_verified`).
 /// The damaged ones newer than it go aside (renamed, not deleted): left in
 /// place they would sort as the newest, and pruning would delete every fresh
 /// checkpoint instead. `Ok(None)` when there is none at all; an error when
 /// checkpoints exist but none verifies.
 pub fn load_latest(dir: &Path) -> Result<Option<Loaded>> {
-    let Some(newest) = common::checkpoint::newest_verified(dir)? else {
+    let Some(newest) = wire::checkpoint::newest_verified(dir)? else {
         return Ok(None);
     };
     for (path, e) in &newest.damaged {
@@ -253,7 +253,7 @@ mod tests {
         let newest = dir.path().join("ckpt-000000000020").join(MODEL_FILE);
         let bytes = std::fs::read(&newest).unwrap();
         std::fs::write(&newest, &bytes[..bytes.len() / 2]).unwrap();
-        assert!(common::checkpoint::verify(&dir.path().join("ckpt-000000000020")).is_err());
+        assert!(wire::checkpoint::verify(&dir.path().join("ckpt-000000000020")).is_err());
         assert_eq!(load_latest(dir.path()).unwrap().unwrap().counters.step, 10);
 
         // A temporary directory (a writer killed before its rename) is never loaded.

@@ -11,7 +11,7 @@
 //!    time-major batch `[T+1, B, ...]`; bounded queues slow the actors down
 //!    rather than buffer without end;
 //! 3. per batch: forward over all T+1 steps from the stored initial recurrent
-//!    states, the IMPALA loss with V-trace (`common::vtrace`, rewards clipped
+//!    states, the IMPALA loss with V-trace (`agent::vtrace`, rewards clipped
 //!    to [-1, 1] there), backward, gradient-norm clipping, RMSProp with a
 //!    learning rate decaying linearly to zero over `--total-frames`;
 //! 4. publish the new weights to the params thread ([`params_service`]),
@@ -36,13 +36,14 @@ use clap::{Parser, Subcommand};
 use serde_json::json;
 use tch::Device;
 
-use common::args::RunArgs;
-use common::auth::Credentials;
-use common::model::Model;
-use common::precision::PrecisionChoice;
-use common::rundir::Endpoints;
-use common::transport::{ParamsServer, Pull, DEFAULT_MAX_MESSAGE_BYTES};
-use common::vtrace::{impala_loss, LossConfig, LossInputs, VTraceConfig};
+use agent::model::Model;
+use agent::precision::PrecisionChoice;
+use agent::vtrace::{impala_loss, LossConfig, LossInputs, VTraceConfig};
+use env::EnvSpec;
+use wire::args::RunArgs;
+use wire::auth::Credentials;
+use wire::rundir::Endpoints;
+use wire::transport::{ParamsServer, Pull, DEFAULT_MAX_MESSAGE_BYTES};
 
 use batcher::{Batcher, BatcherConfig};
 use checkpoint::Counters;
@@ -255,7 +256,7 @@ pub fn parse_device(s: &str) -> Result<Device> {
     };
     match s {
         "auto" => {
-            common::machine::allow_autodetect(
+            agent::machine::allow_autodetect(
                 "--device auto",
                 "pass --device cpu (or cuda) to say where the learner runs",
             )?;
@@ -460,7 +461,7 @@ pub fn train(args: &TrainArgs, stop: &AtomicBool) -> Result<Summary> {
     // The run's key, made with the run directory: every message is tagged with
     // it, so only processes that can read the run directory take part.
     let creds = Credentials::of(&run_dir)?;
-    let env = args.run.env_spec();
+    let env = EnvSpec::of_run(&args.run.game, args.run.full_action_set);
     let num_actions = env.num_actions().context("finding the game's number of actions")?;
     let frames_per_step = u64::from(env.action_repeat.max(1));
     let cfg = args.run.model_config(num_actions);
@@ -859,9 +860,9 @@ mod tests {
     /// `precision` on a bandit hidden in the unrolls: reward[t+1] = +1 when
     /// action[t] = 0, else -1. Returns pi(action 0) before each update, and the
     /// model. [`assert_learned`]: it must rise from 1/3 to most of the mass.
-    fn learn_bandit(precision: common::precision::Precision) -> (Vec<f64>, Model) {
+    fn learn_bandit(precision: agent::precision::Precision) -> (Vec<f64>, Model) {
         use rand::{Rng, SeedableRng};
-        let cfg = common::config::ModelConfig::small(3);
+        let cfg = wire::config::ModelConfig::small(3);
         tch::manual_seed(0);
         let mut model = Model::new(cfg.clone(), Device::Cpu);
         model.set_precision(precision);
@@ -904,9 +905,9 @@ mod tests {
                         rewards[t + 1] = if a == 0 { 1.0 } else { -1.0 };
                     }
                 }
-                tr.action = common::protocol::Array::from_i64(vec![t_len + 1], &actions);
-                tr.policy_logits = common::protocol::Array::from_f32(vec![t_len + 1, 3], &logits);
-                tr.reward = common::protocol::Array::from_f32(vec![t_len + 1], &rewards);
+                tr.action = wire::protocol::Array::from_i64(vec![t_len + 1], &actions);
+                tr.policy_logits = wire::protocol::Array::from_f32(vec![t_len + 1, 3], &logits);
+                tr.reward = wire::protocol::Array::from_f32(vec![t_len + 1], &rewards);
             }
             let batch = batcher::build_batch(&trajectories, &cfg, 1).unwrap();
             update(&model, &mut opt, &batch, &LossConfig::default(), 40.0, 3e-3);
@@ -922,19 +923,19 @@ mod tests {
 
     #[test]
     fn updates_learn_a_bandit_in_the_unrolls() {
-        assert_learned(&learn_bandit(common::precision::Precision::Fp32).0);
+        assert_learned(&learn_bandit(agent::precision::Precision::Fp32).0);
     }
 
     #[test]
     fn updates_learn_a_bandit_in_bf16_on_f32_master_weights() {
-        let (prob_of_0, model) = learn_bandit(common::precision::Precision::Bf16);
+        let (prob_of_0, model) = learn_bandit(agent::precision::Precision::Bf16);
         assert_learned(&prob_of_0);
         for (name, v) in model.vs.variables() {
             assert_eq!(v.kind(), tch::Kind::Float, "{name}: the master weights stay f32");
         }
         // What the actors receive is f32 too.
         let params = model.to_params(1).unwrap();
-        for (name, t) in common::model::weights::safetensors_to_tensors(&params.weights).unwrap() {
+        for (name, t) in agent::model::weights::safetensors_to_tensors(&params.weights).unwrap() {
             assert_eq!(t.kind(), tch::Kind::Float, "{name}: sent to the actors as f32");
         }
     }
@@ -943,7 +944,7 @@ mod tests {
     fn devices_parse() {
         assert_eq!(parse_device("cpu").unwrap(), Device::Cpu);
         assert!(parse_device("gpu").is_err());
-        if common::machine::autodetect_forbidden() {
+        if agent::machine::autodetect_forbidden() {
             // scripts/test.sh: `auto` must be stated, and the error says how.
             let refused = parse_device("auto").unwrap_err().to_string();
             assert!(refused.contains("pass --device cpu"), "{refused}");

@@ -20,10 +20,10 @@ use std::time::{Duration, Instant};
 
 use tch::{Device, Tensor};
 
-use common::config::ModelConfig;
-use common::model::Model;
-use common::protocol::{Body, Params, UpToDate};
-use common::transport::{ParamsServer, TransportError};
+use agent::model::Model;
+use wire::config::ModelConfig;
+use wire::protocol::{Body, Params, UpToDate};
+use wire::transport::{ParamsServer, TransportError};
 
 /// The weights of one version: (var-store name, tensor on the learner's device).
 struct Snapshot {

@@ -7,14 +7,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use common::auth::Credentials;
-use common::config::ModelConfig;
-use common::env::EnvSpec;
-use common::model::AgentState;
-use common::protocol::{Array, Body, Params, ParamsRequest, Trajectory, UpToDate};
-use common::rundir::{Endpoints, RunDir};
-use common::transport::{ParamsClient, Push};
+use agent::model::AgentState;
+use env::EnvSpec;
 use rand::{Rng, SeedableRng};
+use wire::auth::Credentials;
+use wire::config::ModelConfig;
+use wire::protocol::{Array, Body, Params, ParamsRequest, Trajectory, UpToDate};
+use wire::rundir::{Endpoints, RunDir};
+use wire::transport::{ParamsClient, Push};
 
 const XPID: &str = "learner-test";
 const T: usize = 4;

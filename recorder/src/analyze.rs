@@ -1031,8 +1031,8 @@ mod tests {
     #[test]
     fn reads_what_the_writer_wrote() {
         use crate::writer::{Writer, WriterOptions};
-        use common::config::{ModelConfig, Preset};
-        use common::protocol::{Array, EpisodeChunk, EpisodeEnd, EpisodeUid};
+        use wire::config::{ModelConfig, Preset};
+        use wire::protocol::{Array, EpisodeChunk, EpisodeEnd, EpisodeUid};
 
         let dir = tempfile::tempdir().unwrap();
         let cfg = ModelConfig::small(3);

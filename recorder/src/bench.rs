@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use common::config::{ModelConfig, Preset};
-use common::protocol::{decode, encode, Array, Body, EpisodeChunk, EpisodeEnd, EpisodeUid};
+use wire::config::{ModelConfig, Preset};
+use wire::protocol::{decode, encode, Array, Body, EpisodeChunk, EpisodeEnd, EpisodeUid};
 
 use crate::writer::{closed_segments, Outcome, Writer, WriterOptions};
 
@@ -42,8 +42,8 @@ pub struct BenchArgs {
 type Frames = (Vec<Vec<u8>>, (usize, usize));
 
 fn atari_frames(game: &str, n: usize) -> Result<Frames> {
-    use common::env::ale::Ale;
-    let rom = common::env::find_rom(game, None).map_err(|e| anyhow::anyhow!("{e}"))?;
+    use env::ale::Ale;
+    let rom = env::find_rom(game, None).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut ale = Ale::load(&rom, 7, 0.0).map_err(|e| anyhow::anyhow!("{e}"))?;
     let actions = ale.minimal_action_set();
     let (h, w) = ale.screen_size();

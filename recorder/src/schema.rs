@@ -179,6 +179,6 @@ pub fn markdown() -> String {
 }
 
 /// The uid string used as group name.
-pub fn uid_name(uid: &common::protocol::EpisodeUid) -> String {
+pub fn uid_name(uid: &wire::protocol::EpisodeUid) -> String {
     uid.to_string()
 }

@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use common::args::RunArgs;
-use common::config::ModelConfig;
-use common::protocol::Body;
-use common::rundir::Endpoints;
-use common::transport::{Pull, TransportError, DEFAULT_MAX_MESSAGE_BYTES};
 use tracing::{info, warn};
+use wire::args::RunArgs;
+use wire::config::ModelConfig;
+use wire::protocol::Body;
+use wire::rundir::Endpoints;
+use wire::transport::{Pull, TransportError, DEFAULT_MAX_MESSAGE_BYTES};
 
 use crate::writer::{Outcome, Writer, WriterOptions};
 
@@ -111,7 +111,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
     };
     let mut writer = Writer::new(opts)?;
     let address = args.episodes_address.clone().unwrap_or_else(|| run_dir.ipc("episodes"));
-    let creds = common::auth::Credentials::of(&run_dir)?;
+    let creds = wire::auth::Credentials::of(&run_dir)?;
     let pull = Pull::bind(&address, &creds, args.max_message_bytes, args.allow_remote)
         .with_context(|| format!("bind the episode socket {address}"))?;
     Endpoints::merge_into(

@@ -30,10 +30,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, Context, Result};
-use common::config::{ModelConfig, Preset};
-use common::protocol::{EpisodeChunk, EpisodeEnd, EpisodeUid, RAM_BYTES};
 use hdf5::types::VarLenUnicode;
 use tracing::{info, warn};
+use wire::config::{ModelConfig, Preset};
+use wire::protocol::{EpisodeChunk, EpisodeEnd, EpisodeUid, RAM_BYTES};
 
 use crate::h5util::{
     append, attr, copy_object, create_extendible, filter_chunk, set_attr, set_str_attr, str_attr,

@@ -8,8 +8,8 @@ mod support;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::protocol::{Array, EpisodeChunk};
 use support::*;
+use wire::protocol::{Array, EpisodeChunk};
 
 const CSV_COLUMNS: &str = "params_first,params_last,params_mean,head,kind,radius,episodes,steps,\
 present,shuffled,share,share_shuffled,share_uniform,peak_distance,peak_distance_shuffled,\
@@ -173,7 +173,7 @@ fn analyze_says_what_to_do_when_nothing_can_be_measured() {
 /// player.
 #[test]
 fn analyze_seaquest_objects_from_the_ram() {
-    use common::env::{make_env, EnvSpec};
+    use env::{make_env, EnvSpec};
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     let cfg = cfg();
@@ -217,7 +217,7 @@ fn analyze_seaquest_objects_from_the_ram() {
         c.objects = Some(Array::from_f32(vec![chunk_steps, names.len(), 2], &objects));
         c.object_names = names.clone();
         if first + chunk_steps >= steps {
-            c.end = Some(common::protocol::EpisodeEnd {
+            c.end = Some(wire::protocol::EpisodeEnd {
                 episode_return: 0.0,
                 length: steps as u64,
                 complete: false,

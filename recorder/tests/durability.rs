@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::protocol::Body;
 use support::*;
+use wire::protocol::Body;
 
 #[test]
 fn kill_9_while_writing_keeps_finished_episodes_and_recovers_the_rest() {

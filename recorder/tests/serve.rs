@@ -5,9 +5,9 @@ mod support;
 
 use std::time::Duration;
 
-use common::protocol::{Array, Body};
-use common::transport::Push;
 use support::*;
+use wire::protocol::{Array, Body};
+use wire::transport::Push;
 
 #[test]
 fn interleaved_episodes_read_back_identical_with_h5py() {
@@ -137,7 +137,7 @@ fn malformed_chunks_are_dropped_counted_and_harmless() {
     // Another run's message on our socket: its own run id and key.
     let stranger = Push::dial(
         &format!("ipc://{}/sock/episodes", std::path::absolute(run_dir(root)).unwrap().display()),
-        &common::auth::Credentials::ephemeral("other-run"),
+        &wire::auth::Credentials::ephemeral("other-run"),
     )
     .unwrap();
     stranger

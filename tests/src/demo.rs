@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use crate::{bin, interrupt, wait_timeout, KillOnDrop, TestRun};
-use common::env::{derive_seed, make_env, EnvSpec};
+use env::{derive_seed, make_env, EnvSpec};
 use rand::{Rng, SeedableRng};
 
 /// Mean return of the uniformly random policy on catch, measured here.
@@ -142,7 +142,7 @@ pub enum Expect {
 /// exactly, so running the same seed again would only repeat a failure. So
 /// when the demo's default seed (1) fails its check, the test runs the next
 /// seed (2) and fails only if that fails too. The second run is announced
-/// like a skip (`common::fixtures::note_checked_less`, listed by
+/// like a skip (`wire::fixtures::note_checked_less`, listed by
 /// `scripts/test.sh`), and both runs' figures go to
 /// `target/tmp/learning-results.txt`. Remove the second run once the demo
 /// learns on every seed (issue 20).
@@ -153,7 +153,7 @@ pub fn the_demo_command_runs(xpid: &str, extra: &[&str], expect: Expect) -> Test
         Ok(()) => return first,
         Err(why) => why,
     };
-    common::fixtures::note_checked_less(
+    wire::fixtures::note_checked_less(
         &format!("demo run {xpid}"),
         &format!(
             "SECOND SEED: the demo's default seed 1 failed its check ({}); running seed 2",

@@ -6,13 +6,13 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::config::ModelConfig;
-use common::model::{AgentState, Model, Unroll};
-use common::protocol::{Body, Trajectory, UpToDate};
-use common::rundir::{Endpoints, RunDir};
-use common::transport::{ParamsServer, Pull, DEFAULT_MAX_MESSAGE_BYTES};
+use agent::model::{AgentState, Model, Unroll};
 use tch::{Device, Tensor};
 use tests::{bin, KillOnDrop};
+use wire::config::ModelConfig;
+use wire::protocol::{Body, Trajectory, UpToDate};
+use wire::rundir::{Endpoints, RunDir};
+use wire::transport::{ParamsServer, Pull, DEFAULT_MAX_MESSAGE_BYTES};
 
 const T: usize = 7;
 
@@ -80,7 +80,7 @@ fn collect(
     let dir = tempfile::tempdir().unwrap();
     let run = RunDir::new(dir.path(), "align").unwrap();
     run.create().unwrap();
-    let creds = common::auth::Credentials::of(&run).unwrap();
+    let creds = wire::auth::Credentials::of(&run).unwrap();
     let pull =
         Pull::bind(&run.ipc("trajectories"), &creds, DEFAULT_MAX_MESSAGE_BYTES, false).unwrap();
     let server = ParamsServer::bind(&run.ipc("params"), &creds, false).unwrap();
@@ -177,7 +177,7 @@ fn alignment(preset: &str, cfg: ModelConfig, threads: i32) {
 }
 
 /// End to end on the scripted `probe` environment, whose rewards and episode
-/// ends are known (`common::env::probe`): in every unroll the actor sends,
+/// ends are known (`env::probe`): in every unroll the actor sends,
 /// `reward[t+1]` is the reward of `action[t]` at the position of `frame[t]`
 /// and `done[t+1]` marks the end of the episode `action[t]` finished; and the
 /// learner's loss pairs them the same way: with its own policy as the
@@ -187,8 +187,8 @@ fn alignment(preset: &str, cfg: ModelConfig, threads: i32) {
 /// replay of the trajectory's own rewards could not tell.
 #[test]
 fn probe_rewards_and_episode_ends_are_paired_with_their_actions() {
-    use common::env::probe::{reward_for, EPISODE_STEPS};
-    use common::vtrace::{impala_loss, LossConfig, LossInputs};
+    use agent::vtrace::{impala_loss, LossConfig, LossInputs};
+    use env::probe::{reward_for, EPISODE_STEPS};
 
     let cfg = ModelConfig::small(3);
     // 10 steps per unroll against the probe's 7 per episode: the ends fall at

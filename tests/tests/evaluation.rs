@@ -1,6 +1,6 @@
 //! `actor --eval --checkpoint <run dir>` plays with the newest checkpoint
 //! that verifies, the same lookup the learner's `--resume` uses
-//! (`common::checkpoint`): a newer checkpoint set aside as `.damaged`, or one
+//! (`wire::checkpoint`): a newer checkpoint set aside as `.damaged`, or one
 //! whose files no longer match its manifest, is never played with.
 
 use std::path::Path;
@@ -42,7 +42,7 @@ fn evaluation_plays_the_newest_checkpoint_that_verifies() {
     interrupt(&learner);
     let status = wait_timeout(&mut learner, Duration::from_secs(60));
     assert!(status.is_some_and(|s| s.success()), "{}", run.log("learner"));
-    let first = common::checkpoint::list(&checkpoints).pop().expect("a checkpoint").1;
+    let first = wire::checkpoint::list(&checkpoints).pop().expect("a checkpoint").1;
 
     // One good checkpoint at step 20; newer ones that must not be used: one
     // the learner set aside, one damaged under a checkpoint's own name.

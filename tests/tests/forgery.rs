@@ -1,5 +1,5 @@
 //! A run reachable over tcp (`--allow-remote`) takes part only from processes
-//! that can read its key (`<run dir>/run.key`, `common::auth`). A forger that
+//! that can read its key (`<run dir>/run.key`, `wire::auth`). A forger that
 //! knows the run id, the addresses and the wire format, but not the key, sends
 //! well-formed trajectories, params requests and episode chunks: every one is
 //! dropped and counted, no weights go to it, and the real actor beside it is
@@ -7,13 +7,13 @@
 
 use std::time::Duration;
 
-use common::auth::Credentials;
-use common::config::ModelConfig;
-use common::env::EnvSpec;
-use common::fixtures;
-use common::protocol::{Body, ParamsRequest, ProtocolError};
-use common::transport::{ParamsClient, Push};
+use env::EnvSpec;
 use tests::{interrupt, wait_timeout, TestRun};
+use wire::auth::Credentials;
+use wire::config::ModelConfig;
+use wire::fixtures;
+use wire::protocol::{Body, ParamsRequest, ProtocolError};
+use wire::transport::{ParamsClient, Push};
 
 const SMALL: [&str; 6] = ["--preset", "small", "--game", "catch", "--unroll-length", "20"];
 const T: usize = 20;

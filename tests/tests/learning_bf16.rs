@@ -17,10 +17,10 @@ use tests::demo::Expect;
 fn the_demo_command_learns_catch_in_bf16() {
     // The real hardware, not `AAA_CPU_BF16`: this chooses a budget for the
     // time the run takes, and the assertions do not depend on it.
-    let native = common::machine::detected_cpu_bf16_features();
+    let native = agent::machine::detected_cpu_bf16_features();
     let forced = std::env::var("AAA_FULL_BF16_CHECK").is_ok_and(|v| !v.is_empty() && v != "0");
     let (expect, mut flags) = if native.is_empty() && !forced {
-        common::fixtures::note_checked_less(
+        wire::fixtures::note_checked_less(
             "the_demo_command_learns_catch_in_bf16",
             "SHORTER CHECK: no native bfloat16 on this CPU, so bf16 is emulated (~3.6x slower): 1.5e5 frames, \
              checks only that a head attends to the ball, not the return \

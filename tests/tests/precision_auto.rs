@@ -1,6 +1,6 @@
 //! `--precision auto` in the real binaries, both of its resolutions on every
 //! CPU: the CPU's bfloat16 features are stated with `AAA_CPU_BF16`
-//! (`common::machine`), so a CPU without bfloat16 tests the bf16 choice and one
+//! (`agent::machine`), so a CPU without bfloat16 tests the bf16 choice and one
 //! with it tests the fp32 choice. And the guard that keeps every other test
 //! off the machine's own features: under `AAA_NO_AUTODETECT=1` (which
 //! scripts/test.sh sets) an actor or learner whose precision or device would
@@ -9,7 +9,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::machine::{CPU_BF16_VAR, NO_AUTODETECT_VAR};
+use agent::machine::{CPU_BF16_VAR, NO_AUTODETECT_VAR};
 use tests::{bin, KillOnDrop, TestRun};
 
 const SMALL: [&str; 4] = ["--preset", "small", "--game", "catch"];
@@ -27,7 +27,7 @@ fn wait_for_log(run: &TestRun, log: &str, text: &str) -> String {
 }
 
 /// `name` with `args` in a fresh run directory, the environment variables of
-/// `common::machine` set as given (None: removed).
+/// `agent::machine` set as given (None: removed).
 fn start(run: &TestRun, name: &str, args: &[&str], cpu_bf16: Option<&str>) -> KillOnDrop {
     std::fs::create_dir_all(run.run_dir()).unwrap();
     let out = std::fs::File::create(run.run_dir().join(format!("{name}.log"))).unwrap();

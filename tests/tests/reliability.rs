@@ -7,14 +7,14 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::auth::{Credentials, RunKey};
-use common::config::ModelConfig;
-use common::env::EnvSpec;
-use common::fixtures;
-use common::protocol::{encode, Array, Body, ParamsRequest, Trajectory};
-use common::rundir::Endpoints;
+use env::EnvSpec;
 use rand::{Rng, SeedableRng};
 use tests::{interrupt, wait_timeout, KillOnDrop, TestRun};
+use wire::auth::{Credentials, RunKey};
+use wire::config::ModelConfig;
+use wire::fixtures;
+use wire::protocol::{encode, Array, Body, ParamsRequest, Trajectory};
+use wire::rundir::Endpoints;
 
 const SMALL: [&str; 6] = ["--preset", "small", "--game", "catch", "--unroll-length", "20"];
 const T: usize = 20;
@@ -433,7 +433,7 @@ fn bad_messages_to_a_running_learner_are_dropped_counted_and_harmless() {
         req.send(nng::Message::from(&body[..])).unwrap();
         let reply = req.recv().unwrap();
         assert!(
-            matches!(common::transport::open(&reply, &creds), Ok(Body::UpToDate(_))),
+            matches!(wire::transport::open(&reply, &creds), Ok(Body::UpToDate(_))),
             "the refusal is tagged by the learner and carries no weights"
         );
     }
@@ -618,7 +618,7 @@ fn a_full_disk_loses_log_rows_with_a_count_and_stops_cleanly_at_a_checkpoint() {
         .status()
         .is_ok_and(|s| s.success());
     if !mounted {
-        common::fixtures::skip_test(
+        wire::fixtures::skip_test(
             "a_full_disk_loses_log_rows_with_a_count_and_stops_cleanly_at_a_checkpoint",
             "cannot mount a tmpfs here (needs root)",
         );

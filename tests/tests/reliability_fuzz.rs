@@ -7,15 +7,15 @@
 //! never a panic. The checkpoint loader is fuzzed through the real learner in
 //! `reliability.rs` (`a_learner_killed_with_kill_9_...`).
 
-use common::config::ModelConfig;
-use common::fixtures;
-use common::model::Model;
-use common::protocol::{
-    decode, encode, Body, Params, ParamsRequest, ProtocolError, UpToDate, PROTOCOL_VERSION,
-};
-use common::rundir::Endpoints;
+use agent::model::Model;
 use proptest::prelude::*;
 use tch::Device;
+use wire::config::ModelConfig;
+use wire::fixtures;
+use wire::protocol::{
+    decode, encode, Body, Params, ParamsRequest, ProtocolError, UpToDate, PROTOCOL_VERSION,
+};
+use wire::rundir::Endpoints;
 
 const RUN: &str = "fuzz-run";
 const T: usize = 2;
@@ -29,7 +29,7 @@ fn valid_messages() -> Vec<Vec<u8>> {
     let cfg = cfg();
     let weights = Model::new(cfg.clone(), Device::Cpu).to_safetensors().unwrap();
     let mut chunk = fixtures::episode_chunk(&cfg, 2, (8, 8), 1, true);
-    chunk.objects = Some(common::protocol::Array::from_f32(vec![2, 1, 2], &[1.0; 4]));
+    chunk.objects = Some(wire::protocol::Array::from_f32(vec![2, 1, 2], &[1.0; 4]));
     chunk.object_names = vec!["ball".into()];
     [
         Body::Trajectory(Box::new(fixtures::trajectory(&cfg, T, 1))),
@@ -221,11 +221,11 @@ fn each_bad_input_has_its_typed_error() {
     bad.frame.shape[1] += 1;
     assert!(matches!(bad.validate(&cfg, T), Err(ProtocolError::Shape { field: "frame", .. })));
     let mut bad = good.clone();
-    bad.action = common::protocol::Array::from_i64(vec![T + 1], &[0, 3, 0]);
+    bad.action = wire::protocol::Array::from_i64(vec![T + 1], &[0, 3, 0]);
     assert!(matches!(bad.validate(&cfg, T), Err(ProtocolError::ActionOutOfRange { .. })));
     for value in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
         let mut bad = good.clone();
-        bad.reward = common::protocol::Array::from_f32(vec![T + 1], &[0.0, value, 0.0]);
+        bad.reward = wire::protocol::Array::from_f32(vec![T + 1], &[0.0, value, 0.0]);
         assert_eq!(bad.validate(&cfg, T), Err(ProtocolError::NonFinite { field: "reward" }));
         let mut bad = good.clone();
         bad.policy_logits.data[4..8].copy_from_slice(&value.to_le_bytes());

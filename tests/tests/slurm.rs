@@ -15,7 +15,7 @@
 //! `trajectories_per_actor`, written from the learner's per-actor counters).
 //!
 //! Needs root and the packages (installed with apt-get when missing and
-//! possible); otherwise it is skipped, loudly (`common::fixtures::skip_test`). Set
+//! possible); otherwise it is skipped, loudly (`wire::fixtures::skip_test`). Set
 //! AAA_REQUIRE_SLURM=1 to make that a failure instead (CI).
 
 use std::collections::BTreeMap;
@@ -101,7 +101,7 @@ fn skip_or_fail(reason: &str) {
     if std::env::var("AAA_REQUIRE_SLURM").is_ok_and(|v| v == "1") {
         panic!("AAA_REQUIRE_SLURM=1 but no SLURM cluster can run here: {reason}");
     }
-    common::fixtures::skip_test(
+    wire::fixtures::skip_test(
         "learner_job_and_actor_array_train_on_a_real_slurm_and_survive_a_requeue",
         reason,
     );

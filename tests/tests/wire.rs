@@ -4,12 +4,12 @@
 use std::process::Command;
 use std::time::Duration;
 
-use common::auth::Credentials;
-use common::config::ModelConfig;
-use common::fixtures;
-use common::protocol::Body;
-use common::rundir::RunDir;
-use common::transport::{Pull, Push, DEFAULT_MAX_MESSAGE_BYTES};
+use wire::auth::Credentials;
+use wire::config::ModelConfig;
+use wire::fixtures;
+use wire::protocol::Body;
+use wire::rundir::RunDir;
+use wire::transport::{Pull, Push, DEFAULT_MAX_MESSAGE_BYTES};
 
 const RUN: &str = "wire-test";
 const T: usize = 50;

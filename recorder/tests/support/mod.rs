@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::config::ModelConfig;
-use common::protocol::{Array, Body, EpisodeChunk, EpisodeEnd, EpisodeUid};
-use common::transport::Push;
+use wire::config::ModelConfig;
+use wire::protocol::{Array, Body, EpisodeChunk, EpisodeEnd, EpisodeUid};
+use wire::transport::Push;
 
 pub const XPID: &str = "rec-test";
 pub const NUM_ACTIONS: usize = 3;
@@ -240,9 +240,9 @@ pub fn push(root: &Path) -> Push {
 
 /// The run's id and key, as the recorder reads them (made now if the recorder
 /// has not started yet: it then reads this one).
-pub fn credentials(root: &Path) -> common::auth::Credentials {
-    let run = common::rundir::RunDir::new(root, XPID).unwrap();
-    common::auth::Credentials::of(&run).unwrap()
+pub fn credentials(root: &Path) -> wire::auth::Credentials {
+    let run = wire::rundir::RunDir::new(root, XPID).unwrap();
+    wire::auth::Credentials::of(&run).unwrap()
 }
 
 pub fn send(push: &Push, chunk: &EpisodeChunk) {

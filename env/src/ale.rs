@@ -1,0 +1,974 @@
+//! Atari 2600 games through the Arcade Learning Environment (ALE 0.6, the
+//! atari-py C wrapper vendored by `atari-env-sys`).
+//!
+//! Two layers:
+//! - [`Ale`]: a safe owner of one `ALEInterface*` (freed on drop). It checks
+//!   the ROM before ALE sees it, because ALE 0.6 calls `exit(1)` on a missing
+//!   or unreadable ROM and dereferences null on a game it does not know.
+//! - [`AtariEnv`]: the SPEC's preprocessing on top, done here in Rust (ALE runs
+//!   with `frame_skip` 1) so each step is testable: no-op starts, action repeat
+//!   with the maximum over the last two frames, the frame cap, sticky actions,
+//!   minimal or full action set, episodic life, fire on reset, resize/grayscale.
+//!
+//! Object positions for analysis come from the RAM where a decoder exists
+//! ([`object_decoder`]: Seaquest, in [`seaquest`]); other games report none.
+
+pub mod seaquest;
+
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+use std::ptr::NonNull;
+use std::sync::Mutex;
+
+use atari_env_sys as sys;
+use rand::{Rng, SeedableRng};
+use rand_pcg::Pcg64;
+
+use super::preprocess::{max_pool, rgb_to_gray, Resizer};
+use super::{find_rom, splitmix64, EnvError, EnvSpec, Environment, StepResult};
+
+/// Atari screen height in pixels for most games (the paper's input); a few
+/// games (Pooyan, Mr. Do!, ...) have taller screens: [`Ale::screen_size`].
+pub const SCREEN_HEIGHT: usize = 210;
+/// Atari screen width in pixels.
+pub const SCREEN_WIDTH: usize = 160;
+/// Bytes of Atari RAM.
+pub const RAM_SIZE: usize = 128;
+/// Size of the full (legal) action set.
+pub const FULL_ACTION_SET: usize = 18;
+/// ALE's PLAYER_A_NOOP.
+pub const NOOP: i32 = 0;
+/// ALE's PLAYER_A_FIRE.
+pub const FIRE: i32 = 1;
+/// Sticky-action probability when `sticky_actions` is on (Machado et al. 2018).
+pub const STICKY_ACTION_PROBABILITY: f32 = 0.25;
+
+/// Games ALE 0.6 has settings for (its `games/supported`); ALE picks them from
+/// the ROM's file name, so `<game>.bin` must be named exactly so.
+pub const SUPPORTED_GAMES: &[&str] = &[
+    "adventure",
+    "air_raid",
+    "alien",
+    "amidar",
+    "assault",
+    "asterix",
+    "asteroids",
+    "atlantis",
+    "bank_heist",
+    "battle_zone",
+    "beam_rider",
+    "berzerk",
+    "bowling",
+    "boxing",
+    "breakout",
+    "carnival",
+    "centipede",
+    "chopper_command",
+    "crazy_climber",
+    "defender",
+    "demon_attack",
+    "donkey_kong",
+    "double_dunk",
+    "elevator_action",
+    "enduro",
+    "fishing_derby",
+    "freeway",
+    "frogger",
+    "frostbite",
+    "galaxian",
+    "gopher",
+    "gravitar",
+    "hero",
+    "ice_hockey",
+    "jamesbond",
+    "journey_escape",
+    "kangaroo",
+    "keystone_kapers",
+    "king_kong",
+    "koolaid",
+    "krull",
+    "kung_fu_master",
+    "laser_gates",
+    "lost_luggage",
+    "montezuma_revenge",
+    "mr_do",
+    "ms_pacman",
+    "name_this_game",
+    "phoenix",
+    "pitfall",
+    "pong",
+    "pooyan",
+    "private_eye",
+    "qbert",
+    "riverraid",
+    "road_runner",
+    "robotank",
+    "seaquest",
+    "sir_lancelot",
+    "skiing",
+    "solaris",
+    "space_invaders",
+    "star_gunner",
+    "tennis",
+    "tetris",
+    "time_pilot",
+    "trondead",
+    "turmoil",
+    "tutankham",
+    "up_n_down",
+    "venture",
+    "video_pinball",
+    "wizard_of_wor",
+    "yars_revenge",
+    "zaxxon",
+];
+
+/// Errors unless ALE 0.6 knows `game`.
+pub fn check_game(game: &str) -> Result<(), EnvError> {
+    if SUPPORTED_GAMES.contains(&game) {
+        Ok(())
+    } else {
+        Err(EnvError::UnknownGame { game: game.to_string() })
+    }
+}
+
+/// ALE 0.6 is not thread safe while it builds an emulator and loads a ROM
+/// (global logger, settings and cartridge tables), so those calls take this lock.
+static ALE_LOAD: Mutex<()> = Mutex::new(());
+
+/// One ALE emulator. Owns the C++ object and deletes it on drop.
+pub struct Ale {
+    ptr: NonNull<sys::ALEInterface>,
+    /// Screen (height, width) of the loaded game.
+    size: (usize, usize),
+}
+
+// SAFETY: the pointer is owned exclusively by this value and ALE keeps no
+// thread-local state; moving it to another thread is fine. It is not Sync.
+unsafe impl Send for Ale {}
+
+impl Ale {
+    /// Loads `rom` (whose file name picks ALE's game settings) with ALE's own
+    /// RNG seeded by `seed` (used for sticky actions) and the given sticky-action
+    /// probability. ALE's frame skip is 1 and its episode cap is off.
+    pub fn load(rom: &Path, seed: i32, repeat_action_probability: f32) -> Result<Ale, EnvError> {
+        let ale_err = |message: String| EnvError::Ale { rom: rom.to_path_buf(), message };
+        let game = rom.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+        check_game(game)?;
+        // ALE exits the process on a ROM it cannot open; check first.
+        let meta = std::fs::metadata(rom).map_err(|e| ale_err(format!("cannot read: {e}")))?;
+        if !meta.is_file() || meta.len() == 0 || meta.len() > 512 * 1024 {
+            return Err(ale_err(format!(
+                "not an Atari 2600 ROM ({} bytes; ROMs are 2 KiB to 64 KiB)",
+                meta.len()
+            )));
+        }
+        let path = CString::new(rom.as_os_str().to_string_lossy().as_bytes())
+            .map_err(|_| ale_err("path contains a NUL byte".into()))?;
+        let _guard = ALE_LOAD.lock().unwrap_or_else(|e| e.into_inner());
+        // SAFETY: plain FFI calls on a freshly created, non-null ALEInterface;
+        // the C strings outlive the calls.
+        unsafe {
+            sys::setLoggerMode(2); // errors only: silence ALE's banner and ROM info
+            let ptr =
+                NonNull::new(sys::ALE_new()).ok_or_else(|| ale_err("ALE_new failed".into()))?;
+            let mut ale = Ale { ptr, size: (0, 0) };
+            let p = ale.ptr.as_ptr();
+            sys::setInt(p, c"random_seed".as_ptr(), seed.max(1));
+            sys::setFloat(p, c"repeat_action_probability".as_ptr(), repeat_action_probability);
+            sys::setInt(p, c"frame_skip".as_ptr(), 1);
+            sys::setInt(p, c"max_num_frames_per_episode".as_ptr(), 0);
+            sys::setBool(p, c"color_averaging".as_ptr(), false);
+            sys::loadROM(p, path.as_ptr());
+            let (h, w) = (sys::getScreenHeight(p), sys::getScreenWidth(p));
+            if h <= 0 || w <= 0 {
+                return Err(ale_err(format!("ALE reports a {h}x{w} screen")));
+            }
+            ale.size = (h as usize, w as usize);
+            Ok(ale)
+        }
+    }
+
+    fn p(&self) -> *mut sys::ALEInterface {
+        self.ptr.as_ptr()
+    }
+
+    /// Plays one emulator frame with ALE action `action` (0..18); returns its reward.
+    #[inline]
+    pub fn act(&mut self, action: i32) -> i32 {
+        // SAFETY: valid owned pointer; ALE ignores actions it does not know.
+        unsafe { sys::act(self.p(), action) }
+    }
+
+    pub fn game_over(&self) -> bool {
+        // SAFETY: valid owned pointer.
+        unsafe { sys::game_over(self.p()) }
+    }
+
+    /// ALE's own game reset (deterministic, no random starts).
+    pub fn reset_game(&mut self) {
+        // SAFETY: valid owned pointer.
+        unsafe { sys::reset_game(self.p()) }
+    }
+
+    pub fn lives(&self) -> i32 {
+        // SAFETY: valid owned pointer.
+        unsafe { sys::lives(self.p()) }
+    }
+
+    /// Frames since the last `reset_game`, as ALE counts them.
+    pub fn episode_frame_number(&self) -> i32 {
+        // SAFETY: valid owned pointer.
+        unsafe { sys::getEpisodeFrameNumber(self.p()) }
+    }
+
+    /// Screen (height, width): (210, 160) for most games.
+    pub fn screen_size(&self) -> (usize, usize) {
+        self.size
+    }
+
+    /// Pixels of the screen, height * width.
+    pub fn screen_pixels(&self) -> usize {
+        self.size.0 * self.size.1
+    }
+
+    /// The RGB screen, u8 [height, width, 3], into `out`.
+    pub fn screen_rgb(&self, out: &mut [u8]) {
+        assert_eq!(out.len(), self.screen_pixels() * 3, "buffer does not fit the screen");
+        // SAFETY: ALE writes width * height * 3 bytes, which `out` holds.
+        unsafe { sys::getScreenRGB(self.p(), out.as_mut_ptr()) }
+    }
+
+    /// The palette-index screen, u8 [height, width], into `out`.
+    pub fn screen_indices(&self, out: &mut [u8]) {
+        assert_eq!(out.len(), self.screen_pixels(), "buffer does not fit the screen");
+        // SAFETY: ALE copies width * height bytes, which `out` holds.
+        unsafe { sys::getScreen(self.p(), out.as_mut_ptr()) }
+    }
+
+    /// The 128-byte RAM.
+    pub fn ram(&self) -> [u8; RAM_SIZE] {
+        let mut ram = [0u8; RAM_SIZE];
+        // SAFETY: the 2600 has 128 bytes of RAM; ALE copies exactly that.
+        unsafe {
+            debug_assert_eq!(sys::getRAMSize(self.p()), RAM_SIZE as i32);
+            sys::getRAM(self.p(), ram.as_mut_ptr());
+        }
+        ram
+    }
+
+    /// The game's minimal action set, as ALE action ids.
+    pub fn minimal_action_set(&self) -> Vec<i32> {
+        // SAFETY: the buffer is sized by ALE's own count.
+        unsafe {
+            let n = sys::getMinimalActionSize(self.p()).max(0) as usize;
+            let mut v = vec![0i32; n];
+            sys::getMinimalActionSet(self.p(), v.as_mut_ptr());
+            v
+        }
+    }
+
+    /// All 18 actions, as ALE action ids.
+    pub fn legal_action_set(&self) -> Vec<i32> {
+        // SAFETY: the buffer is sized by ALE's own count.
+        unsafe {
+            let n = sys::getLegalActionSize(self.p()).max(0) as usize;
+            let mut v = vec![0i32; n];
+            sys::getLegalActionSet(self.p(), v.as_mut_ptr());
+            v
+        }
+    }
+}
+
+impl Drop for Ale {
+    fn drop(&mut self) {
+        let _guard = ALE_LOAD.lock().unwrap_or_else(|e| e.into_inner());
+        // SAFETY: the pointer came from ALE_new and is deleted once.
+        unsafe { sys::ALE_del(self.p()) }
+    }
+}
+
+/// ALE's `random_seed` for an environment seed: positive, nonzero (0 would
+/// mean "seed from the clock").
+pub fn ale_seed(seed: u64) -> i32 {
+    ((splitmix64(seed ^ 0xa1e0_a1e0_a1e0_a1e0) >> 33) as i32).max(1)
+}
+
+/// ALE's "standard" NTSC palette (Stella's, ALE's `common/Palettes.hpp`), as
+/// 0xRRGGBB by palette index. Reading palette indices (`getScreen`, a memcpy)
+/// and mapping them here is several times cheaper than `getScreenRGB`; an
+/// env checks the mapping against `getScreenRGB` at every game reset and
+/// switches to `getScreenRGB` for good if they ever differ (PAL/SECAM games).
+#[rustfmt::skip]
+const NTSC_PALETTE: [u32; 256] = [
+    0x000000, 0x000000, 0x4a4a4a, 0x4a4a4a, 0x6f6f6f, 0x6f6f6f, 0x8e8e8e, 0x8e8e8e,
+    0xaaaaaa, 0xaaaaaa, 0xc0c0c0, 0xc0c0c0, 0xd6d6d6, 0xd6d6d6, 0xececec, 0xececec,
+    0x484800, 0x404040, 0x69690f, 0x5f5f5f, 0x86861d, 0x7a7a7a, 0xa2a22a, 0x949494,
+    0xbbbb35, 0xacacac, 0xd2d240, 0xc1c1c1, 0xe8e84a, 0xd6d6d6, 0xfcfc54, 0xe9e9e9,
+    0x7c2c00, 0x3f3f3f, 0x904811, 0x575757, 0xa26221, 0x6e6e6e, 0xb47a30, 0x838383,
+    0xc3903d, 0x969696, 0xd2a44a, 0xa7a7a7, 0xdfb755, 0xb8b8b8, 0xecc860, 0xc7c7c7,
+    0x901c00, 0x3b3b3b, 0xa33915, 0x555555, 0xb55328, 0x6b6b6b, 0xc66c3a, 0x818181,
+    0xd5824a, 0x949494, 0xe39759, 0xa7a7a7, 0xf0aa67, 0xb7b7b7, 0xfcbc74, 0xc7c7c7,
+    0x940000, 0x2c2c2c, 0xa71a1a, 0x444444, 0xb83232, 0x5a5a5a, 0xc84848, 0x6e6e6e,
+    0xd65c5c, 0x808080, 0xe46f6f, 0x929292, 0xf08080, 0xa1a1a1, 0xfc9090, 0xb0b0b0,
+    0x840064, 0x333333, 0x97197a, 0x4a4a4a, 0xa8308f, 0x5f5f5f, 0xb846a2, 0x737373,
+    0xc659b3, 0x848484, 0xd46cc3, 0x959595, 0xe07cd2, 0xa4a4a4, 0xec8ce0, 0xb2b2b2,
+    0x500084, 0x272727, 0x68199a, 0x3f3f3f, 0x7d30ad, 0x555555, 0x9246c0, 0x6b6b6b,
+    0xa459d0, 0x7d7d7d, 0xb56ce0, 0x8f8f8f, 0xc57cee, 0x9f9f9f, 0xd48cfc, 0xaeaeae,
+    0x140090, 0x161616, 0x331aa3, 0x313131, 0x4e32b5, 0x494949, 0x6848c6, 0x606060,
+    0x7f5cd5, 0x747474, 0x956fe3, 0x888888, 0xa980f0, 0x999999, 0xbc90fc, 0xa9a9a9,
+    0x000094, 0x111111, 0x181aa7, 0x292929, 0x2d32b8, 0x404040, 0x4248c8, 0x555555,
+    0x545cd6, 0x686868, 0x656fe4, 0x797979, 0x7580f0, 0x898989, 0x8490fc, 0x999999,
+    0x001c88, 0x202020, 0x183b9d, 0x3c3c3c, 0x2d57b0, 0x555555, 0x4272c2, 0x6d6d6d,
+    0x548ad2, 0x828282, 0x65a0e1, 0x969696, 0x75b5ef, 0xa8a8a8, 0x84c8fc, 0xbababa,
+    0x003064, 0x282828, 0x185080, 0x454545, 0x2d6d98, 0x5f5f5f, 0x4288b0, 0x787878,
+    0x54a0c5, 0x8d8d8d, 0x65b7d9, 0xa2a2a2, 0x75cceb, 0xb6b6b6, 0x84e0fc, 0xc8c8c8,
+    0x004030, 0x2b2b2b, 0x18624e, 0x4a4a4a, 0x2d8169, 0x656565, 0x429e82, 0x7f7f7f,
+    0x54b899, 0x979797, 0x65d1ae, 0xadadad, 0x75e7c2, 0xc1c1c1, 0x84fcd4, 0xd4d4d4,
+    0x004400, 0x282828, 0x1a661a, 0x474747, 0x328432, 0x626262, 0x48a048, 0x7c7c7c,
+    0x5cba5c, 0x939393, 0x6fd26f, 0xa9a9a9, 0x80e880, 0xbdbdbd, 0x90fc90, 0xcfcfcf,
+    0x143c00, 0x292929, 0x355f18, 0x4a4a4a, 0x527e2d, 0x686868, 0x6e9c42, 0x848484,
+    0x87b754, 0x9d9d9d, 0x9ed065, 0xb5b5b5, 0xb4e775, 0xcbcbcb, 0xc8fc84, 0xdfdfdf,
+    0x303800, 0x2f2f2f, 0x505916, 0x4f4f4f, 0x6d762b, 0x6b6b6b, 0x88923e, 0x858585,
+    0xa0ab4f, 0x9d9d9d, 0xb7c25f, 0xb3b3b3, 0xccd86e, 0xc8c8c8, 0xe0ec7c, 0xdcdcdc,
+    0x482c00, 0x2f2f2f, 0x694d14, 0x4f4f4f, 0x866a26, 0x6b6b6b, 0xa28638, 0x858585,
+    0xbb9f47, 0x9d9d9d, 0xd2b656, 0xb3b3b3, 0xe8cc63, 0xc8c8c8, 0xfce070, 0xdcdcdc
+];
+
+const fn palette_rgbx(table: &[u32; 256]) -> [u32; 256] {
+    let mut out = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let v = table[i];
+        // Bytes R, G, B, 0 in memory order (little-endian u32).
+        out[i] = ((v >> 16) & 0xff) | (v & 0xff00) | ((v & 0xff) << 16);
+        i += 1;
+    }
+    out
+}
+
+/// The NTSC palette as little-endian u32 holding R, G, B, 0, so that a pixel
+/// is one 4-byte store (overwriting the next pixel's R, written next).
+static NTSC_RGBX: [u32; 256] = palette_rgbx(&NTSC_PALETTE);
+
+/// Channel-wise maximum of two palette entries in RGBX form.
+#[inline]
+fn max_rgbx(p: u32, q: u32) -> u32 {
+    let m = |shift: u32| ((p >> shift) & 0xff).max((q >> shift) & 0xff) << shift;
+    m(0) | m(8) | m(16)
+}
+
+/// RGB `[H, W, 3]` of the channel-wise maximum of two palette-index screens
+/// (`a` twice: the RGB of one screen).
+fn max_pool_indices(a: &[u8], b: &[u8], out: &mut [u8]) {
+    let n = a.len();
+    assert!(b.len() == n && out.len() == 3 * n);
+    let pixel = |i: usize| {
+        let (x, y) = (a[i], b[i]);
+        let p = NTSC_RGBX[usize::from(x)];
+        if x == y {
+            p
+        } else {
+            max_rgbx(p, NTSC_RGBX[usize::from(y)])
+        }
+    };
+    if n == 0 {
+        return;
+    }
+    for i in 0..n - 1 {
+        out[3 * i..3 * i + 4].copy_from_slice(&pixel(i).to_le_bytes());
+    }
+    out[3 * (n - 1)..].copy_from_slice(&pixel(n - 1).to_le_bytes()[..3]);
+}
+
+/// RGB `[H, W, 3]` of a palette-index screen.
+fn indices_to_rgb(idx: &[u8], out: &mut [u8]) {
+    max_pool_indices(idx, idx, out);
+}
+
+/// An Atari game with the SPEC's preprocessing. See [`EnvSpec`] for each flag.
+pub struct AtariEnv {
+    ale: Ale,
+    /// Agent action index -> ALE action id.
+    actions: Vec<i32>,
+    rng: Pcg64,
+    noop_max: u32,
+    action_repeat: u32,
+    max_frames: u64,
+    episodic_life: bool,
+    fire_reset: bool,
+    grayscale: bool,
+    /// Map palette indices through [`NTSC_PALETTE`] (checked at every game
+    /// reset); false: ask ALE for RGB frames.
+    palette_ok: bool,
+    /// The last two emulator frames of a step: palette indices [210, 160]
+    /// (or RGB [210, 160, 3] when `palette_ok` is false).
+    frames: [Vec<u8>; 2],
+    /// The current frame before resize: RGB max of the last two frames.
+    pooled: Vec<u8>,
+    /// The model input of the current frame, when it differs from `pooled`.
+    obs: Vec<u8>,
+    resizer: Option<Resizer>,
+    obs_shape: (usize, usize, usize),
+    /// Emulator frames since the last game reset (no-ops included).
+    episode_frames: u64,
+    /// Emulator frames since construction (benchmarks count these).
+    total_frames: u64,
+    lives: i32,
+    /// The game must be reset at the next `reset` (game over, frame cap).
+    game_ended: bool,
+    last_noops: u32,
+    /// Reads object positions from the RAM, for games that have a decoder.
+    decode_objects: Option<ObjectDecoder>,
+}
+
+/// Object positions from the 128-byte RAM: (name, row, col) in frame pixels,
+/// every name of the game each time, NaN where the object is absent.
+pub type ObjectDecoder = fn(&[u8; RAM_SIZE]) -> Vec<(&'static str, f32, f32)>;
+
+/// The RAM decoder of `game`'s objects, if this crate has one (Seaquest).
+pub fn object_decoder(game: &str) -> Option<ObjectDecoder> {
+    match game {
+        "seaquest" => Some(seaquest::objects),
+        _ => None,
+    }
+}
+
+impl AtariEnv {
+    /// Loads the game's ROM (see [`find_rom`]) and resets it.
+    pub fn new(spec: &EnvSpec, seed: u64) -> Result<AtariEnv, EnvError> {
+        spec.validate()?;
+        let rom = find_rom(&spec.game, spec.rom_dir.as_deref())?;
+        let sticky = if spec.sticky_actions { STICKY_ACTION_PROBABILITY } else { 0.0 };
+        let ale = Ale::load(&rom, ale_seed(seed), sticky)?;
+        let actions =
+            if spec.full_action_set { ale.legal_action_set() } else { ale.minimal_action_set() };
+        if actions.is_empty() {
+            return Err(EnvError::Ale { rom, message: "ALE reports no actions".into() });
+        }
+        let screen = ale.screen_size();
+        let pixels = ale.screen_pixels();
+        let same_size = (spec.obs_height, spec.obs_width) == screen;
+        let resizer = (!same_size).then(|| Resizer::new(screen, (spec.obs_height, spec.obs_width)));
+        let obs_shape = (spec.obs_height, spec.obs_width, spec.obs_channels());
+        let mut env = AtariEnv {
+            ale,
+            actions,
+            rng: Pcg64::seed_from_u64(seed),
+            noop_max: spec.noop_max,
+            action_repeat: spec.action_repeat.max(1),
+            max_frames: spec.max_frames,
+            episodic_life: spec.episodic_life,
+            fire_reset: spec.fire_reset,
+            grayscale: spec.grayscale,
+            palette_ok: true,
+            frames: [vec![0; pixels], vec![0; pixels]],
+            pooled: vec![0; pixels * 3],
+            obs: vec![0; obs_shape.0 * obs_shape.1 * obs_shape.2],
+            resizer,
+            obs_shape,
+            episode_frames: 0,
+            total_frames: 0,
+            lives: 0,
+            game_ended: true,
+            last_noops: 0,
+            decode_objects: object_decoder(&spec.game),
+        };
+        env.reset();
+        Ok(env)
+    }
+
+    /// ALE action ids in agent action order.
+    pub fn action_set(&self) -> &[i32] {
+        &self.actions
+    }
+
+    /// No-op frames played by the last game reset.
+    pub fn last_noops(&self) -> u32 {
+        self.last_noops
+    }
+
+    /// Emulator frames since the last game reset (no-ops included).
+    pub fn episode_frames(&self) -> u64 {
+        self.episode_frames
+    }
+
+    /// Emulator frames played since construction.
+    pub fn total_frames(&self) -> u64 {
+        self.total_frames
+    }
+
+    /// True while frames are read as palette indices and mapped through the
+    /// NTSC palette (the fast path), false after a fallback to `getScreenRGB`.
+    pub fn uses_palette(&self) -> bool {
+        self.palette_ok
+    }
+
+    /// The raw emulator, for tests and analysis.
+    pub fn ale(&self) -> &Ale {
+        &self.ale
+    }
+
+    #[inline]
+    fn act_frame(&mut self, action: i32) -> i32 {
+        self.episode_frames += 1;
+        self.total_frames += 1;
+        self.ale.act(action)
+    }
+
+    fn capped(&self) -> bool {
+        self.episode_frames >= self.max_frames
+    }
+
+    fn capture(&mut self, slot: usize) {
+        if self.palette_ok {
+            self.ale.screen_indices(&mut self.frames[slot]);
+        } else {
+            self.ale.screen_rgb(&mut self.frames[slot]);
+        }
+    }
+
+    /// Sets the current frame to the emulator's screen, unpooled.
+    fn capture_current(&mut self) {
+        self.capture(0);
+        if self.palette_ok {
+            indices_to_rgb(&self.frames[0], &mut self.pooled);
+        } else {
+            self.pooled.copy_from_slice(&self.frames[0]);
+        }
+        self.update_obs();
+    }
+
+    /// Checks the palette table against ALE's own RGB of the current screen;
+    /// on a mismatch, reads RGB from ALE from now on.
+    fn check_palette(&mut self) {
+        if !self.palette_ok {
+            return;
+        }
+        let pixels = self.ale.screen_pixels();
+        let mut idx = vec![0u8; pixels];
+        self.ale.screen_indices(&mut idx);
+        let mut ours = vec![0u8; pixels * 3];
+        indices_to_rgb(&idx, &mut ours);
+        let mut theirs = vec![0u8; pixels * 3];
+        self.ale.screen_rgb(&mut theirs);
+        if ours != theirs {
+            tracing::warn!("ALE's palette is not NTSC for this game: reading RGB frames from ALE");
+            self.palette_ok = false;
+            self.frames = [vec![0; pixels * 3], vec![0; pixels * 3]];
+        }
+    }
+
+    fn update_obs(&mut self) {
+        match &mut self.resizer {
+            None if !self.grayscale => {}
+            None => rgb_to_gray(&self.pooled, &mut self.obs),
+            Some(r) => r.resize(&self.pooled, &mut self.obs, self.grayscale),
+        }
+    }
+
+    /// Plays ALE action `action` for up to `action_repeat` frames (fewer if
+    /// the game ends or the cap is hit) and max-pools the last two frames.
+    /// Returns (summed reward, game ended).
+    fn repeat(&mut self, action: i32) -> (i32, bool) {
+        let n = self.action_repeat;
+        let mut reward = 0;
+        // Slot in `frames` of the newest captured frame, and whether the
+        // frame just before it was captured too.
+        let mut newest = None;
+        let mut have_previous = false;
+        for i in 0..n {
+            reward += self.act_frame(action);
+            let ended = self.ale.game_over() || self.capped();
+            if i + 2 >= n || ended {
+                let slot = (i % 2) as usize;
+                self.capture(slot);
+                have_previous = newest.is_some();
+                newest = Some(slot);
+            }
+            if ended {
+                break;
+            }
+        }
+        let newest = newest.expect("at least one frame is captured");
+        match (have_previous, self.palette_ok) {
+            (true, true) => max_pool_indices(&self.frames[0], &self.frames[1], &mut self.pooled),
+            (true, false) => max_pool(&self.frames[0], &self.frames[1], &mut self.pooled),
+            (false, true) => indices_to_rgb(&self.frames[newest], &mut self.pooled),
+            (false, false) => self.pooled.copy_from_slice(&self.frames[newest]),
+        }
+        self.update_obs();
+        (reward, self.ale.game_over() || self.capped())
+    }
+
+    fn hard_reset(&mut self) {
+        self.ale.reset_game();
+        self.episode_frames = 0;
+        self.last_noops = 0;
+        if self.noop_max > 0 {
+            let noops = self.rng.gen_range(1..=self.noop_max);
+            for _ in 0..noops {
+                self.act_frame(NOOP);
+                self.last_noops += 1;
+                if self.ale.game_over() {
+                    self.ale.reset_game();
+                    self.episode_frames = 0;
+                    self.last_noops = 0;
+                }
+            }
+        }
+        self.game_ended = false;
+    }
+}
+
+impl Environment for AtariEnv {
+    fn num_actions(&self) -> usize {
+        self.actions.len()
+    }
+
+    fn observation_shape(&self) -> (usize, usize, usize) {
+        self.obs_shape
+    }
+
+    fn reset(&mut self) {
+        let hard = self.game_ended || !self.episodic_life;
+        if hard {
+            self.hard_reset();
+        }
+        if self.fire_reset && self.actions.contains(&FIRE) {
+            let (_, ended) = self.repeat(FIRE);
+            if ended {
+                self.hard_reset();
+            }
+        }
+        if hard {
+            self.check_palette();
+        }
+        self.capture_current();
+        self.lives = self.ale.lives();
+    }
+
+    fn step(&mut self, action: usize) -> StepResult {
+        let ale_action = self.actions[action];
+        let (reward, game_over) = self.repeat(ale_action);
+        self.game_ended = game_over;
+        let lives = self.ale.lives();
+        let life_lost = lives < self.lives && lives > 0;
+        self.lives = lives;
+        StepResult {
+            reward: reward as f32,
+            episode_over: game_over || (self.episodic_life && life_lost),
+            game_over,
+        }
+    }
+
+    fn observation(&self, out: &mut [u8]) {
+        if self.resizer.is_none() && !self.grayscale {
+            out.copy_from_slice(&self.pooled);
+        } else {
+            out.copy_from_slice(&self.obs);
+        }
+    }
+
+    fn render_rgb(&self) -> (usize, usize, &[u8]) {
+        let (h, w) = self.ale.screen_size();
+        (h, w, &self.pooled)
+    }
+
+    fn ram(&self) -> Option<[u8; 128]> {
+        Some(self.ale.ram())
+    }
+
+    fn objects(&self) -> Vec<(&'static str, f32, f32)> {
+        match self.decode_objects {
+            Some(decode) => decode(&self.ale.ram()),
+            None => Vec::new(),
+        }
+    }
+}
+
+/// The virtualenv's ROM directory as [`find_rom`] resolves it, for tests and
+/// benchmarks that need a real ROM.
+pub fn default_rom(game: &str) -> Result<PathBuf, EnvError> {
+    find_rom(game, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::make_env;
+    use std::collections::HashSet;
+
+    fn seaquest() -> EnvSpec {
+        EnvSpec::atari_default("seaquest")
+    }
+
+    /// A raw ALE with the same ROM and ALE seed as `AtariEnv::new(spec, seed)`.
+    fn raw_twin(spec: &EnvSpec, seed: u64) -> Ale {
+        let rom = find_rom(&spec.game, None).expect("run scripts/bootstrap.sh for the ROMs");
+        let sticky = if spec.sticky_actions { STICKY_ACTION_PROBABILITY } else { 0.0 };
+        Ale::load(&rom, ale_seed(seed), sticky).unwrap()
+    }
+
+    fn screen(ale: &Ale) -> Vec<u8> {
+        let mut s = vec![0; ale.screen_pixels() * 3];
+        ale.screen_rgb(&mut s);
+        s
+    }
+
+    /// Seaquest from the virtualenv's ROMs, one random episode to its end, in
+    /// lockstep with a raw ALE fed the same frames: every agent step's reward
+    /// is the sum of ALE's per-frame rewards, and every observation is the
+    /// maximum of the step's last two raw frames.
+    #[test]
+    fn seaquest_episode_matches_raw_ale_frame_by_frame() {
+        let seed = 17;
+        let spec = seaquest();
+        let mut env = AtariEnv::new(&spec, seed).unwrap();
+        let mut raw = raw_twin(&spec, seed);
+        assert_eq!(env.num_actions(), 18, "Seaquest's minimal set is all 18 actions");
+        assert!(env.uses_palette(), "Seaquest is NTSC: the fast palette path must be on");
+        raw.reset_game();
+        for _ in 0..env.last_noops() {
+            raw.act(NOOP);
+        }
+        assert!(env.render_rgb().2 == screen(&raw), "frame after the no-op start");
+
+        let mut rng = Pcg64::seed_from_u64(99);
+        let (mut env_return, mut raw_return, mut steps, mut pooled_differs) = (0.0, 0i64, 0, 0);
+        let mut obs = vec![0u8; 210 * 160 * 3];
+        loop {
+            let a = rng.gen_range(0..env.num_actions());
+            let step = env.step(a);
+            let mut reward = 0;
+            let mut frames = Vec::new();
+            for _ in 0..4 {
+                reward += raw.act(env.action_set()[a]);
+                frames.push(screen(&raw));
+                if raw.game_over() {
+                    break;
+                }
+            }
+            let expect = match frames.len() {
+                1 => frames[0].clone(),
+                n => frames[n - 2].iter().zip(&frames[n - 1]).map(|(a, b)| *a.max(b)).collect(),
+            };
+            env.observation(&mut obs);
+            assert!(obs == expect, "max-pooled frame differs at step {steps}");
+            pooled_differs += usize::from(expect != *frames.last().unwrap());
+            assert_eq!(step.reward, reward as f32, "reward at step {steps}");
+            assert_eq!(step.episode_over, raw.game_over(), "end at step {steps}");
+            env_return += f64::from(step.reward);
+            raw_return += i64::from(reward);
+            steps += 1;
+            if step.episode_over {
+                break;
+            }
+            assert!(steps < 27_000, "a random Seaquest episode should end");
+        }
+        assert!(step_was_game_over(&env));
+        assert_eq!(env_return, raw_return as f64);
+        assert_eq!(env.episode_frames(), raw.episode_frame_number() as u64);
+        // The pooling must have mattered somewhere, or this test checks nothing.
+        assert!(pooled_differs > 0, "max-pooling never changed a frame");
+        println!(
+            "seaquest random episode: {steps} agent steps, {} frames, return {env_return}, \
+             {pooled_differs} steps where pooling changed the frame",
+            env.episode_frames()
+        );
+    }
+
+    fn step_was_game_over(env: &AtariEnv) -> bool {
+        env.ale().game_over()
+    }
+
+    #[test]
+    fn noop_starts_play_the_drawn_number_of_noop_frames() {
+        let spec = seaquest();
+        let mut counts = HashSet::new();
+        let mut frames = HashSet::new();
+        for seed in 0..12 {
+            let mut env = AtariEnv::new(&spec, seed).unwrap();
+            // A raw twin mirrors every frame the env plays, since ALE's reset
+            // does not erase all emulator state.
+            let mut raw = raw_twin(&spec, seed);
+            for episode in 0..3 {
+                let n = env.last_noops();
+                assert!((1..=30).contains(&n), "{n} no-ops");
+                raw.reset_game();
+                for _ in 0..n {
+                    raw.act(NOOP);
+                }
+                assert!(
+                    env.render_rgb().2 == screen(&raw),
+                    "seed {seed} episode {episode}: frame after {n} no-ops"
+                );
+                assert_eq!(env.episode_frames(), u64::from(n));
+                counts.insert(n);
+                frames.insert(env.render_rgb().2.to_vec());
+                env.step(1);
+                for _ in 0..4 {
+                    raw.act(env.action_set()[1]);
+                }
+                env.reset();
+            }
+        }
+        assert!(counts.len() > 5, "no-op counts barely vary: {counts:?}");
+        assert!(frames.len() > 1, "different no-op starts gave the same frame");
+        // noop_max 0: the first frame is ALE's reset frame.
+        let env = AtariEnv::new(&EnvSpec { noop_max: 0, ..spec.clone() }, 3).unwrap();
+        let mut raw = raw_twin(&spec, 3);
+        raw.reset_game();
+        assert_eq!(env.last_noops(), 0);
+        assert!(env.render_rgb().2 == screen(&raw));
+    }
+
+    fn play_frames(spec: &EnvSpec, seed: u64, steps: usize) -> Vec<u64> {
+        let mut env = make_env(spec, seed).unwrap();
+        let mut out = Vec::new();
+        let mut rng = Pcg64::seed_from_u64(5); // the same actions for every env
+        let mut obs = vec![0; 210 * 160 * 3];
+        for _ in 0..steps {
+            if env.step(rng.gen_range(0..env.num_actions())).episode_over {
+                env.reset();
+            }
+            env.observation(&mut obs);
+            out.push(obs.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+                (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+            }));
+        }
+        out
+    }
+
+    #[test]
+    fn same_seed_replays_the_same_frames_and_other_seeds_do_not() {
+        // Sticky actions on, so ALE's own RNG takes part as well as the no-ops.
+        let spec = EnvSpec { sticky_actions: true, ..seaquest() };
+        let a = play_frames(&spec, crate::derive_seed(1, 0, 0), 300);
+        let b = play_frames(&spec, crate::derive_seed(1, 0, 0), 300);
+        let c = play_frames(&spec, crate::derive_seed(1, 0, 1), 300);
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        // Without no-ops the streams differ only through sticky actions.
+        let spec = EnvSpec { noop_max: 0, ..spec };
+        assert_ne!(play_frames(&spec, 1, 300), play_frames(&spec, 2, 300));
+    }
+
+    /// Every game in the virtualenv either matches the NTSC palette table on
+    /// every sampled frame, or `AtariEnv` notices at reset and reads RGB.
+    #[test]
+    fn palette_table_matches_ale_rgb_or_env_falls_back() {
+        let (mut fast, mut fallback) = (Vec::new(), Vec::new());
+        for game in SUPPORTED_GAMES {
+            let Ok(rom) = find_rom(game, None) else { continue };
+            let mut ale = Ale::load(&rom, 1, 0.0).unwrap();
+            let actions = ale.minimal_action_set();
+            let mut rng = Pcg64::seed_from_u64(3);
+            let pixels = ale.screen_pixels();
+            let (mut idx, mut ours) = (vec![0; pixels], vec![0; pixels * 3]);
+            let mut matches = true;
+            for t in 0..600 {
+                ale.act(actions[rng.gen_range(0..actions.len())]);
+                if ale.game_over() {
+                    ale.reset_game();
+                }
+                if t % 20 == 0 {
+                    ale.screen_indices(&mut idx);
+                    indices_to_rgb(&idx, &mut ours);
+                    matches &= ours == screen(&ale);
+                }
+            }
+            let mut env = AtariEnv::new(&EnvSpec::atari_default(*game), 1).unwrap();
+            // The model input is 210x160 whatever the game's screen size.
+            let mut obs = vec![0; 210 * 160 * 3];
+            env.step(0);
+            env.observation(&mut obs);
+            let (h, w, frame) = env.render_rgb();
+            assert_eq!((h, w), ale.screen_size());
+            assert_eq!(frame.len(), h * w * 3);
+            if matches {
+                fast.push(*game);
+            } else {
+                assert!(!env.uses_palette(), "{game}: palette differs but the env did not notice");
+                fallback.push(*game);
+            }
+        }
+        println!("palette table: {} games fast, fallback to RGB: {fallback:?}", fast.len());
+        assert!(fast.contains(&"seaquest") && fast.contains(&"pong"), "{fast:?}");
+    }
+
+    #[test]
+    fn ram_is_the_emulator_ram() {
+        let mut env = AtariEnv::new(&seaquest(), 4).unwrap();
+        env.step(0);
+        let ram = env.ram().unwrap();
+        assert_eq!(ram, env.ale().ram());
+        assert!(ram.iter().any(|&b| b != 0));
+    }
+
+    #[test]
+    fn frame_cap_ends_the_episode() {
+        let spec = EnvSpec { max_frames: 103, noop_max: 0, ..seaquest() };
+        let mut env = AtariEnv::new(&spec, 1).unwrap();
+        let mut steps = 0;
+        while !env.step(0).episode_over {
+            steps += 1;
+        }
+        assert_eq!(steps, 25); // 26th step hits the cap after 3 of its 4 frames
+        assert_eq!(env.episode_frames(), 103);
+        env.reset();
+        assert_eq!(env.episode_frames(), 0);
+    }
+
+    #[test]
+    fn episodic_life_ends_episodes_at_lost_lives_without_resetting_the_game() {
+        let spec = EnvSpec { episodic_life: true, ..seaquest() };
+        let mut env = AtariEnv::new(&spec, 2).unwrap();
+        let mut rng = Pcg64::seed_from_u64(1);
+        let (mut lives_lost, mut games) = (0, 0);
+        while games == 0 {
+            let step = env.step(rng.gen_range(0..env.num_actions()));
+            if step.episode_over {
+                if step.game_over {
+                    games += 1;
+                } else {
+                    lives_lost += 1;
+                    let frames = env.episode_frames();
+                    env.reset();
+                    assert_eq!(env.episode_frames(), frames, "a lost life must not reset");
+                    continue;
+                }
+                env.reset();
+            }
+        }
+        assert!(lives_lost >= 3, "Seaquest has 4 lives: {lives_lost} lost before game over");
+    }
+
+    #[test]
+    fn resized_grayscale_observation_and_full_action_set() {
+        let spec = EnvSpec {
+            obs_height: 84,
+            obs_width: 84,
+            grayscale: true,
+            full_action_set: true,
+            fire_reset: true,
+            ..EnvSpec::atari_default("pong")
+        };
+        assert_eq!(spec.num_actions().unwrap(), 18);
+        assert_eq!(EnvSpec::atari_default("pong").num_actions().unwrap(), 6);
+        let mut env = make_env(&spec, 1).unwrap();
+        assert_eq!(env.num_actions(), 18);
+        assert_eq!(env.observation_shape(), (84, 84, 1));
+        env.step(3);
+        let mut obs = vec![0; 84 * 84];
+        env.observation(&mut obs);
+        let mut expect = vec![0; 84 * 84];
+        crate::preprocess::Resizer::new((210, 160), (84, 84)).resize(
+            env.render_rgb().2,
+            &mut expect,
+            true,
+        );
+        assert!(obs == expect, "resized observation differs from resizing the frame");
+        assert_eq!(env.render_rgb().0, 210);
+    }
+}

@@ -1,0 +1,17 @@
+//! What every process of a run shares, with no libtorch: the wire protocol
+//! ([`protocol`]) and its NNG sockets ([`transport`]), the run's secret key
+//! ([`auth`]), the configuration every shape derives from ([`config`]), the
+//! per-step layouts ([`layout`]), the run directory ([`rundir`]: endpoints,
+//! checkpoints, how a run ended) and the flags every process takes ([`args`]).
+//!
+//! It holds no process logic and no model: the recorder depends on it alone
+//! (with `env` for its benchmark), so it builds on a laptop without PyTorch.
+
+pub mod args;
+pub mod auth;
+pub mod checkpoint;
+pub mod config;
+pub mod fixtures;
+pub mod protocol;
+pub mod rundir;
+pub mod transport;
