@@ -29,9 +29,10 @@ use wire::protocol::{Array, Body, ParamsRequest, Trajectory};
 use wire::transport::{open, seal, ParamsClient};
 
 use crate::batcher::build_batch;
+use crate::flags::{device_name, parse_device, TrainArgs};
 use crate::metrics::process_cpu_seconds;
 use crate::optim::Optimizer;
-use crate::{device_name, parse_device, train, update, TrainArgs};
+use crate::{train, update};
 
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {

@@ -14,7 +14,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use tch::{Device, Kind, Tensor};
 
@@ -24,7 +24,9 @@ use wire::checkpoint::{
     FileEntry, Manifest, FORMAT, MANIFEST_FILE, MODEL_FILE, OPTIMIZER_FILE, PREFIX,
 };
 use wire::config::ModelConfig;
+use wire::rundir::RunDir;
 
+use crate::flags::TrainArgs;
 use crate::optim::Optimizer;
 
 /// A verified checkpoint, read into memory.
@@ -184,6 +186,79 @@ pub fn load_latest(dir: &Path) -> Result<Option<Loaded>> {
         set_aside(path);
     }
     loaded(newest.verified).map(Some)
+}
+
+/// Settings that may change between sessions of a run without warning.
+const FREE_ON_RESUME: &[&str] = &[
+    "resume",
+    "device",
+    "precision",
+    "threads",
+    "queue_batches",
+    "decode_threads",
+    "max_message_bytes",
+    "trajectories_address",
+    "params_address",
+    "allow_remote",
+    "checkpoint_interval_s",
+    "keep_checkpoints",
+    "log_interval_s",
+    "runs_root",
+];
+
+/// Where a training session starts. With `--resume`: the newest checkpoint
+/// that verifies, loaded into `model` and `opt`, refused if it is of another
+/// architecture, with a warning per setting that changed (other than those
+/// free to change); a fresh start when there is none. Without: a fresh start,
+/// refused if the run already has checkpoints, so no run is overwritten by
+/// accident. Returns the counters to go on from and the checkpoint resumed.
+pub fn resume_or_start(
+    run_dir: &RunDir,
+    args: &TrainArgs,
+    cfg: &ModelConfig,
+    config_json: &serde_json::Value,
+    model: &mut Model,
+    opt: &mut Optimizer,
+) -> Result<(Counters, Option<PathBuf>)> {
+    // Version 0 means "none" in a ParamsRequest: the initial weights are version 1.
+    let fresh = Counters { version: 1, ..Counters::default() };
+    if !args.resume {
+        if let Some((step, path)) = list(&run_dir.checkpoints()).first() {
+            bail!(
+                "run {} already has checkpoints (newest: {}, step {step}): pass --resume to \
+                 continue it, or choose another --xpid",
+                run_dir.xpid(),
+                path.display()
+            );
+        }
+        return Ok((fresh, None));
+    }
+    let Some(loaded) = load_latest(&run_dir.checkpoints())? else {
+        tracing::warn!(
+            "--resume: no checkpoint in {}, starting a new run",
+            run_dir.checkpoints().display()
+        );
+        return Ok((fresh, None));
+    };
+    if &loaded.model_config != cfg {
+        bail!(
+            "checkpoint {} is of another architecture (preset/agent/game/action set) \
+             than --preset {} --agent {} --game {}: resume with the run's own flags",
+            loaded.path.display(),
+            args.run.preset,
+            args.run.agent,
+            args.run.game
+        );
+    }
+    for (key, new) in config_json.as_object().into_iter().flatten() {
+        // A key the checkpoint lacks is a setting added since it was written.
+        let Some(old) = loaded.learner_config.get(key.as_str()) else { continue };
+        if !FREE_ON_RESUME.contains(&key.as_str()) && old != new {
+            tracing::warn!("--resume: {key} was {old} in the checkpoint, now {new}");
+        }
+    }
+    loaded.apply(model, opt)?;
+    Ok((loaded.counters.clone(), Some(loaded.path.clone())))
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The learner: receives trajectories from any number of actors, learns from
 //! batches of B unrolls with V-trace and RMSProp, serves the newest weights,
-//! and owns the run's checkpoints and logs (SPEC sections 1, 4 and 5).
+//! and owns the run's checkpoints and logs (docs/architecture.md: Processes,
+//! V-trace and the loss, The run directory).
 //!
 //! The whole loop is [`train`], read top to bottom:
 //!
@@ -22,6 +23,7 @@
 mod batcher;
 mod bench;
 mod checkpoint;
+mod flags;
 mod metrics;
 mod optim;
 mod params_service;
@@ -32,369 +34,27 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use clap::{Parser, Subcommand};
-use serde_json::json;
+use clap::Parser;
 use tch::Device;
 
 use agent::model::Model;
-use agent::precision::PrecisionChoice;
-use agent::vtrace::{impala_loss, LossConfig, LossInputs, VTraceConfig};
+use agent::vtrace::{impala_loss, LossConfig, LossInputs};
 use env::EnvSpec;
-use wire::args::RunArgs;
 use wire::auth::Credentials;
-use wire::rundir::Endpoints;
-use wire::transport::{ParamsServer, Pull, DEFAULT_MAX_MESSAGE_BYTES};
+use wire::rundir::{EndReason, Endpoints, RunDir};
+use wire::transport::{ParamsServer, Pull};
 
 use batcher::{Batcher, BatcherConfig};
 use checkpoint::Counters;
+use flags::{device_name, parse_device, Cli, Command, TrainArgs};
 use metrics::{CsvLog, Meta, Progress, Row, Throughput};
-use optim::{Optimizer, OptimizerConfig};
+use optim::Optimizer;
 use params_service::ParamsService;
-
-/// `--optimizer`: which update rule the learner uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum OptimizerKind {
-    Rmsprop,
-    Adam,
-}
-
-impl std::fmt::Display for OptimizerKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            OptimizerKind::Rmsprop => "rmsprop",
-            OptimizerKind::Adam => "adam",
-        })
-    }
-}
-
-#[derive(Parser, Debug)]
-#[command(
-    name = "learner",
-    version,
-    about = "IMPALA learner of the attention-augmented agent: V-trace, RMSProp, params service, checkpoints, logs.",
-    long_about = "IMPALA learner of the attention-augmented agent (Mott et al. 2019).\n\n\
-        Binds the trajectory PULL socket and the params REP socket (default: ipc sockets in \
-        <runs-root>/<xpid>/sock/, written to <runs-root>/<xpid>/endpoints.json), learns from \
-        batches of --batch-size unrolls with V-trace and RMSProp, serves the newest weights to \
-        actors, and writes logs.csv, meta.json and checkpoints/ in the run directory. Stops at \
-        --total-frames or on Ctrl-C, writing a checkpoint either way; --resume continues.\n\n\
-        A flag given twice takes its last value, so launchers' defaults (train-local.sh --demo) \
-        can be overridden by flags after `--`.",
-    args_conflicts_with_subcommands = true,
-    args_override_self = true
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Option<Command>,
-    #[command(flatten)]
-    train: TrainArgs,
-}
-
-#[derive(Subcommand, Debug)]
-enum Command {
-    /// Measure learner samples/s against the bare model training step (prints a table).
-    Bench(bench::BenchArgs),
-}
-
-/// Every setting of a training run. Defaults are SPEC section 4's.
-#[derive(clap::Args, Debug, Clone)]
-pub struct TrainArgs {
-    #[command(flatten)]
-    pub run: RunArgs,
-
-    /// Unrolls per batch B.
-    #[arg(long, default_value_t = 32, help_heading = "Learning")]
-    pub batch_size: usize,
-    /// Stop after learning from this many environment frames (agent steps
-    /// times the action repeat; `2e9` notation accepted). The learning rate
-    /// reaches zero here.
-    #[arg(long, default_value = "2e9", value_parser = parse_count, help_heading = "Learning")]
-    pub total_frames: u64,
-    /// Update rule: `rmsprop` (the SPEC's and IMPALA's, for Atari) or `adam`
-    /// (what the built-in game learns with at the `small` preset; see
-    /// docs/learning.md).
-    #[arg(long, value_enum, default_value_t = OptimizerKind::Rmsprop, help_heading = "Learning")]
-    pub optimizer: OptimizerKind,
-    /// Initial learning rate; decays linearly to 0 at --total-frames (unless
-    /// --constant-learning-rate).
-    #[arg(long, default_value_t = 6e-4, help_heading = "Learning")]
-    pub learning_rate: f64,
-    /// Keep the learning rate at --learning-rate for the whole run instead of
-    /// decaying it. For short runs whose budget is a stopping point rather than
-    /// a schedule: the demo on catch learns around 400-600k frames, where a
-    /// decay over its 1e6 budget would already have halved the rate.
-    #[arg(long, help_heading = "Learning")]
-    pub constant_learning_rate: bool,
-    /// Raise the learning rate linearly from 0 over the first F frames (0: no
-    /// warm-up). Adam's first steps are as large as its later ones however
-    /// noisy the early gradients are, and the attention logits can saturate on
-    /// whatever the first updates favoured (docs/learning.md).
-    #[arg(long, default_value = "0", value_parser = parse_count, value_name = "F", help_heading = "Learning")]
-    pub warmup_frames: u64,
-    /// RMSProp smoothing constant alpha.
-    #[arg(long, default_value_t = 0.99, help_heading = "Learning")]
-    pub rmsprop_alpha: f64,
-    /// RMSProp epsilon (added to the root of the mean square, as in PyTorch).
-    #[arg(long, default_value_t = 0.01, help_heading = "Learning")]
-    pub rmsprop_eps: f64,
-    /// RMSProp momentum.
-    #[arg(long, default_value_t = 0.0, help_heading = "Learning")]
-    pub rmsprop_momentum: f64,
-    /// Adam's first-moment decay beta1.
-    #[arg(long, default_value_t = 0.9, help_heading = "Learning")]
-    pub adam_beta1: f64,
-    /// Adam's second-moment decay beta2.
-    #[arg(long, default_value_t = 0.999, help_heading = "Learning")]
-    pub adam_beta2: f64,
-    /// Adam's epsilon (added to the root of the corrected second moment, as in PyTorch).
-    #[arg(long, default_value_t = 1e-5, help_heading = "Learning")]
-    pub adam_eps: f64,
-    /// Weight of the entropy term (sum of pi log pi) in the loss.
-    #[arg(long, default_value_t = 0.01, help_heading = "Learning")]
-    pub entropy_cost: f64,
-    /// Weight of the baseline term (0.5 sum (v_s - V)^2) in the loss.
-    #[arg(long, default_value_t = 0.5, help_heading = "Learning")]
-    pub baseline_cost: f64,
-    /// Discount gamma.
-    #[arg(long, default_value_t = 0.99, help_heading = "Learning")]
-    pub discount: f64,
-    /// Rewards are clipped to [-reward_clip, reward_clip] before V-trace.
-    #[arg(long, default_value_t = 1.0, help_heading = "Learning")]
-    pub reward_clip: f64,
-    /// Gradients are rescaled so that their joint L2 norm is at most this.
-    #[arg(long, default_value_t = 40.0, help_heading = "Learning")]
-    pub grad_norm_clip: f64,
-    /// V-trace rho-bar: truncation of the importance weights in the targets.
-    #[arg(long, default_value_t = 1.0, help_heading = "Learning")]
-    pub clip_rho_threshold: f64,
-    /// V-trace c-bar: truncation of the trace coefficients.
-    #[arg(long, default_value_t = 1.0, help_heading = "Learning")]
-    pub clip_c_threshold: f64,
-    /// Truncation of the importance weight in the policy-gradient advantage.
-    #[arg(long, default_value_t = 1.0, help_heading = "Learning")]
-    pub clip_pg_rho_threshold: f64,
-
-    /// Where to learn: `auto` (CUDA when present, else CPU), `cpu`, `cuda`, `cuda:N`.
-    #[arg(long, default_value = "auto", help_heading = "Resources")]
-    pub device: String,
-    /// Numeric precision of the model's forward and backward pass: `bf16` runs
-    /// the convolutions, ConvLSTM gates and linear layers in bfloat16 on
-    /// float32 master weights (softmaxes, losses, V-trace and recurrent states
-    /// stay float32); `auto` picks bf16 on a CPU with AVX-512 BF16 or AMX and
-    /// fp32 elsewhere, GPUs included (where bf16 measured slower for this model
-    /// at the learner's sizes; docs/performance.md).
-    #[arg(long, value_enum, default_value = "auto", help_heading = "Resources")]
-    pub precision: PrecisionChoice,
-    /// Torch intra-op threads (0: torch's default, one per core). Set it when
-    /// several processes share a machine.
-    #[arg(long, default_value_t = 0, help_heading = "Resources")]
-    pub threads: i32,
-    /// Full batches kept ready for the learner at most; beyond that the
-    /// learner stops reading and actors wait (back-pressure). Every queued
-    /// batch adds one update of policy lag when the learner is the bottleneck;
-    /// 0 queues none (the next batch is assembled during the update).
-    #[arg(long, default_value_t = 2, help_heading = "Resources")]
-    pub queue_batches: usize,
-    /// Threads that receive, decode and validate trajectories, and copy frames
-    /// into batches. Raise it when the learner waits for data (queue_size near
-    /// 0 in logs.csv) and cores are free.
-    #[arg(long, default_value_t = 2, help_heading = "Resources")]
-    pub decode_threads: usize,
-    /// Largest trajectory message accepted, in bytes.
-    #[arg(long, default_value_t = DEFAULT_MAX_MESSAGE_BYTES, help_heading = "Resources")]
-    pub max_message_bytes: usize,
-
-    /// Address to bind for trajectories (default: ipc://<run dir>/sock/trajectories).
-    #[arg(long, help_heading = "Sockets")]
-    pub trajectories_address: Option<String>,
-    /// Address to bind for params requests (default: ipc://<run dir>/sock/params).
-    #[arg(long, help_heading = "Sockets")]
-    pub params_address: Option<String>,
-    /// Allow binding tcp addresses beyond loopback (exposes the run to the network).
-    #[arg(long, help_heading = "Sockets")]
-    pub allow_remote: bool,
-
-    /// Continue the run from its newest valid checkpoint: weights, optimizer
-    /// state, counters and the learning-rate schedule.
-    #[arg(long, help_heading = "Checkpoints and logs")]
-    pub resume: bool,
-    /// Seconds between periodic checkpoints (one is always written at exit).
-    #[arg(long, default_value_t = 600.0, help_heading = "Checkpoints and logs")]
-    pub checkpoint_interval_s: f64,
-    /// Checkpoints kept; older ones are deleted.
-    #[arg(long, default_value_t = 3, help_heading = "Checkpoints and logs")]
-    pub keep_checkpoints: usize,
-    /// Seconds between progress lines on the terminal.
-    #[arg(long, default_value_t = 5.0, help_heading = "Checkpoints and logs")]
-    pub log_interval_s: f64,
-}
-
-/// Parses a count written as an integer (`2000000000`, `2_000_000_000`) or in
-/// float notation (`2e9`, `1.5e6`).
-fn parse_count(s: &str) -> Result<u64, String> {
-    let clean = s.replace('_', "");
-    if let Ok(n) = clean.parse::<u64>() {
-        return Ok(n);
-    }
-    match clean.parse::<f64>() {
-        Ok(x) if x.is_finite() && x >= 0.0 && x.fract() == 0.0 && x < 1.8e19 => Ok(x as u64),
-        _ => Err(format!("{s:?} is not a whole non-negative number (e.g. 2000000 or 2e9)")),
-    }
-}
-
-/// `auto`, `cpu`, `cuda`, `cuda:N`.
-pub fn parse_device(s: &str) -> Result<Device> {
-    let cuda = |i: usize| -> Result<Device> {
-        let n = tch::Cuda::device_count() as usize;
-        if i >= n {
-            bail!(
-                "--device {s}: {n} CUDA device(s) visible{}",
-                if n == 0 { " (this libtorch has no CUDA, or there is no GPU)" } else { "" }
-            );
-        }
-        Ok(Device::Cuda(i))
-    };
-    match s {
-        "auto" => {
-            agent::machine::allow_autodetect(
-                "--device auto",
-                "pass --device cpu (or cuda) to say where the learner runs",
-            )?;
-            Ok(Device::cuda_if_available())
-        }
-        "cpu" => Ok(Device::Cpu),
-        "cuda" => cuda(0),
-        _ => match s.strip_prefix("cuda:").map(str::parse::<usize>) {
-            Some(Ok(i)) => cuda(i),
-            _ => bail!("--device {s:?}: use auto, cpu, cuda or cuda:N"),
-        },
-    }
-}
-
-pub fn device_name(device: Device) -> String {
-    match device {
-        Device::Cuda(i) => format!("cuda:{i}"),
-        _ => "cpu".into(),
-    }
-}
-
-impl TrainArgs {
-    /// The settings as JSON, for meta.json and checkpoints.
-    fn to_json(&self) -> serde_json::Value {
-        json!({
-            "xpid": self.run.xpid,
-            "runs_root": self.run.runs_root,
-            "preset": self.run.preset.to_string(),
-            "agent": self.run.agent.to_string(),
-            "game": self.run.game,
-            "full_action_set": self.run.full_action_set,
-            "unroll_length": self.run.unroll_length,
-            "seed": self.run.seed,
-            "batch_size": self.batch_size,
-            "total_frames": self.total_frames,
-            "learning_rate": self.learning_rate,
-            "constant_learning_rate": self.constant_learning_rate,
-            "warmup_frames": self.warmup_frames,
-            "rmsprop_alpha": self.rmsprop_alpha,
-            "rmsprop_eps": self.rmsprop_eps,
-            "rmsprop_momentum": self.rmsprop_momentum,
-            "optimizer": self.optimizer.to_string(),
-            "adam_beta1": self.adam_beta1,
-            "adam_beta2": self.adam_beta2,
-            "adam_eps": self.adam_eps,
-            "entropy_cost": self.entropy_cost,
-            "baseline_cost": self.baseline_cost,
-            "discount": self.discount,
-            "reward_clip": self.reward_clip,
-            "grad_norm_clip": self.grad_norm_clip,
-            "clip_rho_threshold": self.clip_rho_threshold,
-            "clip_c_threshold": self.clip_c_threshold,
-            "clip_pg_rho_threshold": self.clip_pg_rho_threshold,
-            "device": self.device,
-            "precision": self.precision,
-            "threads": self.threads,
-            "queue_batches": self.queue_batches,
-            "decode_threads": self.decode_threads,
-            "max_message_bytes": self.max_message_bytes,
-            "trajectories_address": self.trajectories_address,
-            "params_address": self.params_address,
-            "allow_remote": self.allow_remote,
-            "resume": self.resume,
-            "checkpoint_interval_s": self.checkpoint_interval_s,
-            "keep_checkpoints": self.keep_checkpoints,
-            "log_interval_s": self.log_interval_s,
-        })
-    }
-
-    fn loss_config(&self) -> LossConfig {
-        LossConfig {
-            discount: self.discount,
-            baseline_cost: self.baseline_cost,
-            entropy_cost: self.entropy_cost,
-            reward_clip: self.reward_clip,
-            vtrace: VTraceConfig {
-                clip_rho_threshold: self.clip_rho_threshold,
-                clip_c_threshold: self.clip_c_threshold,
-                clip_pg_rho_threshold: self.clip_pg_rho_threshold,
-                lambda: 1.0,
-            },
-        }
-    }
-
-    fn optimizer_config(&self) -> OptimizerConfig {
-        match self.optimizer {
-            OptimizerKind::Rmsprop => OptimizerConfig::RmsProp {
-                alpha: self.rmsprop_alpha,
-                eps: self.rmsprop_eps,
-                momentum: self.rmsprop_momentum,
-            },
-            OptimizerKind::Adam => OptimizerConfig::Adam {
-                beta1: self.adam_beta1,
-                beta2: self.adam_beta2,
-                eps: self.adam_eps,
-            },
-        }
-    }
-
-    /// Linear decay to zero over the run: lr * (1 - frames / total_frames);
-    /// lr throughout with --constant-learning-rate. Either way times
-    /// frames / warmup_frames during the warm-up.
-    pub fn learning_rate_at(&self, frames: u64) -> f64 {
-        let warmup = if self.warmup_frames == 0 {
-            1.0
-        } else {
-            (frames as f64 / self.warmup_frames as f64).min(1.0)
-        };
-        if self.constant_learning_rate {
-            return self.learning_rate * warmup;
-        }
-        let total = self.total_frames.max(1) as f64;
-        self.learning_rate * warmup * (1.0 - (frames as f64).min(total) / total)
-    }
-}
-
-/// Settings that may change between sessions of a run without warning.
-const FREE_ON_RESUME: &[&str] = &[
-    "resume",
-    "device",
-    "precision",
-    "threads",
-    "queue_batches",
-    "decode_threads",
-    "max_message_bytes",
-    "trajectories_address",
-    "params_address",
-    "allow_remote",
-    "checkpoint_interval_s",
-    "keep_checkpoints",
-    "log_interval_s",
-    "runs_root",
-];
 
 /// What a finished [`train`] call did.
 pub struct Summary {
     pub counters: Counters,
-    pub reason: String,
+    pub reason: EndReason,
     pub checkpoint: PathBuf,
     /// When each update of this session ended, with the process CPU seconds
     /// used by then (NaN where unknown).
@@ -474,53 +134,17 @@ pub fn train(args: &TrainArgs, stop: &AtomicBool) -> Result<Summary> {
     let precision = args.precision.resolve(device)?;
     model.set_precision(precision.precision);
     let mut opt = Optimizer::new(&model.vs, args.optimizer_config());
-    // Version 0 means "none" in a ParamsRequest: the initial weights are version 1.
-    let mut counters = Counters { version: 1, ..Counters::default() };
-    let mut resumed_from = None;
-    let existing = checkpoint::list(&run_dir.checkpoints());
-    if args.resume {
-        match checkpoint::load_latest(&run_dir.checkpoints())? {
-            Some(loaded) => {
-                if loaded.model_config != cfg {
-                    bail!(
-                        "checkpoint {} is of another architecture (preset/agent/game/action set) \
-                         than --preset {} --agent {} --game {}: resume with the run's own flags",
-                        loaded.path.display(),
-                        args.run.preset,
-                        args.run.agent,
-                        args.run.game
-                    );
-                }
-                for (key, new) in config_json.as_object().into_iter().flatten() {
-                    // A key the checkpoint lacks is a setting added since it was written.
-                    let Some(old) = loaded.learner_config.get(key.as_str()) else { continue };
-                    if !FREE_ON_RESUME.contains(&key.as_str()) && old != new {
-                        tracing::warn!("--resume: {key} was {old} in the checkpoint, now {new}");
-                    }
-                }
-                loaded.apply(&mut model, &mut opt)?;
-                counters = loaded.counters.clone();
-                tracing::info!(
-                    "resumed from {}: step {} frames {} version {} learning rate {:.3e}",
-                    loaded.path.display(),
-                    counters.step,
-                    counters.frames,
-                    counters.version,
-                    args.learning_rate_at(counters.frames)
-                );
-                resumed_from = Some(loaded.path.clone());
-            }
-            None => tracing::warn!(
-                "--resume: no checkpoint in {}, starting a new run",
-                run_dir.checkpoints().display()
-            ),
-        }
-    } else if let Some((step, path)) = existing.first() {
-        bail!(
-            "run {} already has checkpoints (newest: {}, step {step}): pass --resume to \
-             continue it, or choose another --xpid",
-            run_dir.xpid(),
-            path.display()
+    let (counters, resumed_from) =
+        checkpoint::resume_or_start(&run_dir, args, &cfg, &config_json, &mut model, &mut opt)?;
+    let mut counters = counters;
+    if let Some(path) = &resumed_from {
+        tracing::info!(
+            "resumed from {}: step {} frames {} version {} learning rate {:.3e}",
+            path.display(),
+            counters.step,
+            counters.frames,
+            counters.version,
+            args.learning_rate_at(counters.frames)
         );
     }
 
@@ -596,10 +220,10 @@ pub fn train(args: &TrainArgs, stop: &AtomicBool) -> Result<Summary> {
 
     let reason = loop {
         if stop.load(Ordering::Relaxed) {
-            break "interrupted";
+            break EndReason::Interrupted;
         }
         if counters.frames >= args.total_frames {
-            break "total frames reached";
+            break EndReason::TotalFramesReached;
         }
         let queue_size = batcher.queued.load(Ordering::Relaxed);
         let Some(batch) = batcher.next(Duration::from_millis(100)) else {
@@ -720,14 +344,7 @@ pub fn train(args: &TrainArgs, stop: &AtomicBool) -> Result<Summary> {
     meta.set("logs_csv_rows_lost", csv_failures.into());
     meta.set("actors_disconnected", gone.into());
     meta.finish(reason)?;
-    Ok(Summary {
-        counters,
-        reason: reason.into(),
-        checkpoint: path,
-        update_ends,
-        update_seconds,
-        device,
-    })
+    Ok(Summary { counters, reason, checkpoint: path, update_ends, update_seconds, device })
 }
 
 /// This session's trajectory counts per actor id, for meta.json (a launcher
@@ -755,6 +372,15 @@ fn batcher_report(batcher: Batcher) -> Batcher {
     batcher
 }
 
+/// `learner end-reason`: one word for launchers (the SLURM scripts requeue a
+/// job unless its run reached its total frames).
+fn print_end_reason(args: &flags::EndReasonArgs) -> Result<()> {
+    let run_dir = RunDir::new(&args.runs_root, &args.xpid).map_err(anyhow::Error::msg)?;
+    let reason = run_dir.end_reason().map_err(anyhow::Error::msg)?;
+    println!("{}", reason.map_or("none", EndReason::as_word));
+    Ok(())
+}
+
 fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -771,6 +397,7 @@ fn main() {
             }
             bench::run(args)
         }
+        Some(Command::EndReason(args)) => print_end_reason(args),
         None => {
             // Before anything starts torch's thread pools.
             if cli.train.threads > 0 {
@@ -800,61 +427,7 @@ fn main() {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn counts_accept_float_notation() {
-        assert_eq!(parse_count("2e9"), Ok(2_000_000_000));
-        assert_eq!(parse_count("2_000"), Ok(2000));
-        assert_eq!(parse_count("1.5e3"), Ok(1500));
-        assert!(parse_count("1.5").is_err());
-        assert!(parse_count("-3").is_err());
-    }
-
-    #[test]
-    fn learning_rate_decays_linearly_to_zero() {
-        let cli = Cli::parse_from(["learner", "--total-frames", "1000", "--learning-rate", "0.5"]);
-        let a = &cli.train;
-        assert_eq!(a.learning_rate_at(0), 0.5);
-        assert_eq!(a.learning_rate_at(500), 0.25);
-        assert_eq!(a.learning_rate_at(1000), 0.0);
-        assert_eq!(a.learning_rate_at(5000), 0.0);
-        let cli = Cli::parse_from([
-            "learner",
-            "--total-frames",
-            "1000",
-            "--learning-rate",
-            "0.5",
-            "--constant-learning-rate",
-        ]);
-        assert_eq!(cli.train.learning_rate_at(999), 0.5);
-        let cli = Cli::parse_from([
-            "learner",
-            "--learning-rate",
-            "0.5",
-            "--constant-learning-rate",
-            "--warmup-frames",
-            "1e3",
-        ]);
-        let a = &cli.train;
-        assert_eq!((a.learning_rate_at(0), a.learning_rate_at(250)), (0.0, 0.125));
-        assert_eq!((a.learning_rate_at(1000), a.learning_rate_at(5000)), (0.5, 0.5));
-    }
-
-    #[test]
-    fn defaults_are_the_spec_s() {
-        let cli = Cli::parse_from(["learner"]);
-        let a = &cli.train;
-        assert_eq!((a.batch_size, a.run.unroll_length), (32, 50));
-        assert_eq!(a.total_frames, 2_000_000_000);
-        assert_eq!(a.learning_rate, 6e-4);
-        assert_eq!(
-            a.optimizer_config(),
-            OptimizerConfig::RmsProp { alpha: 0.99, eps: 0.01, momentum: 0.0 }
-        );
-        assert_eq!((a.entropy_cost, a.baseline_cost, a.discount), (0.01, 0.5, 0.99));
-        assert_eq!(a.grad_norm_clip, 40.0);
-        assert_eq!(a.loss_config(), LossConfig::default());
-    }
+    use crate::optim::OptimizerConfig;
 
     /// Runs the whole update (alignment, loss sign, clipping, RMSProp) in
     /// `precision` on a bandit hidden in the unrolls: reward[t+1] = +1 when
@@ -937,22 +510,6 @@ mod tests {
         let params = model.to_params(1).unwrap();
         for (name, t) in agent::model::weights::safetensors_to_tensors(&params.weights).unwrap() {
             assert_eq!(t.kind(), tch::Kind::Float, "{name}: sent to the actors as f32");
-        }
-    }
-
-    #[test]
-    fn devices_parse() {
-        assert_eq!(parse_device("cpu").unwrap(), Device::Cpu);
-        assert!(parse_device("gpu").is_err());
-        if agent::machine::autodetect_forbidden() {
-            // scripts/test.sh: `auto` must be stated, and the error says how.
-            let refused = parse_device("auto").unwrap_err().to_string();
-            assert!(refused.contains("pass --device cpu"), "{refused}");
-        } else if !tch::Cuda::is_available() {
-            assert_eq!(parse_device("auto").unwrap(), Device::Cpu);
-        }
-        if !tch::Cuda::is_available() {
-            assert!(parse_device("cuda:0").is_err());
         }
     }
 }

@@ -320,11 +320,11 @@ impl Meta {
         self.value[key] = value;
     }
 
-    pub fn finish(&mut self, reason: &str) -> Result<()> {
+    pub fn finish(&mut self, reason: wire::rundir::EndReason) -> Result<()> {
         let now = unix_seconds();
         self.value["end"] = utc_timestamp(now).into();
         self.value["end_unix"] = now.into();
-        self.value["end_reason"] = reason.into();
+        self.value["end_reason"] = serde_json::to_value(reason)?;
         self.write()
     }
 

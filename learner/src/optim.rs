@@ -1,4 +1,4 @@
-//! The learner's optimizers, RMSProp (the SPEC's, IMPALA's) and Adam, over a
+//! The learner's optimizers, RMSProp (IMPALA's, the default) and Adam, over a
 //! var store's trainable variables, with a state that can be saved and
 //! restored (tch's own optimizers hide theirs, so `--resume` could not
 //! continue them).
@@ -33,8 +33,8 @@
 
 use tch::{nn, Kind, Tensor};
 
-/// Which update rule, with its hyperparameters (SPEC section 4 defaults for
-/// RMSProp: α 0.99, ε 0.01, momentum 0).
+/// Which update rule, with its hyperparameters (IMPALA's defaults for RMSProp:
+/// α 0.99, ε 0.01, momentum 0; docs/architecture.md, Defaults).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum OptimizerConfig {
     RmsProp { alpha: f64, eps: f64, momentum: f64 },

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use crate::config::{AgentKind, AttentionLogits, ModelConfig, Preset};
 use crate::rundir::RunDir;
 
-#[derive(clap::Args, Clone, Debug)]
+#[derive(clap::Args, Clone, Debug, serde::Serialize)]
 pub struct RunArgs {
     /// Experiment id: names the run directory `<runs-root>/<xpid>` and is the
     /// run id on every message, so two runs never mix.

@@ -1,4 +1,5 @@
-//! The run directory `runs/<xpid>/` (SPEC section 5) and its `endpoints.json`.
+//! The run directory `runs/<xpid>/` (docs/architecture.md, The run directory)
+//! and its `endpoints.json`.
 //!
 //! The run id that every message carries is the xpid, so processes of two runs
 //! that share a host or a cluster never mix.
@@ -62,6 +63,65 @@ impl RunDir {
     }
 }
 
+/// Why a learner session ended, as `meta.json`'s `end_reason` records it.
+/// Launchers decide from it whether to requeue a job (`learner end-reason`
+/// prints it), so it is a closed set, not free text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EndReason {
+    /// The run learned from its `--total-frames`: it is finished.
+    #[serde(rename = "total frames reached")]
+    TotalFramesReached,
+    /// Ctrl-C, SIGTERM or SLURM's time limit: the run can be resumed.
+    #[serde(rename = "interrupted")]
+    Interrupted,
+}
+
+impl EndReason {
+    /// The words `meta.json` holds.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::TotalFramesReached => "total frames reached",
+            EndReason::Interrupted => "interrupted",
+        }
+    }
+    /// One word for scripts: `total-frames-reached` or `interrupted`.
+    pub fn as_word(self) -> &'static str {
+        match self {
+            EndReason::TotalFramesReached => "total-frames-reached",
+            EndReason::Interrupted => "interrupted",
+        }
+    }
+}
+
+impl std::fmt::Display for EndReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl RunDir {
+    /// How the newest learner session of this run ended: `None` while it runs,
+    /// before a learner ever started, or for a session killed with no chance
+    /// to write it. An unreadable `meta.json` is an error naming the file.
+    pub fn end_reason(&self) -> Result<Option<EndReason>, String> {
+        #[derive(Deserialize)]
+        struct Meta {
+            #[serde(default)]
+            end_reason: Option<EndReason>,
+        }
+        let path = self.meta_json();
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        };
+        let meta: Meta = serde_json::from_slice(&bytes).map_err(|e| {
+            format!("{} is not a learner's meta.json ({e}): was it edited by hand?", path.display())
+        })?;
+        Ok(meta.end_reason)
+    }
+}
+
 /// Addresses the learner and recorder bound, as written to `endpoints.json`.
 /// Each process rewrites only its own entries.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -119,6 +179,32 @@ impl Endpoints {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn end_reason_reads_what_the_learner_writes() {
+        let root = tempfile::tempdir().unwrap();
+        let run = RunDir::new(root.path(), "r").unwrap();
+        assert_eq!(run.end_reason(), Ok(None), "no meta.json yet");
+        std::fs::create_dir_all(run.root()).unwrap();
+        for (json, expected) in [
+            (r#"{"end_reason": null}"#.to_string(), None),
+            ("{}".to_string(), None),
+            (
+                serde_json::json!({"x": {"end_reason": "deeper"}, "end_reason": "total frames reached"})
+                    .to_string(),
+                Some(EndReason::TotalFramesReached),
+            ),
+            (serde_json::json!({ "end_reason": EndReason::Interrupted }).to_string(), Some(EndReason::Interrupted)),
+        ] {
+            std::fs::write(run.meta_json(), &json).unwrap();
+            assert_eq!(run.end_reason(), Ok(expected), "{json}");
+        }
+        for bad in [r#"{"end_reason": "bored"}"#, "{not json"] {
+            std::fs::write(run.meta_json(), bad).unwrap();
+            let err = run.end_reason().unwrap_err();
+            assert!(err.contains("meta.json"), "{err}");
+        }
+    }
 
     #[test]
     fn xpid_must_be_a_plain_name() {
