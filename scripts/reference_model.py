@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Plain PyTorch reference of the attention agent (Mott et al. 2019; SPEC section 3).
+"""Plain PyTorch reference of the attention agent (Mott et al. 2019; docs/architecture.md).
 
 An independent implementation of the model in agent/src/model/, written the
 way a researcher would write it in PyTorch, read top to bottom: it exists so
@@ -308,7 +308,10 @@ def cmd_bench(args):
 
 
 def training_loss(out, actions, advantages, targets):
-    """The learner's loss shape (SPEC section 4) on fixed advantages and targets."""
+    """The learner's loss shape on fixed advantages and targets.
+
+    See docs/architecture.md, V-trace and the loss.
+    """
     log_pi = F.log_softmax(out["policy_logits"], dim=-1)
     pg = -(log_pi.gather(2, actions.unsqueeze(2)).squeeze(2) * advantages).sum()
     baseline = 0.5 * 0.5 * ((targets - out["baseline"]) ** 2).sum()

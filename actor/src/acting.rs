@@ -1,5 +1,5 @@
 //! The acting loop: E environments in lockstep, one batched inference call per
-//! step, unrolls assembled as SPEC section 2 aligns them.
+//! step, unrolls assembled as docs/architecture.md, Step alignment, aligns them.
 //!
 //! Alignment, per environment: the current step holds `frame[t]` and the
 //! `reward[t]`, `done[t]`, `last_action[t]` that came with it; the model picks

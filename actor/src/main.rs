@@ -1,8 +1,8 @@
 //! The actor: E environments in one process, one batched inference call per
 //! step on its own copy of the model, unrolls of T+1 steps to the learner,
-//! chosen episodes with their attention maps to the recorder (SPEC sections 1
-//! and 2). With `--eval` it plays N episodes with fixed weights instead and
-//! reports their returns.
+//! chosen episodes with their attention maps to the recorder (docs/architecture.md,
+//! Processes and Step alignment). With `--eval` it plays N episodes with fixed
+//! weights instead and reports their returns.
 
 mod acting;
 mod recording;

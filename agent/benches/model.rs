@@ -151,7 +151,8 @@ fn timed(seconds: f64, mut f: impl FnMut()) -> Rate {
     }
 }
 
-/// The learner's loss shape (SPEC section 4) on fixed advantages and targets.
+/// The learner's loss shape (docs/architecture.md, V-trace and the loss) on
+/// fixed advantages and targets.
 fn training_loss(
     out: &AgentOutput,
     actions: &Tensor,

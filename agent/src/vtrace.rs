@@ -1,5 +1,5 @@
 //! V-trace off-policy targets (Espeholt et al. 2018, arXiv 1802.01561, section 4.1)
-//! and the IMPALA loss built on them (SPEC section 4).
+//! and the IMPALA loss built on them (docs/architecture.md, V-trace and the loss).
 //!
 //! Notation of the paper. One unroll of length T per batch column; for
 //! t = 0..T-1, the behaviour policy μ chose action a_t at x_t, the learner's
@@ -24,10 +24,10 @@
 //!
 //! [`from_importance_weights`] and [`from_logits`] compute `vs` and
 //! `pg_advantages` without gradient, as targets. [`impala_loss`] takes a whole
-//! unroll of T+1 steps in the wire layout, aligns it (SPEC section 2: transition
-//! t uses `action[t]`, `policy_logits[t]`, `reward[t+1]`, `done[t+1]`; the
-//! bootstrap is the learner's baseline at step T), clips rewards to [-1, 1],
-//! and returns the IMPALA loss summed over time and batch:
+//! unroll of T+1 steps in the wire layout, aligns it (docs/architecture.md, Step
+//! alignment: transition t uses `action[t]`, `policy_logits[t]`, `reward[t+1]`,
+//! `done[t+1]`; the bootstrap is the learner's baseline at step T), clips
+//! rewards to [-1, 1], and returns the IMPALA loss summed over time and batch:
 //!
 //! ```text
 //! policy gradient  -Σ log π(a_t|x_t) · pg_advantage_t
@@ -40,7 +40,7 @@
 
 use tch::{Kind, Tensor};
 
-/// Clipping thresholds of V-trace. The SPEC's (and IMPALA's) are all 1.
+/// Clipping thresholds of V-trace. IMPALA's (and the learner's defaults) are all 1.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct VTraceConfig {
     /// ρ̄: truncation of the importance weight in δ_t V.
@@ -146,7 +146,8 @@ pub fn from_logits(
     (returns, log_rhos)
 }
 
-/// Hyperparameters of the IMPALA loss (SPEC section 4 defaults in [`Default`]).
+/// Hyperparameters of the IMPALA loss (IMPALA's Atari defaults in [`Default`]; see
+/// docs/architecture.md, Defaults).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LossConfig {
     pub discount: f64,
@@ -180,8 +181,8 @@ pub struct Losses {
     pub vtrace: VTraceReturns,
 }
 
-/// One unroll of T+1 steps in the wire layout (SPEC section 2), batch-major in
-/// the second dimension: every tensor is [T+1, B, ...].
+/// One unroll of T+1 steps in the wire layout (docs/architecture.md, Step
+/// alignment), batch-major in the second dimension: every tensor is [T+1, B, ...].
 pub struct LossInputs<'a> {
     /// The learner's policy logits over steps 0..=T, [T+1, B, A] (with gradient).
     pub learner_logits: &'a Tensor,
@@ -197,7 +198,8 @@ pub struct LossInputs<'a> {
     pub done: &'a Tensor,
 }
 
-/// The IMPALA loss of SPEC section 4 over one batch of unrolls.
+/// The IMPALA loss (docs/architecture.md, V-trace and the loss) over one batch
+/// of unrolls.
 ///
 /// Alignment: transition t (0 <= t < T) uses `action[t]` and the logits at t,
 /// `reward[t+1]` (clipped to [-1, 1]) and `done[t+1]`; its discount is

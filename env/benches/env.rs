@@ -1,5 +1,6 @@
-//! Environment throughput: the wrapped Atari env (SPEC preprocessing) next to
-//! raw ALE `act()` on the same game in the same run, and the built-in game.
+//! Environment throughput: the wrapped Atari env (the preprocessing of
+//! docs/architecture.md, Atari preprocessing) next to raw ALE `act()` on the
+//! same game in the same run, and the built-in game.
 //!
 //! `cargo bench -p env --bench env [-- GAME [FRAMES]]` (default seaquest,
 //! 200,000 emulator frames per configuration). Prints a markdown table; the

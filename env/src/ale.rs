@@ -5,8 +5,9 @@
 //! - [`Ale`]: a safe owner of one `ALEInterface*` (freed on drop). It checks
 //!   the ROM before ALE sees it, because ALE 0.6 calls `exit(1)` on a missing
 //!   or unreadable ROM and dereferences null on a game it does not know.
-//! - [`AtariEnv`]: the SPEC's preprocessing on top, done here in Rust (ALE runs
-//!   with `frame_skip` 1) so each step is testable: no-op starts, action repeat
+//! - [`AtariEnv`]: the paper's preprocessing on top (docs/architecture.md,
+//!   Atari preprocessing), done here in Rust (ALE runs with `frame_skip` 1) so
+//!   each step is testable: no-op starts, action repeat
 //!   with the maximum over the last two frames, the frame cap, sticky actions,
 //!   minimal or full action set, episodic life, fire on reset, resize/grayscale.
 //!
@@ -386,7 +387,8 @@ fn indices_to_rgb(idx: &[u8], out: &mut [u8]) {
     max_pool_indices(idx, idx, out);
 }
 
-/// An Atari game with the SPEC's preprocessing. See [`EnvSpec`] for each flag.
+/// An Atari game with the paper's preprocessing (docs/architecture.md, Atari
+/// preprocessing). See [`EnvSpec`] for each flag.
 pub struct AtariEnv {
     ale: Ale,
     /// Agent action index -> ALE action id.

@@ -15,8 +15,9 @@
 //! - An environment is ready after [`make_env`]: it has already been reset.
 //!   After `episode_over` the caller calls `reset` before the next `step`.
 //!
-//! Atari preprocessing (SPEC section 4) lives in [`ale`] and [`preprocess`];
-//! what each [`EnvSpec`] flag does is documented on the field.
+//! Atari preprocessing (docs/architecture.md, Atari preprocessing) lives in
+//! [`ale`] and [`preprocess`]; what each [`EnvSpec`] flag does is documented
+//! on the field.
 
 pub mod ale;
 pub mod catch;
@@ -26,7 +27,7 @@ pub mod probe;
 use std::path::{Path, PathBuf};
 
 /// Which game to build and how to preprocess it. Every field is a flag of the
-/// actor; the defaults are the SPEC's.
+/// actor; the defaults are the paper's (docs/architecture.md, Atari preprocessing).
 #[derive(Clone, Debug, PartialEq)]
 pub struct EnvSpec {
     /// `"catch"` or `"probe"` for the built-in games, else an ALE game name

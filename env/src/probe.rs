@@ -1,6 +1,6 @@
 //! "Probe", a scripted environment whose rewards and episode ends are known
 //! in advance, for checking the step alignment of the whole pipeline
-//! (SPEC section 2): what the actor records and what the learner pairs up.
+//! (docs/architecture.md, Step alignment): what the actor records and what the learner pairs up.
 //!
 //! An episode is [`EPISODE_STEPS`] agent steps. At position p (0 at the first
 //! frame of an episode) the frame shows a bright band in row p of a 7-row

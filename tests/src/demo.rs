@@ -114,7 +114,7 @@ pub fn record_result(line: &str) {
 /// the last 20% of updates is clearly above the random policy's, measured here.
 /// And the attention means something: in the episodes recorded late in the
 /// run, `recorder analyze` finds a head whose share of attention on the ball is
-/// far above the same head's time-shuffled baseline (issue 10).
+/// far above the same head's time-shuffled baseline (docs/attention-analysis.md).
 ///
 /// `extra` flags go to the script (e.g. `--precision bf16`); returns the run,
 /// for checks of its own.
@@ -145,7 +145,7 @@ pub enum Expect {
 /// like a skip (`wire::fixtures::note_checked_less`, listed by
 /// `scripts/test.sh`), and both runs' figures go to
 /// `target/tmp/learning-results.txt`. Remove the second run once the demo
-/// learns on every seed (issue 20).
+/// learns on every seed (docs/learning.md, "What is still open").
 pub fn the_demo_command_runs(xpid: &str, extra: &[&str], expect: Expect) -> TestRun {
     let random = random_policy_return(2000);
     let first = run_demo(xpid, extra);
@@ -245,7 +245,7 @@ fn check_learned(curve: &Curve, random: f64, summary: &str) -> Result<(), String
         ));
     }
     // Learning that holds: a run that climbs and falls back fails, whatever
-    // its last 20% (issue 20).
+    // its last 20% (docs/learning.md: the last tenth within 1 of the best).
     // NaN (no episode in the last tenth) fails too.
     if curve.drop.is_nan() || curve.drop > 1.0 {
         return Err(format!(

@@ -63,7 +63,7 @@ impl std::fmt::Display for Preset {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum AgentKind {
-    /// Top-down attention (SPEC section 3): queries from the policy core's
+    /// Top-down attention, the paper's: queries from the policy core's
     /// previous state pick what of the frame the policy sees.
     #[default]
     Attention,
@@ -91,7 +91,8 @@ impl std::fmt::Display for AgentKind {
     }
 }
 
-/// How the attention logits come from queries and keys (SPEC step 9).
+/// How the attention logits come from queries and keys (docs/architecture.md,
+/// The model, step 9).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum AttentionLogits {
@@ -115,7 +116,7 @@ impl AttentionLogits {
     }
 }
 
-/// The architecture of the attention agent (SPEC section 3).
+/// The architecture of the attention agent (docs/architecture.md, The model).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModelConfig {
     /// The attention agent or the no-attention control.

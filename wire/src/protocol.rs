@@ -1,4 +1,4 @@
-//! The wire protocol (SPEC section 2).
+//! The wire protocol (docs/architecture.md, Sockets and messages).
 //!
 //! Every message is one MessagePack document holding an [`Envelope`]:
 //! `{ protocol, run, body }`. Bulk arrays travel as MessagePack `bin` with

@@ -1,6 +1,6 @@
 //! NNG sockets that speak the wire protocol.
 //!
-//! Four roles, one per socket kind of SPEC section 1:
+//! Four roles, one per socket kind (docs/architecture.md, Sockets and messages):
 //! [`Pull`] (learner: trajectories; recorder: episodes), [`Push`] (actor),
 //! [`ParamsServer`] (learner, REP) and [`ParamsClient`] (actor, REQ).
 //! Every receiving socket sets a maximum message size, dialers redial by

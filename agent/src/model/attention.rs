@@ -1,4 +1,4 @@
-//! Top-down attention (SPEC section 3, steps 6-10).
+//! Top-down attention (docs/architecture.md, The model, steps 6-10).
 //!
 //! The ConvLSTM output O [B, C, h, w] splits by channel into keys (the first
 //! C_k channels) and values (the other C_v). Each key and value is extended with
@@ -138,7 +138,8 @@ pub fn attend(
 }
 
 /// The explicit keys K [B, h*w, C_k + C_s] and values V [B, h*w, C_v + C_s]
-/// of SPEC step 7, for inspection and tests (the forward pass uses [`attend`]).
+/// of step 7 in docs/architecture.md, The model, for inspection and tests (the
+/// forward pass uses [`attend`]).
 pub fn keys_and_values(output: &Tensor, basis: &Tensor, key_channels: i64) -> (Tensor, Tensor) {
     let (b, c, h, w) = output.size4().expect("ConvLSTM output is [B, C, h, w]");
     // [B, C, h, w] -> [B, h, w, C] by permute: channels stay channels.

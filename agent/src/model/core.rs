@@ -1,4 +1,4 @@
-//! The policy core and its heads (SPEC section 3, steps 11-13).
+//! The policy core and its heads (docs/architecture.md, The model, steps 11-13).
 //!
 //! Input per step: the answers and queries of every head, the reward clipped
 //! to [-1, 1], and the one-hot previous action. An MLP (ReLU after each layer)

@@ -1,4 +1,4 @@
-//! The attention agent (Mott et al. 2019) in tch. See SPEC section 3.
+//! The attention agent (Mott et al. 2019) in tch. See docs/architecture.md, The model.
 //!
 //! One forward function, [`AttentionAgent::unroll`], runs an unroll [T, B] from
 //! a given recurrent state; the learner calls it with its whole batch of
@@ -245,8 +245,9 @@ impl AgentState {
     }
 }
 
-/// The model's input for an unroll of T steps of B environments (SPEC section 2
-/// alignment: `reward[t]`, `done[t]` and `last_action[t]` arrived with `frame[t]`).
+/// The model's input for an unroll of T steps of B environments (aligned as in
+/// docs/architecture.md, Step alignment: `reward[t]`, `done[t]` and
+/// `last_action[t]` arrived with `frame[t]`).
 #[derive(Debug)]
 pub struct Unroll {
     /// u8 [T, B, H, W, C]

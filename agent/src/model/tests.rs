@@ -660,7 +660,8 @@ fn the_image_reaches_the_policy_at_initialisation() {
 }
 
 /// The scaled, key-normalised logits of `attend` against the explicit keys of
-/// SPEC step 7, normalised and scaled by hand, for both scalings.
+/// step 7 of docs/architecture.md, The model, normalised and scaled by hand,
+/// for both scalings.
 #[test]
 fn normalised_keys_and_scaled_logits_match_the_explicit_computation() {
     use super::attention::{normalize_over_grid, LogitShape, KEY_NORM_EPS};

@@ -1,5 +1,5 @@
 //! The vision core: three convolutions with ReLU over the frame scaled to
-//! [0, 1], then a ConvLSTM (SPEC section 3, steps 1-5).
+//! [0, 1], then a ConvLSTM (docs/architecture.md, The model, steps 1-5).
 //!
 //! The three convolutions do not depend on the recurrent state, so
 //! [`VisionCore::features`] runs them over all T*B frames of an unroll in one
