@@ -7,22 +7,42 @@
 #
 #   scripts/bench-system.sh [--seconds 120] [--actors 1] [--envs 4] [--game seaquest] [--preset paper]
 #                           [-- extra flags for learner and actors, e.g. --precision bf16]
+#
+# Flags (`--flag value` or `--flag=value`):
+#   --seconds S          measured time after the warm-up (default: 120)
+#   --actors N           actor processes, one thread each (default: 1)
+#   --envs E             environments per actor (default: 4)
+#   --game NAME          Atari game or `catch` (default: seaquest)
+#   --preset NAME        paper | small (default: paper)
+#   --unroll-length T    (default: 20)
+#   --batch-size B       the learner's (default: 8)
+#   --warmup-timeout S   give up when the learner has not logged 4 updates after
+#                        S seconds, or when a process exits during the warm-up
+#                        (default: 600)
+#
+# Environment: AAA_NO_BUILD=1 skips the build; AAA_BIN_DIR picks the binaries
+# (default: target/release).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-seconds=120 actors=1 envs=4 game=seaquest preset=paper unroll=20 batch=8 extra=()
+seconds=120 actors=1 envs=4 game=seaquest preset=paper unroll=20 batch=8 warmup_timeout=600 extra=()
+usage() { sed -n '2,/^set -euo pipefail/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'; }
+. "$ROOT/scripts/lib/flags.sh"
 while (($#)); do
   case "$1" in
-    --seconds) seconds="$2"; shift 2 ;;
-    --actors) actors="$2"; shift 2 ;;
-    --envs) envs="$2"; shift 2 ;;
-    --game) game="$2"; shift 2 ;;
-    --preset) preset="$2"; shift 2 ;;
-    --unroll-length) unroll="$2"; shift 2 ;;
-    --batch-size) batch="$2"; shift 2 ;;
+    --seconds | --seconds=*) flag_set seconds "$@"; shift "$FLAG_SHIFT" ;;
+    --actors | --actors=*) flag_set actors "$@"; shift "$FLAG_SHIFT" ;;
+    --envs | --envs=*) flag_set envs "$@"; shift "$FLAG_SHIFT" ;;
+    --game | --game=*) flag_set game "$@"; shift "$FLAG_SHIFT" ;;
+    --preset | --preset=*) flag_set preset "$@"; shift "$FLAG_SHIFT" ;;
+    --unroll-length | --unroll-length=*) flag_set unroll "$@"; shift "$FLAG_SHIFT" ;;
+    --batch-size | --batch-size=*) flag_set batch "$@"; shift "$FLAG_SHIFT" ;;
+    --warmup-timeout | --warmup-timeout=*) flag_set warmup_timeout "$@"; shift "$FLAG_SHIFT" ;;
+    -h | --help) usage; exit 0 ;;
     --) shift; extra=("$@"); break ;;
-    *) echo "bench-system.sh: unknown flag $1" >&2; exit 2 ;;
+    *) flag_unknown "$1" ;;
   esac
 done
+[[ "$warmup_timeout" =~ ^[1-9][0-9]*$ ]] || flag_die "--warmup-timeout needs a positive number of seconds, not '$warmup_timeout'"
 # AAA_NO_BUILD=1: run the binaries as they are (AAA_BIN_DIR, else target/release).
 if [ "${AAA_NO_BUILD:-0}" != 1 ]; then
   . "$ROOT/scripts/bootstrap.sh"
@@ -30,20 +50,55 @@ if [ "${AAA_NO_BUILD:-0}" != 1 ]; then
 fi
 BIN="${AAA_BIN_DIR:-$ROOT/target/release}"
 runs=$(mktemp -d)
-trap 'rm -rf "$runs"' EXIT
+pids=() running=()
+# On every exit (the end, a failed warm-up, Ctrl-C): the processes still
+# running get SIGINT, then SIGKILL after 10 s; then the run directory goes.
+any_running() { local p; for p in "${running[@]}"; do kill -0 "$p" 2>/dev/null && return 0; done; return 1; }
+cleanup() {
+  local p i
+  for p in "${running[@]}"; do kill -INT "$p" 2>/dev/null || true; done
+  for ((i = 0; i < 100; i++)); do any_running || break; sleep 0.1; done
+  if any_running; then
+    exec 2>/dev/null # no "Killed" line from the shell for each
+    for p in "${running[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+    wait || true
+  fi
+  rm -rf "$runs"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 common=(--runs-root "$runs" --xpid bench --game "$game" --preset "$preset" --unroll-length "$unroll")
 "$BIN/learner" "${common[@]}" --device cpu --threads 1 --batch-size "$batch" --total-frames 1e12 \
   --checkpoint-interval-s 1e9 "${extra[@]}" >"$runs/learner.log" 2>&1 &
-pids=($!)
+pids=($!) running=($!)
 for ((i = 0; i < actors; i++)); do
   "$BIN/actor" "${common[@]}" --actor-id "$i" --num-envs "$envs" --threads 1 --record-every 0 \
     "${extra[@]}" >"$runs/actor-$i.log" 2>&1 &
-  pids+=($!)
+  pids+=($!) running+=($!)
 done
 cpu_seconds() { awk '{print ($14 + $15) / 100}' "/proc/$1/stat"; }
 row() { tail -n 1 "$runs/bench/logs.csv" | awk -F, '{print $1, $4}'; }
-# Warm-up: until the learner has logged a few updates.
-until [ -f "$runs/bench/logs.csv" ] && [ "$(wc -l <"$runs/bench/logs.csv")" -ge 4 ]; do sleep 1; done
+# The warm-up failed: say why, with the end of the process's log (the run
+# directory goes on exit), and stop (cleanup stops the processes).
+warmup_failed() {
+  local log=$2
+  echo "bench-system.sh: $1; the end of $(basename "$log"):" >&2
+  tail -n 20 "$log" 2>/dev/null | sed 's/^/  /' >&2
+  exit 1
+}
+# Warm-up: until the learner has logged a few updates, at most --warmup-timeout seconds.
+warmup_start=$SECONDS
+until [ -f "$runs/bench/logs.csv" ] && [ "$(wc -l <"$runs/bench/logs.csv")" -ge 4 ]; do
+  kill -0 "${pids[0]}" 2>/dev/null || warmup_failed "the learner exited during the warm-up" "$runs/learner.log"
+  for ((i = 0; i < actors; i++)); do
+    kill -0 "${pids[i + 1]}" 2>/dev/null ||
+      warmup_failed "actor $i exited during the warm-up" "$runs/actor-$i.log"
+  done
+  if ((SECONDS - warmup_start >= warmup_timeout)); then
+    warmup_failed "no 4 learner updates after the ${warmup_timeout} s warm-up timeout (--warmup-timeout); stopping the learner and $actors actor(s)" "$runs/learner.log"
+  fi
+  sleep 1
+done
 read -r t0 f0 < <(row)
 declare -A c0; for p in "${pids[@]}"; do c0[$p]=$(cpu_seconds "$p"); done
 sleep "$seconds"
@@ -51,6 +106,7 @@ read -r t1 f1 < <(row)
 declare -A c1; for p in "${pids[@]}"; do c1[$p]=$(cpu_seconds "$p"); done
 for p in "${pids[@]}"; do kill -INT "$p" 2>/dev/null || true; done
 wait || true
+running=()
 
 echo "system: $game, $preset preset, CPU, learner (T=$unroll, B=$batch, 1 thread) + $actors actor(s) x $envs envs (1 thread each) ${extra[*]}"
 awk -v f0="$f0" -v f1="$f1" -v t0="$t0" -v t1="$t1" 'BEGIN { printf "environment frames/s: %.1f  (%d frames in %.0f s)\n", (f1 - f0) / (t1 - t0), f1 - f0, t1 - t0 }'

@@ -18,20 +18,22 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 precisions="fp32 bf16" seeds="1 2 3" parallel=1 runs_root="$ROOT/runs" total_frames="" prefix="seeds"
 extra_flags=()
+usage() { sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+. "$ROOT/scripts/lib/flags.sh"
 while (($#)); do
   case "$1" in
-    --precisions) precisions="$2"; shift 2 ;;
-    --seeds) seeds="$2"; shift 2 ;;
-    --parallel) parallel="$2"; shift 2 ;;
-    --runs-root) runs_root="$2"; shift 2 ;;
-    --total-frames) total_frames="$2"; shift 2 ;;
-    --prefix) prefix="$2"; shift 2 ;;
-    -h|--help) sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --precisions | --precisions=*) flag_set precisions "$@"; shift "$FLAG_SHIFT" ;;
+    --seeds | --seeds=*) flag_set seeds "$@"; shift "$FLAG_SHIFT" ;;
+    --parallel | --parallel=*) flag_set parallel "$@"; shift "$FLAG_SHIFT" ;;
+    --runs-root | --runs-root=*) flag_set runs_root "$@"; shift "$FLAG_SHIFT" ;;
+    --total-frames | --total-frames=*) flag_set total_frames "$@"; shift "$FLAG_SHIFT" ;;
+    --prefix | --prefix=*) flag_set prefix "$@"; shift "$FLAG_SHIFT" ;;
+    -h | --help) usage; exit 0 ;;
     --) shift; extra_flags=("$@"); break ;;
-    *) echo "compare-seeds.sh: unknown flag $1 (see --help)" >&2; exit 2 ;;
+    *) flag_unknown "$1" ;;
   esac
 done
-[[ "$parallel" =~ ^[1-9][0-9]*$ ]] || { echo "compare-seeds.sh: --parallel needs a positive number" >&2; exit 2; }
+[[ "$parallel" =~ ^[1-9][0-9]*$ ]] || flag_die "--parallel needs a positive number"
 if [ "${AAA_NO_BUILD:-0}" != 1 ]; then
   . "$ROOT/scripts/bootstrap.sh"
   (cd "$ROOT" && cargo build --release --bins -q)

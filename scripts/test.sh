@@ -35,6 +35,7 @@ step() {
 step "cargo fmt --check" cargo fmt --all --check
 step "cargo clippy --all-targets -- -D warnings" \
   cargo clippy --release --workspace --all-targets -- -D warnings
+step "the scripts' flag parsing" tests/scripts/flags.sh
 echo "== cargo build (the end-to-end tests start the binaries)"
 if ! cargo build --release --workspace --bins; then
   echo "== FAILED: the build; no test ran" >&2

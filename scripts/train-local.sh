@@ -42,28 +42,28 @@ Flags:
                        docs/learning.md)
 EOT
 }
+. "$ROOT/scripts/lib/flags.sh"
 while (($#)); do
   case "$1" in
-    --xpid) xpid="$2"; shift 2 ;;
-    --game) game="$2"; shift 2 ;;
-    --preset) preset="$2"; shift 2 ;;
-    --agent) agent="$2"; shift 2 ;;
-    --model-flag) model_flags+=("$2"); shift 2 ;;
-    --model-flag=*) model_flags+=("${1#*=}"); shift ;;
-    --actors) actors="$2"; shift 2 ;;
-    --envs) envs="$2"; shift 2 ;;
-    --device) device="$2"; shift 2 ;;
-    --precision) precision="$2"; shift 2 ;;
-    --unroll-length) unroll="$2"; shift 2 ;;
-    --total-frames) total_frames="$2"; shift 2 ;;
-    --record-every) record_every="$2"; shift 2 ;;
-    --seed) seed="$2"; shift 2 ;;
-    --runs-root) runs_root="$2"; shift 2 ;;
+    --xpid | --xpid=*) flag_set xpid "$@"; shift "$FLAG_SHIFT" ;;
+    --game | --game=*) flag_set game "$@"; shift "$FLAG_SHIFT" ;;
+    --preset | --preset=*) flag_set preset "$@"; shift "$FLAG_SHIFT" ;;
+    --agent | --agent=*) flag_set agent "$@"; shift "$FLAG_SHIFT" ;;
+    --model-flag | --model-flag=*) flag_add model_flags "$@"; shift "$FLAG_SHIFT" ;;
+    --actors | --actors=*) flag_set actors "$@"; shift "$FLAG_SHIFT" ;;
+    --envs | --envs=*) flag_set envs "$@"; shift "$FLAG_SHIFT" ;;
+    --device | --device=*) flag_set device "$@"; shift "$FLAG_SHIFT" ;;
+    --precision | --precision=*) flag_set precision "$@"; shift "$FLAG_SHIFT" ;;
+    --unroll-length | --unroll-length=*) flag_set unroll "$@"; shift "$FLAG_SHIFT" ;;
+    --total-frames | --total-frames=*) flag_set total_frames "$@"; shift "$FLAG_SHIFT" ;;
+    --record-every | --record-every=*) flag_set record_every "$@"; shift "$FLAG_SHIFT" ;;
+    --seed | --seed=*) flag_set seed "$@"; shift "$FLAG_SHIFT" ;;
+    --runs-root | --runs-root=*) flag_set runs_root "$@"; shift "$FLAG_SHIFT" ;;
     --resume) resume=1; shift ;;
     --demo) demo=1; game="catch"; preset="small"; unroll="${unroll:-20}"; total_frames="${total_frames:-4e5}"; actors="${actors:-1}"; envs="${envs:-8}"; shift ;;
-    -h|--help) usage; exit 0 ;;
+    -h | --help) usage; exit 0 ;;
     --) shift; learner_extra=("$@"); break ;;
-    *) echo "train-local.sh: unknown flag $1 (see --help)" >&2; exit 2 ;;
+    *) flag_unknown "$1" ;;
   esac
 done
 cores=$(nproc)

@@ -63,32 +63,32 @@ Settings (environment): PARTITION ACTOR_PARTITION ACCOUNT QOS LEARNER_TIME LEARN
 EOT
 }
 demo=0
+. "$ROOT/scripts/lib/flags.sh"
 while (($#)); do
   case "$1" in
-    --xpid) xpid="$2"; shift 2 ;;
-    --game) game="$2"; shift 2 ;;
-    --preset) preset="$2"; shift 2 ;;
-    --agent) agent="$2"; shift 2 ;;
-    --unroll-length) unroll="$2"; shift 2 ;;
-    --seed) seed="$2"; shift 2 ;;
+    --xpid | --xpid=*) flag_set xpid "$@"; shift "$FLAG_SHIFT" ;;
+    --game | --game=*) flag_set game "$@"; shift "$FLAG_SHIFT" ;;
+    --preset | --preset=*) flag_set preset "$@"; shift "$FLAG_SHIFT" ;;
+    --agent | --agent=*) flag_set agent "$@"; shift "$FLAG_SHIFT" ;;
+    --unroll-length | --unroll-length=*) flag_set unroll "$@"; shift "$FLAG_SHIFT" ;;
+    --seed | --seed=*) flag_set seed "$@"; shift "$FLAG_SHIFT" ;;
     --full-action-set) full_action_set=1; shift ;;
-    --total-frames) total_frames="$2"; shift 2 ;;
-    --actors) actors="$2"; shift 2 ;;
-    --first-actor) first_actor="$2"; shift 2 ;;
-    --envs) envs="$2"; shift 2 ;;
-    --record-every) record_every="$2"; shift 2 ;;
-    --actor-flag) actor_extra+=("$2"); shift 2 ;;
-    --actor-flag=*) actor_extra+=("${1#*=}"); shift ;;
-    --runs-root) runs_root="$2"; shift 2 ;;
+    --total-frames | --total-frames=*) flag_set total_frames "$@"; shift "$FLAG_SHIFT" ;;
+    --actors | --actors=*) flag_set actors "$@"; shift "$FLAG_SHIFT" ;;
+    --first-actor | --first-actor=*) flag_set first_actor "$@"; shift "$FLAG_SHIFT" ;;
+    --envs | --envs=*) flag_set envs "$@"; shift "$FLAG_SHIFT" ;;
+    --record-every | --record-every=*) flag_set record_every "$@"; shift "$FLAG_SHIFT" ;;
+    --actor-flag | --actor-flag=*) flag_add actor_extra "$@"; shift "$FLAG_SHIFT" ;;
+    --runs-root | --runs-root=*) flag_set runs_root "$@"; shift "$FLAG_SHIFT" ;;
     --demo) demo=1; game=catch; preset=small; unroll="${unroll:-20}"; total_frames="${total_frames:-2e5}"; shift ;;
     --no-learner) submit_learner=0; shift ;;
     --no-actors) submit_actors=0; shift ;;
     -h | --help) usage; exit 0 ;;
     --) shift; learner_extra=("$@"); break ;;
-    *) echo "submit.sh: unknown flag $1 (see --help)" >&2; exit 2 ;;
+    *) flag_unknown "$1" ;;
   esac
 done
-[ -n "$xpid" ] || { echo "submit.sh: --xpid NAME is required (see --help)" >&2; exit 2; }
+[ -n "$xpid" ] || flag_die "--xpid NAME is required"
 command -v sbatch >/dev/null || { echo "submit.sh: sbatch not found: run this on a SLURM login node" >&2; exit 2; }
 export AAA_BIN_DIR="${AAA_BIN_DIR:-$ROOT/target/release}"
 for b in learner recorder actor; do
