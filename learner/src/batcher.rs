@@ -23,23 +23,15 @@ use tch::{Device, Kind, Tensor};
 
 use agent::model::{AgentState, Unroll};
 use wire::config::ModelConfig;
-use wire::protocol::{Body, ProtocolError, Trajectory};
+use wire::layout::Field;
+use wire::protocol::{Array, Body, DType, ProtocolError, Trajectory, TrajectorySteps};
 use wire::transport::{Pull, TransportError};
 
 /// B unrolls ready for the learner; tensors on the CPU, time-major.
 pub struct Batch {
-    /// u8 [T+1, B, H, W, C]
-    pub frame: Tensor,
-    /// f32 [T+1, B], raw rewards.
-    pub reward: Tensor,
-    /// bool [T+1, B]
-    pub done: Tensor,
-    /// i64 [T+1, B]
-    pub last_action: Tensor,
-    /// i64 [T+1, B]
-    pub action: Tensor,
-    /// f32 [T+1, B, A], the behaviour policy's logits.
-    pub policy_logits: Tensor,
+    /// Every per-step field of the trajectories (`wire::layout`), stacked
+    /// `[T+1, B, ...]` in the field's dtype, except `done`, which is bool.
+    pub steps: TrajectorySteps<Tensor>,
     /// The recurrent state before step 0 of each unroll, batch B.
     pub initial_state: AgentState,
     /// Params version each unroll was acted with.
@@ -51,26 +43,26 @@ pub struct Batch {
 }
 
 impl Batch {
-    /// The batch on `device`.
-    pub fn to_device(&self, device: Device) -> Batch {
+    /// Every tensor of the batch through `f`, the bookkeeping as it is.
+    fn map_tensors(&self, f: impl Fn(&Tensor) -> Tensor) -> Batch {
         let state = &self.initial_state;
         Batch {
-            frame: self.frame.to_device(device),
-            reward: self.reward.to_device(device),
-            done: self.done.to_device(device),
-            last_action: self.last_action.to_device(device),
-            action: self.action.to_device(device),
-            policy_logits: self.policy_logits.to_device(device),
+            steps: self.steps.as_ref().map(|_, t| f(t)),
             initial_state: AgentState {
-                vision_h: state.vision_h.to_device(device),
-                vision_c: state.vision_c.to_device(device),
-                core_h: state.core_h.to_device(device),
-                core_c: state.core_c.to_device(device),
+                vision_h: f(&state.vision_h),
+                vision_c: f(&state.vision_c),
+                core_h: f(&state.core_h),
+                core_c: f(&state.core_c),
             },
             params_versions: self.params_versions.clone(),
             episode_returns: self.episode_returns.clone(),
             episode_lengths: self.episode_lengths.clone(),
         }
+    }
+
+    /// The batch on `device`.
+    pub fn to_device(&self, device: Device) -> Batch {
+        self.map_tensors(|t| t.to_device(device))
     }
 
     /// The batch in page-locked memory, for a faster copy to `device` (CUDA);
@@ -79,34 +71,16 @@ impl Batch {
         if !device.is_cuda() {
             return self;
         }
-        let pin = |t: &Tensor| t.pin_memory(device);
-        let state = &self.initial_state;
-        Batch {
-            frame: pin(&self.frame),
-            reward: pin(&self.reward),
-            done: pin(&self.done),
-            last_action: pin(&self.last_action),
-            action: pin(&self.action),
-            policy_logits: pin(&self.policy_logits),
-            initial_state: AgentState {
-                vision_h: pin(&state.vision_h),
-                vision_c: pin(&state.vision_c),
-                core_h: pin(&state.core_h),
-                core_c: pin(&state.core_c),
-            },
-            params_versions: self.params_versions,
-            episode_returns: self.episode_returns,
-            episode_lengths: self.episode_lengths,
-        }
+        self.map_tensors(|t| t.pin_memory(device))
     }
 
     /// The model's input over all T+1 steps.
     pub fn unroll(&self) -> Unroll {
         Unroll {
-            frame: self.frame.shallow_clone(),
-            reward: self.reward.shallow_clone(),
-            done: self.done.shallow_clone(),
-            last_action: self.last_action.shallow_clone(),
+            frame: self.steps.frame.shallow_clone(),
+            reward: self.steps.reward.shallow_clone(),
+            done: self.steps.done.shallow_clone(),
+            last_action: self.steps.last_action.shallow_clone(),
         }
     }
 }
@@ -125,72 +99,99 @@ pub fn episode_ends(done: &[u8], episode_return: &[f32], episode_step: &[i64]) -
         .collect()
 }
 
-fn time_major<T: Copy + Default>(columns: &[Vec<T>], steps: usize, width: usize) -> Vec<T> {
-    let batch = columns.len();
-    let mut out = vec![T::default(); steps * batch * width];
-    for (b, col) in columns.iter().enumerate() {
-        for t in 0..steps {
-            out[(t * batch + b) * width..][..width].copy_from_slice(&col[t * width..][..width]);
-        }
+/// The tensor kind of a wire dtype.
+fn kind(dtype: DType) -> Kind {
+    match dtype {
+        DType::U8 => Kind::Uint8,
+        DType::I64 => Kind::Int64,
+        DType::F32 => Kind::Float,
     }
-    out
 }
 
-/// Stacks validated trajectories (all of unroll length T) into one batch.
-/// The frames, nearly all of the bytes, are copied once, straight into the
-/// batch tensor, by up to `copy_threads` threads (one range of time steps each).
+/// One field of B validated trajectories stacked time-major into a fresh
+/// CPU tensor `[T+1, B, ...]`: each step of each trajectory is copied once,
+/// as bytes (the wire is little-endian, as this host), by up to
+/// `copy_threads` threads for the large fields (one range of steps each).
+fn stack_time_major(
+    field: &Field,
+    arrays: &[&Array],
+    steps: usize,
+    copy_threads: usize,
+) -> Result<Tensor, ProtocolError> {
+    let first = arrays[0];
+    let step_bytes = first.data.len() / steps.max(1);
+    if arrays.iter().any(|a| a.shape != first.shape || a.data.len() != steps * step_bytes) {
+        return Err(ProtocolError::Invalid(format!(
+            "field {}: trajectories of different shapes in one batch",
+            field.name
+        )));
+    }
+    let batch = arrays.len();
+    let mut shape = vec![steps as i64, batch as i64];
+    shape.extend(first.shape[1..].iter().map(|&d| d as i64));
+    let tensor = Tensor::empty(shape.as_slice(), (kind(field.dtype), Device::Cpu));
+    let total = steps * batch * step_bytes;
+    if total == 0 {
+        return Ok(tensor);
+    }
+    // SAFETY: `tensor` is a fresh, contiguous CPU tensor of exactly `total`
+    // bytes that nothing else references while this slice lives.
+    let dst = unsafe { std::slice::from_raw_parts_mut(tensor.data_ptr() as *mut u8, total) };
+    let row_bytes = batch * step_bytes;
+    // Threads only pay for themselves on the frames (megabytes per batch).
+    let threads = if total >= 1 << 20 { copy_threads.clamp(1, steps) } else { 1 };
+    let steps_per_thread = steps.div_ceil(threads);
+    std::thread::scope(|scope| {
+        for (chunk, out) in dst.chunks_mut(steps_per_thread * row_bytes).enumerate() {
+            scope.spawn(move || {
+                for (i, row) in out.chunks_mut(row_bytes).enumerate() {
+                    let t = chunk * steps_per_thread + i;
+                    for (j, array) in arrays.iter().enumerate() {
+                        row[j * step_bytes..][..step_bytes]
+                            .copy_from_slice(&array.data[t * step_bytes..][..step_bytes]);
+                    }
+                }
+            });
+        }
+    });
+    Ok(tensor)
+}
+
+#[cfg(target_endian = "big")]
+compile_error!("the batch is built from the wire's little-endian bytes as they are");
+
+/// Stacks validated trajectories (all of unroll length T) into one batch:
+/// every per-step field of the layout the same way, the frames (nearly all of
+/// the bytes) copied once, straight into the batch tensor.
 pub fn build_batch(
     trajectories: &[Trajectory],
     cfg: &ModelConfig,
     copy_threads: usize,
 ) -> Result<Batch, ProtocolError> {
-    let batch = trajectories.len();
     let steps = trajectories[0].unroll_length() + 1;
-    let (s, b) = (steps as i64, batch as i64);
-    let frame_len = cfg.frame_len();
-    let a = cfg.num_actions;
-    let (h, w, c) = (cfg.height as i64, cfg.width as i64, cfg.in_channels as i64);
+    if trajectories.iter().any(|t| t.unroll_length() + 1 != steps) {
+        return Err(ProtocolError::Invalid("trajectories of different lengths".into()));
+    }
+    let messages: Vec<TrajectorySteps<&Array>> = trajectories.iter().map(|t| t.steps()).collect();
+    let mut index = 0;
+    let mut failed = None;
+    let mut stacked = TrajectorySteps::from_fn(|field| {
+        let arrays: Vec<&Array> =
+            messages.iter().map(|m| *m.iter().nth(index).expect("one entry per field").1).collect();
+        index += 1;
+        stack_time_major(field, &arrays, steps, copy_threads).unwrap_or_else(|e| {
+            failed.get_or_insert(e);
+            Tensor::new()
+        })
+    });
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    stacked.done = stacked.done.to_kind(Kind::Bool);
 
-    for tr in trajectories {
-        if tr.frame.data.len() != steps * frame_len {
-            return Err(ProtocolError::Invalid("trajectories of different lengths".into()));
-        }
-    }
-    let frame = Tensor::empty([s, b, h, w, c], (Kind::Uint8, Device::Cpu));
-    {
-        let total = steps * batch * frame_len;
-        // SAFETY: `frame` is a fresh, contiguous u8 CPU tensor of exactly
-        // `total` bytes that nothing else references while this slice lives.
-        let dst = unsafe { std::slice::from_raw_parts_mut(frame.data_ptr() as *mut u8, total) };
-        let step_bytes = batch * frame_len;
-        let steps_per_thread = steps.div_ceil(copy_threads.clamp(1, steps));
-        std::thread::scope(|scope| {
-            for (chunk, out) in dst.chunks_mut(steps_per_thread * step_bytes).enumerate() {
-                scope.spawn(move || {
-                    for (i, step_out) in out.chunks_mut(step_bytes).enumerate() {
-                        let t = chunk * steps_per_thread + i;
-                        for (j, tr) in trajectories.iter().enumerate() {
-                            step_out[j * frame_len..][..frame_len]
-                                .copy_from_slice(&tr.frame.data[t * frame_len..][..frame_len]);
-                        }
-                    }
-                });
-            }
-        });
-    }
-    let mut rewards = Vec::with_capacity(batch);
-    let mut dones = Vec::with_capacity(batch);
-    let mut last_actions = Vec::with_capacity(batch);
-    let mut actions = Vec::with_capacity(batch);
-    let mut logits = Vec::with_capacity(batch);
     let mut episode_returns = Vec::new();
     let mut episode_lengths = Vec::new();
     for tr in trajectories {
-        rewards.push(tr.reward.to_f32("reward")?);
-        dones.push(tr.done.data.clone());
-        last_actions.push(tr.last_action.to_i64("last_action")?);
-        actions.push(tr.action.to_i64("action")?);
-        logits.push(tr.policy_logits.to_f32("policy_logits")?);
         let ends = episode_ends(
             &tr.done.data,
             &tr.episode_return.to_f32("episode_return")?,
@@ -205,12 +206,7 @@ pub fn build_batch(
     let initial_state = AgentState::from_protocol(&states, cfg, Device::Cpu)
         .map_err(|e| ProtocolError::Invalid(format!("initial_state: {e}")))?;
     Ok(Batch {
-        frame,
-        reward: Tensor::from_slice(&time_major(&rewards, steps, 1)).view([s, b]),
-        done: Tensor::from_slice(&time_major(&dones, steps, 1)).view([s, b]).to_kind(Kind::Bool),
-        last_action: Tensor::from_slice(&time_major(&last_actions, steps, 1)).view([s, b]),
-        action: Tensor::from_slice(&time_major(&actions, steps, 1)).view([s, b]),
-        policy_logits: Tensor::from_slice(&time_major(&logits, steps, a)).view([s, b, a as i64]),
+        steps: stacked,
         initial_state,
         params_versions: trajectories.iter().map(|t| t.params_version).collect(),
         episode_returns,
@@ -544,7 +540,10 @@ mod tests {
         // hand per receive thread, plus what NNG and the kernel hold (~0.6 MB messages).
         assert!(accepted < 24, "{accepted} trajectories accepted with nobody learning");
         let batch = batcher.next(Duration::from_secs(5)).expect("a batch is ready");
-        assert_eq!(batch.frame.size(), vec![t_len as i64 + 1, batch_size as i64, 210, 160, 3]);
+        assert_eq!(
+            batch.steps.frame.size(),
+            vec![t_len as i64 + 1, batch_size as i64, 210, 160, 3]
+        );
         // Taking a batch makes room again.
         push.send(&message, Some(Duration::from_secs(5))).unwrap();
         let counts = batcher.counters.snapshot();
@@ -595,11 +594,38 @@ mod tests {
         assert_eq!(episode_ends(&done, &ret, &len), vec![(5.0, 3), (2.0, 2)]);
     }
 
+    /// Every per-step field of the layout lands at [t, b] as step t of
+    /// trajectory b sent it, byte for byte (done's bool is one byte, 0 or 1).
     #[test]
-    fn batch_is_time_major() {
-        let cols = vec![vec![1, 2, 3], vec![10, 20, 30]];
-        assert_eq!(time_major(&cols, 3, 1), vec![1, 10, 2, 20, 3, 30]);
-        let cols = vec![vec![1, 2, 3, 4], vec![5, 6, 7, 8]];
-        assert_eq!(time_major(&cols, 2, 2), vec![1, 2, 5, 6, 3, 4, 7, 8]);
+    fn every_field_of_the_batch_is_time_major_and_unchanged() {
+        let cfg = ModelConfig::preset(wire::config::Preset::Small, 3);
+        let (t_len, batch_size) = (5, 3);
+        let trajectories: Vec<Trajectory> = (0..batch_size)
+            .map(|seed| wire::fixtures::trajectory(&cfg, t_len, seed as u64 + 1))
+            .collect();
+        let batch = build_batch(&trajectories, &cfg, 2).unwrap();
+        let mut checked = 0;
+        for (field, tensor) in batch.steps.iter() {
+            let tensor = tensor.contiguous();
+            let len = tensor.numel() * tensor.kind().elt_size_in_bytes();
+            // SAFETY: a contiguous CPU tensor of `len` bytes, alive for the slice's use.
+            let bytes = unsafe { std::slice::from_raw_parts(tensor.data_ptr() as *const u8, len) };
+            let step = len / ((t_len + 1) * batch_size);
+            assert_eq!(tensor.size()[..2], [t_len as i64 + 1, batch_size as i64], "{}", field.name);
+            for (b, tr) in trajectories.iter().enumerate() {
+                let sent = *tr.steps().iter().find(|(f, _)| f.name == field.name).unwrap().1;
+                for t in 0..=t_len {
+                    assert_eq!(
+                        &bytes[(t * batch_size + b) * step..][..step],
+                        &sent.data[t * step..][..step],
+                        "{} at t = {t}, b = {b}",
+                        field.name
+                    );
+                }
+            }
+            checked += 1;
+        }
+        assert_eq!(checked, wire::protocol::TRAJECTORY_STEPS.len());
+        assert_eq!(batch.steps.done.kind(), Kind::Bool);
     }
 }

@@ -88,10 +88,10 @@ pub fn update(
         &LossInputs {
             learner_logits: &output.policy_logits,
             learner_baseline: &output.baseline,
-            behaviour_logits: &batch.policy_logits,
-            action: &batch.action,
-            reward: &batch.reward,
-            done: &batch.done,
+            behaviour_logits: &batch.steps.policy_logits,
+            action: &batch.steps.action,
+            reward: &batch.steps.reward,
+            done: &batch.steps.done,
         },
         loss_cfg,
     );

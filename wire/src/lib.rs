@@ -12,6 +12,7 @@ pub mod auth;
 pub mod checkpoint;
 pub mod config;
 pub mod fixtures;
+pub mod layout;
 pub mod protocol;
 pub mod rundir;
 pub mod transport;

@@ -25,6 +25,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::ModelConfig;
+use crate::layout::{per_step_layout, Check, Dim, Field};
 
 /// Version of this protocol; a receiver drops messages of any other.
 pub const PROTOCOL_VERSION: u16 = 1;
@@ -134,6 +135,40 @@ impl Array {
         self.check_len(field)
     }
 
+    /// Checks the array against a layout's field for `steps` steps: dtype,
+    /// shape (a free dimension only needs the same size throughout, which the
+    /// length check ensures) and the field's value check.
+    pub fn check_field(
+        &self,
+        field: &'static Field,
+        cfg: &ModelConfig,
+        steps: usize,
+    ) -> Result<()> {
+        let want = field.shape(cfg, steps);
+        let matches = self.shape.len() == want.len()
+            && self.shape.iter().zip(&want).all(|(&got, want)| want.is_none_or(|w| w == got));
+        if !matches {
+            return Err(ProtocolError::Shape {
+                field: field.name,
+                got: self.shape.clone(),
+                want: want.iter().map(|w| w.unwrap_or(0)).collect(),
+            });
+        }
+        self.check(field.name, field.dtype, &self.shape.clone())?;
+        match field.check {
+            Check::Any => Ok(()),
+            Check::Finite => self.check_finite(field.name),
+            Check::Action => self.check_actions(field.name, cfg.num_actions),
+            Check::Flag => match self.data.iter().any(|&d| d > 1) {
+                true => Err(ProtocolError::Invalid(format!(
+                    "field {}: values other than 0 and 1",
+                    field.name
+                ))),
+                false => Ok(()),
+            },
+        }
+    }
+
     fn check_len(&self, field: &'static str) -> Result<()> {
         let want = self.shape.iter().try_fold(self.dtype.size(), |acc, &d| acc.checked_mul(d));
         if want != Some(self.data.len()) {
@@ -211,31 +246,34 @@ impl RecurrentState {
     }
 }
 
-/// One unroll of T+1 steps of one environment, actor -> learner.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Trajectory {
-    pub actor_id: u32,
-    pub env_index: u32,
-    /// The params version the actor acted with (policy lag = learner's version - this).
-    pub params_version: u64,
-    /// u8 [T+1, H, W, C]
-    pub frame: Array,
-    /// f32 [T+1], raw (unclipped) reward that arrived with each frame.
-    pub reward: Array,
-    /// u8 [T+1], 1 where the frame starts a new episode.
-    pub done: Array,
-    /// i64 [T+1]
-    pub last_action: Array,
-    /// i64 [T+1]
-    pub action: Array,
-    /// f32 [T+1, A], the behaviour policy's logits.
-    pub policy_logits: Array,
-    /// f32 [T+1], raw return of the episode so far.
-    pub episode_return: Array,
-    /// i64 [T+1], agent steps of the episode so far.
-    pub episode_step: Array,
-    /// The agent's recurrent state before frame 0 was processed.
-    pub initial_state: RecurrentState,
+per_step_layout! {
+    /// One unroll of T+1 steps of one environment, actor -> learner.
+    pub struct Trajectory, steps TrajectorySteps, table TRAJECTORY_STEPS {
+        pub actor_id: u32,
+        pub env_index: u32,
+        /// The params version the actor acted with (policy lag = learner's version - this).
+        pub params_version: u64,
+        steps {
+            /// u8 [T+1, H, W, C], the model's input.
+            frame: U8 [Dim::Height, Dim::Width, Dim::InChannels] Any,
+            /// f32 [T+1], raw (unclipped) reward that arrived with each frame.
+            reward: F32 [] Finite,
+            /// u8 [T+1], 1 where the frame starts a new episode.
+            done: U8 [] Flag,
+            /// i64 [T+1], the action taken before each frame.
+            last_action: I64 [] Action,
+            /// i64 [T+1], the action the behaviour policy chose at each frame.
+            action: I64 [] Action,
+            /// f32 [T+1, A], the behaviour policy's logits.
+            policy_logits: F32 [Dim::Actions] Finite,
+            /// f32 [T+1], raw return of the episode so far.
+            episode_return: F32 [] Finite,
+            /// i64 [T+1], agent steps of the episode so far.
+            episode_step: I64 [] Any,
+        }
+        /// The agent's recurrent state before frame 0 was processed.
+        pub initial_state: RecurrentState,
+    }
 }
 
 impl Trajectory {
@@ -246,22 +284,8 @@ impl Trajectory {
 
     /// Checks every field against the run's model config and unroll length.
     pub fn validate(&self, cfg: &ModelConfig, unroll_length: usize) -> Result<()> {
-        let n = unroll_length + 1;
-        self.frame.check("frame", DType::U8, &[n, cfg.height, cfg.width, cfg.in_channels])?;
-        self.reward.check("reward", DType::F32, &[n])?;
-        self.done.check("done", DType::U8, &[n])?;
-        self.last_action.check("last_action", DType::I64, &[n])?;
-        self.action.check("action", DType::I64, &[n])?;
-        self.policy_logits.check("policy_logits", DType::F32, &[n, cfg.num_actions])?;
-        self.episode_return.check("episode_return", DType::F32, &[n])?;
-        self.episode_step.check("episode_step", DType::I64, &[n])?;
-        self.reward.check_finite("reward")?;
-        self.policy_logits.check_finite("policy_logits")?;
-        self.episode_return.check_finite("episode_return")?;
-        self.last_action.check_actions("last_action", cfg.num_actions)?;
-        self.action.check_actions("action", cfg.num_actions)?;
-        if self.done.data.iter().any(|&d| d > 1) {
-            return Err(ProtocolError::Invalid("field done: values other than 0 and 1".into()));
+        for (field, array) in self.steps().iter() {
+            array.check_field(field, cfg, unroll_length + 1)?;
         }
         self.initial_state.validate(cfg)
     }
@@ -326,39 +350,41 @@ pub struct EpisodeEnd {
     pub complete: bool,
 }
 
-/// A run of consecutive steps of one recorded episode, actor -> recorder.
-/// Chunks keep every message small however long the episode is.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct EpisodeChunk {
-    pub uid: EpisodeUid,
-    /// 0, 1, 2, ... within the episode.
-    pub sequence: u32,
-    pub params_version: u64,
-    /// u8 [n, H, W, 3], full-resolution RGB as the environment rendered it.
-    pub frame: Array,
-    /// i64 [n]
-    pub action: Array,
-    /// f32 [n], raw reward the step's action earned (summed over the action
-    /// repeat), so the rewards of an episode sum to its return.
-    pub reward: Array,
-    /// f32 [n]
-    pub baseline: Array,
-    /// f32 [n, A]
-    pub policy_logits: Array,
-    /// f32 [n, heads, h, w], each map sums to 1.
-    pub attention: Array,
-    /// f32 [n, heads, h, w], content part of the attention logits (query . key).
-    pub attention_content: Array,
-    /// f32 [n, heads, h, w], place part of the attention logits (query . spatial basis).
-    pub attention_place: Array,
-    /// u8 [n, 128], Atari RAM, when recorded.
-    pub ram: Option<Array>,
-    /// f32 [n, objects, 2], ground-truth (row, column) in frame pixels, NaN where absent.
-    pub objects: Option<Array>,
-    /// Names of the objects in `objects`, in order.
-    pub object_names: Vec<String>,
-    /// Present on the last chunk of the episode only.
-    pub end: Option<EpisodeEnd>,
+per_step_layout! {
+    /// A run of consecutive steps of one recorded episode, actor -> recorder.
+    /// Chunks keep every message small however long the episode is.
+    pub struct EpisodeChunk, steps EpisodeSteps, table EPISODE_STEPS {
+        pub uid: EpisodeUid,
+        /// 0, 1, 2, ... within the episode.
+        pub sequence: u32,
+        pub params_version: u64,
+        steps {
+            /// u8 [n, height, width, 3], full-resolution RGB as the environment rendered it.
+            frame: U8 [Dim::Free, Dim::Free, Dim::Fixed(3)] Any,
+            /// i64 [n], the action taken at each step.
+            action: I64 [] Action,
+            /// f32 [n], raw reward the step's action earned (summed over the action repeat), so the rewards of an episode sum to its return.
+            reward: F32 [] Finite,
+            /// f32 [n], the baseline (value estimate) at each step.
+            baseline: F32 [] Finite,
+            /// f32 [n, A], the policy's logits.
+            policy_logits: F32 [Dim::Actions] Finite,
+            /// f32 [n, heads, h, w], attention maps; each sums to 1.
+            attention: F32 [Dim::Heads, Dim::GridRows, Dim::GridColumns] Finite,
+            /// f32 [n, heads, h, w], content part of the attention logits (query . key).
+            attention_content: F32 [Dim::Heads, Dim::GridRows, Dim::GridColumns] Finite,
+            /// f32 [n, heads, h, w], place part of the attention logits (query . spatial basis).
+            attention_place: F32 [Dim::Heads, Dim::GridRows, Dim::GridColumns] Finite,
+        }
+        /// u8 [n, 128], Atari RAM, when recorded.
+        pub ram: Option<Array>,
+        /// f32 [n, objects, 2], ground-truth (row, column) in frame pixels, NaN where absent.
+        pub objects: Option<Array>,
+        /// Names of the objects in `objects`, in order.
+        pub object_names: Vec<String>,
+        /// Present on the last chunk of the episode only.
+        pub end: Option<EpisodeEnd>,
+    }
 }
 
 impl EpisodeChunk {
@@ -374,41 +400,23 @@ impl EpisodeChunk {
     /// Checks every field against the run's model config.
     pub fn validate(&self, cfg: &ModelConfig) -> Result<()> {
         let n = self.len();
-        if self.frame.shape.len() != 4 || self.frame.shape[0] != n || self.frame.shape[3] != 3 {
-            return Err(ProtocolError::Shape {
-                field: "frame",
-                got: self.frame.shape.clone(),
-                want: vec![n, 0, 0, 3],
-            });
+        for (field, array) in self.steps().iter() {
+            array.check_field(field, cfg, n)?;
         }
-        self.frame.check("frame", DType::U8, &self.frame.shape.clone())?;
-        let (h, w) = cfg.grid();
-        self.action.check("action", DType::I64, &[n])?;
-        self.reward.check("reward", DType::F32, &[n])?;
-        self.baseline.check("baseline", DType::F32, &[n])?;
-        self.policy_logits.check("policy_logits", DType::F32, &[n, cfg.num_actions])?;
-        let maps = [n, cfg.heads, h, w];
-        self.attention.check("attention", DType::F32, &maps)?;
-        self.attention_content.check("attention_content", DType::F32, &maps)?;
-        self.attention_place.check("attention_place", DType::F32, &maps)?;
         if let Some(ram) = &self.ram {
             ram.check("ram", DType::U8, &[n, RAM_BYTES])?;
         }
         if let Some(objects) = &self.objects {
             objects.check("objects", DType::F32, &[n, self.object_names.len(), 2])?;
         }
-        self.action.check_actions("action", cfg.num_actions)?;
-        for (field, a) in [
-            ("reward", &self.reward),
-            ("baseline", &self.baseline),
-            ("policy_logits", &self.policy_logits),
-            ("attention", &self.attention),
-            ("attention_content", &self.attention_content),
-            ("attention_place", &self.attention_place),
-        ] {
-            a.check_finite(field)?;
-        }
         Ok(())
+    }
+
+    /// Bytes of the arrays the chunk carries.
+    pub fn bulk_bytes(&self) -> usize {
+        self.steps().iter().map(|(_, a)| a.data.len()).sum::<usize>()
+            + self.ram.as_ref().map_or(0, |a| a.data.len())
+            + self.objects.as_ref().map_or(0, |a| a.data.len())
     }
 }
 
@@ -426,22 +434,16 @@ impl Body {
     /// Bytes of bulk data the body carries (its encoded size, give or take
     /// field names and headers).
     pub fn bulk_bytes(&self) -> usize {
-        fn sum(arrays: &[&Array]) -> usize {
-            arrays.iter().map(|a| a.data.len()).sum()
-        }
         match self {
             Body::Trajectory(t) => {
                 let s = &t.initial_state;
-                sum(&[&t.frame, &t.reward, &t.done, &t.last_action, &t.action])
-                    + sum(&[&t.policy_logits, &t.episode_return, &t.episode_step])
-                    + sum(&[&s.vision_h, &s.vision_c, &s.core_h, &s.core_c])
+                t.steps().iter().map(|(_, a)| a.data.len()).sum::<usize>()
+                    + [&s.vision_h, &s.vision_c, &s.core_h, &s.core_c]
+                        .iter()
+                        .map(|a| a.data.len())
+                        .sum::<usize>()
             }
-            Body::EpisodeChunk(c) => {
-                sum(&[&c.frame, &c.action, &c.reward, &c.baseline, &c.policy_logits])
-                    + sum(&[&c.attention, &c.attention_content, &c.attention_place])
-                    + c.ram.as_ref().map_or(0, |a| a.data.len())
-                    + c.objects.as_ref().map_or(0, |a| a.data.len())
-            }
+            Body::EpisodeChunk(c) => c.bulk_bytes(),
             Body::Params(p) => p.weights.len(),
             Body::ParamsRequest(_) | Body::UpToDate(_) => 0,
         }
