@@ -25,7 +25,7 @@ use env::{derive_seed, make_env, Environment};
 use wire::auth::Credentials;
 use wire::config::ModelConfig;
 use wire::protocol::{
-    Array, Body, EpisodeEnd, EpisodeUid, ParamsRequest, RecurrentState, Trajectory,
+    Array, Body, EpisodeEnd, EpisodeUid, ParamsRequest, RecurrentState, Trajectory, TrajectorySteps,
 };
 use wire::rundir::{Endpoints, RunDir};
 use wire::transport::{ParamsClient, Push, TransportError};
@@ -133,39 +133,35 @@ struct Slot {
     unroll_state_for_next: Option<RecurrentState>,
 }
 
-/// The steps of the unroll being assembled, in the wire layout.
+/// The steps of the unroll being assembled: each per-step field of the
+/// trajectory (`wire::layout`) as the little-endian bytes the wire carries.
 #[derive(Default)]
 struct UnrollBuffer {
-    frame: Vec<u8>,
-    reward: Vec<f32>,
-    done: Vec<u8>,
-    last_action: Vec<i64>,
-    action: Vec<i64>,
-    policy_logits: Vec<f32>,
-    episode_return: Vec<f32>,
-    episode_step: Vec<i64>,
+    steps: TrajectorySteps<Vec<u8>>,
+    len: usize,
     initial_state: Option<RecurrentState>,
+}
+
+/// Appends values as little-endian bytes.
+fn put<const N: usize, T: Copy>(bytes: &mut Vec<u8>, values: &[T], to_le: impl Fn(T) -> [u8; N]) {
+    for &v in values {
+        bytes.extend_from_slice(&to_le(v));
+    }
 }
 
 impl UnrollBuffer {
     fn len(&self) -> usize {
-        self.reward.len()
+        self.len
     }
 
     /// Keeps only the last step: it is step 0 of the next unroll.
-    fn restart_from_last(&mut self, frame_len: usize, num_actions: usize, state: RecurrentState) {
-        fn keep_last<T>(v: &mut Vec<T>, width: usize) {
-            let start = v.len() - width;
-            v.drain(..start);
+    fn restart_from_last(&mut self, state: RecurrentState) {
+        let len = self.len;
+        for (_, bytes) in self.steps.iter_mut() {
+            let step_bytes = bytes.len() / len;
+            bytes.drain(..bytes.len() - step_bytes);
         }
-        keep_last(&mut self.frame, frame_len);
-        keep_last(&mut self.reward, 1);
-        keep_last(&mut self.done, 1);
-        keep_last(&mut self.last_action, 1);
-        keep_last(&mut self.action, 1);
-        keep_last(&mut self.policy_logits, num_actions);
-        keep_last(&mut self.episode_return, 1);
-        keep_last(&mut self.episode_step, 1);
+        self.len = 1;
         self.initial_state = Some(state);
     }
 
@@ -176,24 +172,18 @@ impl UnrollBuffer {
         env_index: u32,
         version: u64,
     ) -> Trajectory {
-        let n = self.len();
-        Trajectory {
-            actor_id,
-            env_index,
-            params_version: version,
-            frame: Array::from_u8(
-                vec![n, cfg.height, cfg.width, cfg.in_channels],
-                self.frame.clone(),
-            ),
-            reward: Array::from_f32(vec![n], &self.reward),
-            done: Array::from_u8(vec![n], self.done.clone()),
-            last_action: Array::from_i64(vec![n], &self.last_action),
-            action: Array::from_i64(vec![n], &self.action),
-            policy_logits: Array::from_f32(vec![n, cfg.num_actions], &self.policy_logits),
-            episode_return: Array::from_f32(vec![n], &self.episode_return),
-            episode_step: Array::from_i64(vec![n], &self.episode_step),
-            initial_state: self.initial_state.clone().expect("an unroll starts with its state"),
-        }
+        let n = self.len;
+        let steps = self.steps.as_ref().map(|field, bytes| Array {
+            dtype: field.dtype,
+            shape: field
+                .shape(cfg, n)
+                .into_iter()
+                .map(|d| d.expect("fixed by the config"))
+                .collect(),
+            data: bytes.clone(),
+        });
+        let state = self.initial_state.clone().expect("an unroll starts with its state");
+        Trajectory::from_parts(actor_id, env_index, version, steps, state)
     }
 }
 
@@ -593,14 +583,16 @@ pub fn train(args: &Args, run_dir: &RunDir, stop: &AtomicBool) -> Result<()> {
                 if u.initial_state.is_none() {
                     u.initial_state = Some(before.to_protocol(b as i64));
                 }
-                u.frame.extend_from_slice(&slot.frame);
-                u.reward.push(slot.reward);
-                u.done.push(u8::from(slot.done));
-                u.last_action.push(slot.last_action);
-                u.action.push(action);
-                u.policy_logits.extend_from_slice(logits);
-                u.episode_return.push(slot.report_return);
-                u.episode_step.push(slot.report_step);
+                let s = &mut u.steps;
+                s.frame.extend_from_slice(&slot.frame);
+                put(&mut s.reward, &[slot.reward], f32::to_le_bytes);
+                s.done.push(u8::from(slot.done));
+                put(&mut s.last_action, &[slot.last_action], i64::to_le_bytes);
+                put(&mut s.action, &[action], i64::to_le_bytes);
+                put(&mut s.policy_logits, logits, f32::to_le_bytes);
+                put(&mut s.episode_return, &[slot.report_return], f32::to_le_bytes);
+                put(&mut s.episode_step, &[slot.report_step], i64::to_le_bytes);
+                u.len += 1;
                 if u.len() == t_len + 1 {
                     // The state before this step starts the next unroll.
                     slot.unroll_state_for_next = Some(before.to_protocol(b as i64));
@@ -630,7 +622,7 @@ pub fn train(args: &Args, run_dir: &RunDir, stop: &AtomicBool) -> Result<()> {
                 }
             }
             let next_state = slot.unroll_state_for_next.take().expect("set at step T");
-            slot.unroll.restart_from_last(cfg.frame_len(), cfg.num_actions, next_state);
+            slot.unroll.restart_from_last(next_state);
         }
         unrolls += 1;
         if last_report.elapsed() > Duration::from_secs(10) {

@@ -13,6 +13,8 @@
 //!     params_version [T] u64, ram [T,128] u8 (optional), objects [T,K,2] f32 (optional)
 //! ```
 
+use wire::protocol::{DType, EPISODE_STEPS};
+
 /// Root attribute `format`: tells our files apart from other HDF5 files.
 pub const FORMAT: &str = "attention-agent-episodes";
 /// Root attribute `format_version`: bumped on any incompatible layout change.
@@ -31,7 +33,7 @@ pub struct StepField {
     pub name: &'static str,
     pub dtype: &'static str,
     /// Axis names, outermost first (the `axes` attribute).
-    pub axes: &'static str,
+    pub axes: String,
     /// The `units` attribute.
     pub units: &'static str,
     pub description: &'static str,
@@ -39,98 +41,54 @@ pub struct StepField {
     pub always: bool,
 }
 
-/// Every per-step dataset, in the order of the wire's `EpisodeChunk`.
-pub const STEP_FIELDS: &[StepField] = &[
-    StepField {
-        name: "frame",
-        dtype: "uint8",
-        axes: "step,row,column,channel",
-        units: "RGB intensity 0-255",
-        description: "Full-resolution RGB frame the agent saw at this step (row 0 at the top).",
+/// The HDF5 type name of a wire dtype.
+fn dtype_name(dtype: DType) -> &'static str {
+    match dtype {
+        DType::U8 => "uint8",
+        DType::I64 => "int64",
+        DType::F32 => "float32",
+    }
+}
+
+/// Every per-step dataset: the episode chunk's layout (`wire::layout`, in
+/// its order), then what the recorder adds or the actor sends when asked.
+pub fn step_fields() -> Vec<StepField> {
+    let layout = EPISODE_STEPS.iter().map(|f| StepField {
+        name: f.name,
+        dtype: dtype_name(f.dtype),
+        axes: f.axes(),
+        units: f.units,
+        description: f.doc.trim(),
         always: true,
-    },
-    StepField {
-        name: "action",
-        dtype: "int64",
-        axes: "step",
-        units: "action index",
-        description: "Action chosen at this step (index into the environment's action set).",
-        always: true,
-    },
-    StepField {
-        name: "reward",
-        dtype: "float32",
-        axes: "step",
-        units: "game score (raw, unclipped)",
-        description: "Reward the step's action earned (summed over the action repeat); an episode's rewards sum to its return.",
-        always: true,
-    },
-    StepField {
-        name: "baseline",
-        dtype: "float32",
-        axes: "step",
-        units: "discounted return (clipped-reward scale)",
-        description: "The agent's value estimate V(s) at this step.",
-        always: true,
-    },
-    StepField {
-        name: "policy_logits",
-        dtype: "float32",
-        axes: "step,action",
-        units: "logit (natural log, unnormalised)",
-        description:
-            "Behaviour policy logits; softmax over the last axis gives the action probabilities.",
-        always: true,
-    },
-    StepField {
-        name: "attention",
-        dtype: "float32",
-        axes: "step,head,grid_row,grid_column",
-        units: "probability (each [head] map sums to 1)",
-        description: "Attention weights of each head over the vision core's grid.",
-        always: true,
-    },
-    StepField {
-        name: "attention_content",
-        dtype: "float32",
-        axes: "step,head,grid_row,grid_column",
-        units: "logit",
-        description: "Content ('what') part of the attention logits: query . key channels.",
-        always: true,
-    },
-    StepField {
-        name: "attention_place",
-        dtype: "float32",
-        axes: "step,head,grid_row,grid_column",
-        units: "logit",
-        description: "Place ('where') part of the attention logits: query . spatial basis.",
-        always: true,
-    },
-    StepField {
-        name: "params_version",
-        dtype: "uint64",
-        axes: "step",
-        units: "learner update count",
-        description: "Version of the weights the actor acted with at this step.",
-        always: true,
-    },
-    StepField {
-        name: "ram",
-        dtype: "uint8",
-        axes: "step,byte",
-        units: "raw byte",
-        description: "The 128 bytes of Atari RAM at this step.",
-        always: false,
-    },
-    StepField {
-        name: "objects",
-        dtype: "float32",
-        axes: "step,object,coordinate",
-        units: "frame pixels (row, column); NaN where absent",
-        description: "Ground-truth object positions; names in the `object_names` attribute.",
-        always: false,
-    },
-];
+    });
+    let extra = [
+        StepField {
+            name: "params_version",
+            dtype: "uint64",
+            axes: "step".into(),
+            units: "learner update count",
+            description: "Version of the weights the actor acted with at this step.",
+            always: true,
+        },
+        StepField {
+            name: "ram",
+            dtype: "uint8",
+            axes: "step,byte".into(),
+            units: "raw byte",
+            description: "The 128 bytes of Atari RAM at this step.",
+            always: false,
+        },
+        StepField {
+            name: "objects",
+            dtype: "float32",
+            axes: "step,object,coordinate".into(),
+            units: "frame pixels (row, column); NaN where absent",
+            description: "Ground-truth object positions; names in the `object_names` attribute.",
+            always: false,
+        },
+    ];
+    layout.chain(extra).collect()
+}
 
 /// Per-episode attributes: (name, type, meaning).
 pub const EPISODE_ATTRS: &[(&str, &str, &str)] = &[
@@ -160,7 +118,7 @@ pub fn markdown() -> String {
     let mut out = String::from(
         "| dataset | dtype | axes | units | always | meaning |\n|---|---|---|---|---|---|\n",
     );
-    for f in STEP_FIELDS {
+    for f in step_fields() {
         out.push_str(&format!(
             "| `{}` | {} | {} | {} | {} | {} |\n",
             f.name,
@@ -181,4 +139,30 @@ pub fn markdown() -> String {
 /// The uid string used as group name.
 pub fn uid_name(uid: &wire::protocol::EpisodeUid) -> String {
     uid.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The user's copy of the schema says what `recorder schema` says: a
+    /// field added to the layout without regenerating the docs fails here.
+    #[test]
+    fn docs_hdf5_schema_holds_every_line_of_recorder_schema() {
+        let docs = include_str!("../../docs/hdf5-schema.md");
+        for line in markdown().lines().filter(|l| !l.trim().is_empty()) {
+            assert!(
+                docs.contains(line),
+                "docs/hdf5-schema.md lacks {line:?}: paste `recorder schema` into it"
+            );
+        }
+    }
+
+    #[test]
+    fn every_field_of_the_chunk_layout_is_a_dataset() {
+        let names: Vec<&str> = step_fields().iter().map(|f| f.name).collect();
+        for field in EPISODE_STEPS {
+            assert!(names.contains(&field.name), "{}", field.name);
+        }
+    }
 }

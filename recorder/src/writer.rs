@@ -33,12 +33,9 @@ use anyhow::{anyhow, Context, Result};
 use hdf5::types::VarLenUnicode;
 use tracing::{info, warn};
 use wire::config::{ModelConfig, Preset};
-use wire::protocol::{EpisodeChunk, EpisodeEnd, EpisodeUid, RAM_BYTES};
+use wire::protocol::{EpisodeChunk, EpisodeEnd, EpisodeSteps, EpisodeUid, RAM_BYTES};
 
-use crate::h5util::{
-    append, attr, copy_object, create_extendible, filter_chunk, set_attr, set_str_attr, str_attr,
-    write_raw_chunk,
-};
+use crate::h5util::{attr, copy_object, set_attr, set_str_attr, str_attr, ChunkJobs, Column, Elem};
 use crate::schema::{self, EPISODES, PARTIAL_SUFFIX, SEGMENT_PREFIX, SEGMENT_SUFFIX, STAGING_DIR};
 
 /// Name of the episode group inside a staging file.
@@ -99,155 +96,29 @@ pub struct Stats {
     pub segments: u64,
 }
 
-/// An extendible dataset fed whole chunks only: rows wait in `pending` until
-/// a chunk is full, so no chunk is ever written twice. (Rewriting a chunk
-/// frees its old space, which HDF5 may reuse before the next flush while the
-/// flushed metadata still points there: a `kill -9` would then leave wrong
-/// data behind.) With compression on, chunks are filtered by [`filter_chunk`]
-/// on worker threads and written with [`write_raw_chunk`].
-struct Column<T> {
-    ds: hdf5::Dataset,
-    chunk_steps: usize,
-    row: usize,
-    pending: Vec<T>,
-    /// (gzip level, shuffle) when compressed.
-    filter: Option<(u8, bool)>,
-}
-
-/// One chunk to filter (off the HDF5 thread) and then write.
-struct Job {
-    raw: Vec<u8>,
-    elem: usize,
-    shuffle: bool,
-    level: u8,
-    out: Vec<u8>,
-}
-
-/// Filters the jobs on `threads` threads, then writes each to its dataset.
-fn run_jobs(targets: &[(hdf5::Dataset, Vec<u64>)], jobs: &mut [Job], threads: usize) -> Result<()> {
-    if jobs.is_empty() {
-        return Ok(());
-    }
-    let per = jobs.len().div_ceil(threads.max(1)).max(1);
-    std::thread::scope(|s| {
-        for part in jobs.chunks_mut(per) {
-            s.spawn(move || {
-                for j in part {
-                    j.out = filter_chunk(&j.raw, j.elem, j.shuffle, j.level);
-                }
-            });
-        }
-    });
-    for ((ds, offset), job) in targets.iter().zip(jobs.iter()) {
-        write_raw_chunk(ds, offset, &job.out)?;
-    }
-    Ok(())
-}
-
-/// Work gathered from all columns of one chunk, run together.
-#[derive(Default)]
-struct Batch {
-    targets: Vec<(hdf5::Dataset, Vec<u64>)>,
-    jobs: Vec<Job>,
-}
-
-impl<T: hdf5::H5Type + Copy> Column<T> {
-    fn new(
-        group: &hdf5::Group,
-        name: &str,
-        rest: &[usize],
-        chunk_steps: usize,
-        level: Option<u8>,
-        shuffle: bool,
-    ) -> Result<Self> {
-        let ds = create_extendible::<T>(group, name, rest, chunk_steps, level, shuffle)?;
-        Ok(Column {
-            ds,
-            chunk_steps,
-            row: rest.iter().product::<usize>().max(1),
-            pending: Vec::new(),
-            filter: level.map(|l| (l, shuffle)),
-        })
-    }
-
-    /// Adds rows; whole chunks go to `batch` (or straight to HDF5 when uncompressed).
-    fn push(&mut self, values: &[T], batch: &mut Batch) -> Result<()> {
-        self.pending.extend_from_slice(values);
-        self.take(false, batch)
-    }
-
-    /// Moves whole chunks (with `all`, also the last partial one) out of `pending`.
-    fn take(&mut self, all: bool, batch: &mut Batch) -> Result<()> {
-        let chunk_len = self.row * self.chunk_steps;
-        let n = if all { self.pending.len() } else { self.pending.len() / chunk_len * chunk_len };
-        if n == 0 {
-            return Ok(());
-        }
-        match self.filter {
-            None => append(&self.ds, &self.pending[..n])?,
-            Some((level, shuffle)) => {
-                let mut shape = self.ds.shape();
-                let old = shape[0];
-                shape[0] = old + n / self.row;
-                self.ds.resize(shape.clone())?;
-                let elem = std::mem::size_of::<T>();
-                for (k, piece) in self.pending[..n].chunks(chunk_len).enumerate() {
-                    // SAFETY: T is a plain numeric HDF5 type (u8, i64, u64, f32).
-                    let bytes = unsafe {
-                        std::slice::from_raw_parts(
-                            piece.as_ptr().cast::<u8>(),
-                            std::mem::size_of_val(piece),
-                        )
-                    };
-                    let mut raw = bytes.to_vec();
-                    raw.resize(chunk_len * elem, 0); // a partial last chunk is stored full-size
-                    let mut offset = vec![0u64; shape.len()];
-                    offset[0] = (old + k * self.chunk_steps) as u64;
-                    batch.targets.push((self.ds.clone(), offset));
-                    batch.jobs.push(Job { raw, elem, shuffle, level, out: Vec::new() });
-                }
-            }
-        }
-        self.pending.drain(..n);
-        Ok(())
-    }
-}
-
-/// The per-step datasets of one episode (schema::STEP_FIELDS).
+/// The per-step datasets of one episode: one per field of the episode
+/// chunk's layout (`wire::layout`), plus the weights version of each step and
+/// the RAM and object positions when the actor sends them.
 struct Datasets {
-    frame: Column<u8>,
-    action: Column<i64>,
-    reward: Column<f32>,
-    baseline: Column<f32>,
-    policy_logits: Column<f32>,
-    attention: Column<f32>,
-    attention_content: Column<f32>,
-    attention_place: Column<f32>,
-    params_version: Column<u64>,
-    ram: Option<Column<u8>>,
-    objects: Option<Column<f32>>,
+    steps: EpisodeSteps<Column>,
+    params_version: Column,
+    ram: Option<Column>,
+    objects: Option<Column>,
 }
 
 impl Datasets {
+    fn all_mut(&mut self) -> impl Iterator<Item = &mut Column> {
+        let extra = [Some(&mut self.params_version), self.ram.as_mut(), self.objects.as_mut()];
+        self.steps.iter_mut().map(|(_, c)| c).chain(extra.into_iter().flatten())
+    }
+
     /// Writes the last, partial chunks.
     fn finish(&mut self, threads: usize) -> Result<()> {
-        let mut b = Batch::default();
-        self.frame.take(true, &mut b)?;
-        self.action.take(true, &mut b)?;
-        self.reward.take(true, &mut b)?;
-        self.baseline.take(true, &mut b)?;
-        self.policy_logits.take(true, &mut b)?;
-        self.attention.take(true, &mut b)?;
-        self.attention_content.take(true, &mut b)?;
-        self.attention_place.take(true, &mut b)?;
-        self.params_version.take(true, &mut b)?;
-        if let Some(c) = &mut self.ram {
-            c.take(true, &mut b)?;
+        let mut b = ChunkJobs::default();
+        for column in self.all_mut() {
+            column.take(true, &mut b)?;
         }
-        if let Some(c) = &mut self.objects {
-            c.take(true, &mut b)?;
-        }
-        run_jobs(&b.targets, &mut b.jobs, threads)
+        b.run(threads)
     }
 }
 
@@ -463,36 +334,33 @@ impl Writer {
         set_attr(&group, "frame_height", frame_shape[0] as u32)?;
         set_attr(&group, "frame_width", frame_shape[1] as u32)?;
         let level = (self.opts.deflate > 0).then_some(self.opts.deflate);
-        let maps = &chunk.attention.shape[1..];
-        let a = chunk.policy_logits.shape[1];
-        // Chunks: one frame; 256 steps of scalars; 8 steps of maps (~70 KB for
-        // the paper's 4 x 27 x 20). Shuffle helps gzip on floats and integers.
+        let mut failed = None;
+        let steps = chunk.steps().map(|field, array| {
+            Column::new(&group, field.name, Elem::of(field.dtype), &array.shape[1..], level)
+                .map_err(|e| failed.get_or_insert(e).to_string())
+        });
+        if let Some(e) = failed {
+            return Err(e);
+        }
         let ds = Datasets {
-            frame: Column::new(&group, "frame", &frame_shape, 1, level, false)?,
-            action: Column::new(&group, "action", &[], 256, level, true)?,
-            reward: Column::new(&group, "reward", &[], 256, level, true)?,
-            baseline: Column::new(&group, "baseline", &[], 256, level, true)?,
-            policy_logits: Column::new(&group, "policy_logits", &[a], 256, level, true)?,
-            attention: Column::new(&group, "attention", maps, 8, level, true)?,
-            attention_content: Column::new(&group, "attention_content", maps, 8, level, true)?,
-            attention_place: Column::new(&group, "attention_place", maps, 8, level, true)?,
-            params_version: Column::new(&group, "params_version", &[], 256, level, true)?,
+            steps: steps.map(|_, c| c.expect("no dataset failed")),
+            params_version: Column::new(&group, "params_version", Elem::U64, &[], level)?,
             ram: match chunk.ram {
-                Some(_) => Some(Column::new(&group, "ram", &[RAM_BYTES], 256, level, false)?),
+                Some(_) => Some(Column::new(&group, "ram", Elem::U8, &[RAM_BYTES], level)?),
                 None => None,
             },
             objects: match &chunk.objects {
-                Some(o) => Some(Column::new(&group, "objects", &o.shape[1..], 256, level, true)?),
+                Some(o) => Some(Column::new(&group, "objects", Elem::F32, &o.shape[1..], level)?),
                 None => None,
             },
         };
-        for field in schema::STEP_FIELDS {
+        for field in schema::step_fields() {
             let Ok(d) = group.dataset(field.name) else { continue };
-            set_str_attr(&d, "axes", field.axes)?;
+            set_str_attr(&d, "axes", &field.axes)?;
             set_str_attr(&d, "units", field.units)?;
             set_str_attr(&d, "description", field.description)?;
         }
-        if let Some(Column { ds: objects, .. }) = &ds.objects {
+        if let Some(objects) = ds.objects.as_ref().map(Column::dataset) {
             let names: Vec<VarLenUnicode> = chunk
                 .object_names
                 .iter()
@@ -812,38 +680,103 @@ fn readable_steps(ds: &hdf5::Dataset) -> usize {
     shape[0]
 }
 
-/// Raw bytes of the per-step arrays of a chunk (what compression works on).
+/// Raw bytes of the per-step arrays of a chunk (what compression works on),
+/// with the params version stored per step.
 pub fn raw_bytes(chunk: &EpisodeChunk) -> u64 {
-    let mut n = chunk.frame.data.len()
-        + chunk.action.data.len()
-        + chunk.reward.data.len()
-        + chunk.baseline.data.len()
-        + chunk.policy_logits.data.len()
-        + chunk.attention.data.len()
-        + chunk.attention_content.data.len()
-        + chunk.attention_place.data.len()
-        + 8 * chunk.len();
-    n += chunk.ram.as_ref().map_or(0, |a| a.data.len());
-    n += chunk.objects.as_ref().map_or(0, |a| a.data.len());
-    n as u64
+    (chunk.bulk_bytes() + 8 * chunk.len()) as u64
 }
 
 fn write_chunk(ds: &mut Datasets, chunk: &EpisodeChunk, threads: usize) -> Result<()> {
-    let mut b = Batch::default();
-    ds.frame.push(&chunk.frame.data, &mut b)?;
-    ds.action.push(&chunk.action.to_i64("action")?, &mut b)?;
-    ds.reward.push(&chunk.reward.to_f32("reward")?, &mut b)?;
-    ds.baseline.push(&chunk.baseline.to_f32("baseline")?, &mut b)?;
-    ds.policy_logits.push(&chunk.policy_logits.to_f32("policy_logits")?, &mut b)?;
-    ds.attention.push(&chunk.attention.to_f32("attention")?, &mut b)?;
-    ds.attention_content.push(&chunk.attention_content.to_f32("attention_content")?, &mut b)?;
-    ds.attention_place.push(&chunk.attention_place.to_f32("attention_place")?, &mut b)?;
-    ds.params_version.push(&vec![chunk.params_version; chunk.len()], &mut b)?;
+    let mut b = ChunkJobs::default();
+    for ((_, column), (_, array)) in ds.steps.iter_mut().zip(chunk.steps().iter()) {
+        column.push(&array.data, &mut b)?;
+    }
+    let versions: Vec<u8> =
+        std::iter::repeat_n(chunk.params_version.to_le_bytes(), chunk.len()).flatten().collect();
+    ds.params_version.push(&versions, &mut b)?;
     if let (Some(d), Some(a)) = (&mut ds.ram, &chunk.ram) {
         d.push(&a.data, &mut b)?;
     }
     if let (Some(d), Some(a)) = (&mut ds.objects, &chunk.objects) {
-        d.push(&a.to_f32("objects")?, &mut b)?;
+        d.push(&a.data, &mut b)?;
     }
-    run_jobs(&b.targets, &mut b.jobs, threads)
+    b.run(threads)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wire::protocol::EPISODE_STEPS;
+
+    /// A dataset's elements as the wire's little-endian bytes.
+    fn dataset_bytes(ds: &hdf5::Dataset, elem: Elem) -> Vec<u8> {
+        match elem {
+            Elem::U8 => ds.read_raw::<u8>().unwrap(),
+            Elem::I64 => {
+                ds.read_raw::<i64>().unwrap().iter().flat_map(|v| v.to_le_bytes()).collect()
+            }
+            Elem::U64 => {
+                ds.read_raw::<u64>().unwrap().iter().flat_map(|v| v.to_le_bytes()).collect()
+            }
+            Elem::F32 => {
+                ds.read_raw::<f32>().unwrap().iter().flat_map(|v| v.to_le_bytes()).collect()
+            }
+        }
+    }
+
+    /// Every field of the chunk layout, compressed or not, reads back as the
+    /// chunks sent it, across whole and partial HDF5 chunks (300 steps: one
+    /// whole chunk of 256 scalars and a partial one).
+    #[test]
+    fn every_layout_field_reads_back_as_sent_with_and_without_compression() {
+        let cfg = ModelConfig::preset(Preset::Small, 3);
+        for deflate in [0, 4] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut writer = Writer::new(WriterOptions {
+                run_dir: dir.path().to_path_buf(),
+                run_id: "r".into(),
+                preset: Preset::Small,
+                model_config: Some(cfg.clone()),
+                num_actions: None,
+                env: serde_json::json!({}),
+                rotate_every: Duration::from_secs(3600),
+                deflate,
+                episode_timeout: Duration::from_secs(3600),
+                compress_threads: 2,
+            })
+            .unwrap();
+            let mut chunks = vec![
+                wire::fixtures::episode_chunk(&cfg, 300, (20, 16), 1, false),
+                wire::fixtures::episode_chunk(&cfg, 45, (20, 16), 2, true),
+            ];
+            chunks[1].uid = chunks[0].uid;
+            chunks[1].sequence = 1;
+            for chunk in &chunks {
+                writer.accept(chunk).unwrap();
+            }
+            writer.shutdown().unwrap();
+            let segments = closed_segments(dir.path()).unwrap();
+            assert_eq!(segments.len(), 1, "deflate {deflate}");
+            let file = hdf5::File::open(&segments[0]).unwrap();
+            let group =
+                file.group(&format!("{EPISODES}/{}", schema::uid_name(&chunks[0].uid))).unwrap();
+            for field in EPISODE_STEPS {
+                let ds = group.dataset(field.name).unwrap();
+                let sent: Vec<u8> = chunks
+                    .iter()
+                    .flat_map(|c| {
+                        c.steps().iter().find(|(f, _)| f.name == field.name).unwrap().1.data.clone()
+                    })
+                    .collect();
+                assert_eq!(ds.shape()[0], 345, "{} (deflate {deflate})", field.name);
+                assert!(
+                    dataset_bytes(&ds, Elem::of(field.dtype)) == sent,
+                    "{} differs (deflate {deflate})",
+                    field.name
+                );
+            }
+            let versions = dataset_bytes(&group.dataset("params_version").unwrap(), Elem::U64);
+            assert_eq!(versions.len(), 345 * 8);
+        }
+    }
 }

@@ -36,9 +36,10 @@ pub enum Dim {
     GridColumns,
     /// A size the config does not fix (the recorded frame's height and width,
     /// whatever the environment renders): any size, the same for every step.
-    Free,
-    /// A fixed size.
-    Fixed(usize),
+    /// The name is the axis's.
+    Free(&'static str),
+    /// A fixed size, and the axis's name.
+    Fixed(usize, &'static str),
 }
 
 impl Dim {
@@ -53,8 +54,8 @@ impl Dim {
             Dim::Heads => cfg.heads,
             Dim::GridRows => rows,
             Dim::GridColumns => columns,
-            Dim::Fixed(n) => n,
-            Dim::Free => return None,
+            Dim::Fixed(n, _) => n,
+            Dim::Free(_) => return None,
         })
     }
 
@@ -68,8 +69,22 @@ impl Dim {
             Dim::Heads => "heads".into(),
             Dim::GridRows => "h".into(),
             Dim::GridColumns => "w".into(),
-            Dim::Free => "*".into(),
-            Dim::Fixed(n) => n.to_string(),
+            Dim::Free(axis) => axis.into(),
+            Dim::Fixed(n, _) => n.to_string(),
+        }
+    }
+
+    /// The axis's name in the recorder's files (the datasets' `axes` attribute).
+    pub fn axis(self) -> &'static str {
+        match self {
+            Dim::Height => "row",
+            Dim::Width => "column",
+            Dim::InChannels => "channel",
+            Dim::Actions => "action",
+            Dim::Heads => "head",
+            Dim::GridRows => "grid_row",
+            Dim::GridColumns => "grid_column",
+            Dim::Free(axis) | Dim::Fixed(_, axis) => axis,
         }
     }
 }
@@ -95,8 +110,11 @@ pub struct Field {
     /// The shape of one step.
     pub dims: &'static [Dim],
     pub check: Check,
-    /// What the field holds, as its declaration's doc comment says it.
+    /// What the field holds, as its declaration's doc comment says it (the
+    /// recorder's `description` attribute).
     pub doc: &'static str,
+    /// What a value measures (the recorder's `units` attribute).
+    pub units: &'static str,
 }
 
 impl Field {
@@ -108,6 +126,14 @@ impl Field {
     /// Elements of one step (`None` where a dimension is free).
     pub fn step_len(&self, cfg: &ModelConfig) -> Option<usize> {
         self.dims.iter().map(|d| d.size(cfg)).product()
+    }
+
+    /// The axes, outermost first, the step axis named `step`: "step,row,column,channel".
+    pub fn axes(&self) -> String {
+        std::iter::once("step")
+            .chain(self.dims.iter().map(|d| d.axis()))
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     /// Bytes of one step (`None` where a dimension is free).
@@ -127,7 +153,7 @@ impl Field {
 
 /// Declares a message struct whose per-step fields form a layout. Fields
 /// before `steps` and after it are the message's own; each line in `steps` is
-/// `name: DTYPE [dims] check` and becomes an [`crate::protocol::Array`] field
+/// `name: DTYPE [dims] check, units "..."` under its doc comment, and becomes an [`crate::protocol::Array`] field
 /// of the message, an entry of the table, and a field of the generic struct.
 /// The message keeps its field order (it is the order on the wire).
 macro_rules! per_step_layout {
@@ -136,7 +162,7 @@ macro_rules! per_step_layout {
         pub struct $message:ident, steps $steps:ident, table $table:ident {
             $( $(#[$hmeta:meta])* pub $head:ident : $htype:ty, )*
             steps {
-                $( #[doc = $doc:literal] $field:ident : $dtype:ident [$($dim:expr),*] $check:ident, )*
+                $( #[doc = $doc:literal] $field:ident : $dtype:ident [$($dim:expr),*] $check:ident, units $units:literal, )*
             }
             $( $(#[$tmeta:meta])* pub $tail:ident : $ttype:ty, )*
         }
@@ -157,6 +183,7 @@ macro_rules! per_step_layout {
                 dims: &[$($dim),*],
                 check: $crate::layout::Check::$check,
                 doc: $doc,
+                units: $units,
             }, )*
         ];
 
@@ -206,6 +233,16 @@ macro_rules! per_step_layout {
             /// The message's per-step arrays.
             pub fn steps(&self) -> $steps<&Array> {
                 $steps { $( $field: &self.$field, )* }
+            }
+
+            /// The message from its own fields and its per-step arrays.
+            #[allow(clippy::too_many_arguments)]
+            pub fn from_parts(
+                $( $head: $htype, )*
+                steps: $steps<Array>,
+                $( $tail: $ttype, )*
+            ) -> Self {
+                $message { $( $head, )* $( $field: steps.$field, )* $( $tail, )* }
             }
         }
     };

@@ -255,21 +255,21 @@ per_step_layout! {
         pub params_version: u64,
         steps {
             /// u8 [T+1, H, W, C], the model's input.
-            frame: U8 [Dim::Height, Dim::Width, Dim::InChannels] Any,
+            frame: U8 [Dim::Height, Dim::Width, Dim::InChannels] Any, units "intensity 0-255",
             /// f32 [T+1], raw (unclipped) reward that arrived with each frame.
-            reward: F32 [] Finite,
+            reward: F32 [] Finite, units "game score (raw, unclipped)",
             /// u8 [T+1], 1 where the frame starts a new episode.
-            done: U8 [] Flag,
+            done: U8 [] Flag, units "0 or 1",
             /// i64 [T+1], the action taken before each frame.
-            last_action: I64 [] Action,
+            last_action: I64 [] Action, units "action index",
             /// i64 [T+1], the action the behaviour policy chose at each frame.
-            action: I64 [] Action,
+            action: I64 [] Action, units "action index",
             /// f32 [T+1, A], the behaviour policy's logits.
-            policy_logits: F32 [Dim::Actions] Finite,
+            policy_logits: F32 [Dim::Actions] Finite, units "logit (natural log, unnormalised)",
             /// f32 [T+1], raw return of the episode so far.
-            episode_return: F32 [] Finite,
+            episode_return: F32 [] Finite, units "game score (raw, unclipped)",
             /// i64 [T+1], agent steps of the episode so far.
-            episode_step: I64 [] Any,
+            episode_step: I64 [] Any, units "agent steps",
         }
         /// The agent's recurrent state before frame 0 was processed.
         pub initial_state: RecurrentState,
@@ -359,22 +359,22 @@ per_step_layout! {
         pub sequence: u32,
         pub params_version: u64,
         steps {
-            /// u8 [n, height, width, 3], full-resolution RGB as the environment rendered it.
-            frame: U8 [Dim::Free, Dim::Free, Dim::Fixed(3)] Any,
-            /// i64 [n], the action taken at each step.
-            action: I64 [] Action,
-            /// f32 [n], raw reward the step's action earned (summed over the action repeat), so the rewards of an episode sum to its return.
-            reward: F32 [] Finite,
-            /// f32 [n], the baseline (value estimate) at each step.
-            baseline: F32 [] Finite,
-            /// f32 [n, A], the policy's logits.
-            policy_logits: F32 [Dim::Actions] Finite,
-            /// f32 [n, heads, h, w], attention maps; each sums to 1.
-            attention: F32 [Dim::Heads, Dim::GridRows, Dim::GridColumns] Finite,
-            /// f32 [n, heads, h, w], content part of the attention logits (query . key).
-            attention_content: F32 [Dim::Heads, Dim::GridRows, Dim::GridColumns] Finite,
-            /// f32 [n, heads, h, w], place part of the attention logits (query . spatial basis).
-            attention_place: F32 [Dim::Heads, Dim::GridRows, Dim::GridColumns] Finite,
+            /// Full-resolution RGB frame the agent saw at this step (row 0 at the top).
+            frame: U8 [Dim::Free("row"), Dim::Free("column"), Dim::Fixed(3, "channel")] Any, units "RGB intensity 0-255",
+            /// Action chosen at this step (index into the environment's action set).
+            action: I64 [] Action, units "action index",
+            /// Reward the step's action earned (summed over the action repeat); an episode's rewards sum to its return.
+            reward: F32 [] Finite, units "game score (raw, unclipped)",
+            /// The agent's value estimate V(s) at this step.
+            baseline: F32 [] Finite, units "discounted return (clipped-reward scale)",
+            /// Behaviour policy logits; softmax over the last axis gives the action probabilities.
+            policy_logits: F32 [Dim::Actions] Finite, units "logit (natural log, unnormalised)",
+            /// Attention weights of each head over the vision core's grid.
+            attention: F32 [Dim::Heads, Dim::GridRows, Dim::GridColumns] Finite, units "probability (each [head] map sums to 1)",
+            /// Content ('what') part of the attention logits: query . key channels.
+            attention_content: F32 [Dim::Heads, Dim::GridRows, Dim::GridColumns] Finite, units "logit",
+            /// Place ('where') part of the attention logits: query . spatial basis.
+            attention_place: F32 [Dim::Heads, Dim::GridRows, Dim::GridColumns] Finite, units "logit",
         }
         /// u8 [n, 128], Atari RAM, when recorded.
         pub ram: Option<Array>,
