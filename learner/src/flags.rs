@@ -57,7 +57,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Measure learner samples/s against the bare model training step (prints a table).
-    Bench(bench::BenchArgs),
+    Bench(Box<bench::BenchArgs>),
     /// Print how the run's newest session ended, one word: `total-frames-reached`,
     /// `interrupted`, or `none` (running, never started, or killed).
     EndReason(EndReasonArgs),
