@@ -11,7 +11,6 @@
 //! there). An unroll holds T+1 steps; its step 0 repeats step T of the previous
 //! unroll, and it carries the recurrent state from before step 0.
 
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -24,76 +23,28 @@ use agent::model::{AgentOutput, AgentState, Model, Unroll};
 use env::{derive_seed, make_env, Environment};
 use wire::auth::Credentials;
 use wire::config::ModelConfig;
-use wire::protocol::{
-    Array, Body, EpisodeEnd, EpisodeUid, ParamsRequest, RecurrentState, Trajectory, TrajectorySteps,
-};
-use wire::rundir::{Endpoints, RunDir};
+use wire::protocol::{Body, EpisodeEnd, EpisodeUid, ParamsRequest, RecurrentState};
+use wire::rundir::RunDir;
 use wire::transport::{ParamsClient, Push, TransportError};
 
+use crate::addresses::{learner_finished, resolve_addresses};
 use crate::recording::{EpisodeRecording, EpisodeSink, StepView};
+use crate::unroll::{put, UnrollBuffer};
 use crate::Args;
 
 /// How long one params request or trajectory send waits before it logs and retries.
-const PATIENCE: Duration = Duration::from_secs(10);
-
-/// The learner's and recorder's addresses: flags first, then endpoints.json
-/// (waited for, since under SLURM the learner may start after the actors),
-/// then the run's ipc defaults for the recorder.
-struct Addresses {
-    trajectories: String,
-    params: String,
-    episodes: String,
-}
-
-fn resolve_addresses(args: &Args, run_dir: &RunDir, stop: &AtomicBool) -> Result<Addresses> {
-    let mut waited = Instant::now();
-    let mut first = true;
-    loop {
-        let file = Endpoints::read(&run_dir.endpoints())
-            .with_context(|| format!("reading {}", run_dir.endpoints().display()))?;
-        let trajectories = args.trajectories_address.clone().or(file.trajectories);
-        let params = args.params_address.clone().or(file.params);
-        if let (Some(trajectories), Some(params)) = (trajectories, params) {
-            let episodes = args
-                .episodes_address
-                .clone()
-                .or(file.episodes)
-                .unwrap_or_else(|| run_dir.ipc("episodes"));
-            return Ok(Addresses { trajectories, params, episodes });
-        }
-        if stop.load(Ordering::Relaxed) {
-            bail!("stopped before the learner's endpoints appeared");
-        }
-        if first || waited.elapsed() > PATIENCE {
-            tracing::info!(
-                "waiting for the learner to write its addresses to {} (or pass --trajectories-address and --params-address)",
-                run_dir.endpoints().display()
-            );
-            waited = Instant::now();
-            first = false;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// True when the learner has ended the run for good (not merely been stopped).
-fn learner_finished(run_dir: &RunDir) -> bool {
-    std::fs::read(run_dir.meta_json())
-        .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .is_some_and(|m| m["end_reason"] == "total frames reached")
-}
+pub const PATIENCE: Duration = Duration::from_secs(10);
 
 /// The model copy the actor acts with, and the params version it holds.
-struct Policy {
-    model: Model,
-    version: u64,
+pub struct Policy {
+    pub model: Model,
+    pub version: u64,
 }
 
 impl Policy {
     /// Asks the learner for weights newer than ours. `Ok(false)`: the learner
     /// did not answer in time.
-    fn refresh(&mut self, client: &ParamsClient, actor_id: u32) -> Result<bool> {
+    pub fn refresh(&mut self, client: &ParamsClient, actor_id: u32) -> Result<bool> {
         let request = Body::ParamsRequest(ParamsRequest { actor_id, version: self.version });
         match client.request(&request, PATIENCE) {
             Ok(Ok(Body::Params(params))) => {
@@ -113,7 +64,7 @@ impl Policy {
 }
 
 /// One environment and the unroll being assembled from it.
-struct Slot {
+pub struct Slot {
     env: Box<dyn Environment>,
     index: u32,
     /// The current step, not yet acted on.
@@ -133,62 +84,8 @@ struct Slot {
     unroll_state_for_next: Option<RecurrentState>,
 }
 
-/// The steps of the unroll being assembled: each per-step field of the
-/// trajectory (`wire::layout`) as the little-endian bytes the wire carries.
-#[derive(Default)]
-struct UnrollBuffer {
-    steps: TrajectorySteps<Vec<u8>>,
-    len: usize,
-    initial_state: Option<RecurrentState>,
-}
-
-/// Appends values as little-endian bytes.
-fn put<const N: usize, T: Copy>(bytes: &mut Vec<u8>, values: &[T], to_le: impl Fn(T) -> [u8; N]) {
-    for &v in values {
-        bytes.extend_from_slice(&to_le(v));
-    }
-}
-
-impl UnrollBuffer {
-    fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Keeps only the last step: it is step 0 of the next unroll.
-    fn restart_from_last(&mut self, state: RecurrentState) {
-        let len = self.len;
-        for (_, bytes) in self.steps.iter_mut() {
-            let step_bytes = bytes.len() / len;
-            bytes.drain(..bytes.len() - step_bytes);
-        }
-        self.len = 1;
-        self.initial_state = Some(state);
-    }
-
-    fn to_trajectory(
-        &self,
-        cfg: &ModelConfig,
-        actor_id: u32,
-        env_index: u32,
-        version: u64,
-    ) -> Trajectory {
-        let n = self.len;
-        let steps = self.steps.as_ref().map(|field, bytes| Array {
-            dtype: field.dtype,
-            shape: field
-                .shape(cfg, n)
-                .into_iter()
-                .map(|d| d.expect("fixed by the config"))
-                .collect(),
-            data: bytes.clone(),
-        });
-        let state = self.initial_state.clone().expect("an unroll starts with its state");
-        Trajectory::from_parts(actor_id, env_index, version, steps, state)
-    }
-}
-
 /// The environments, the recurrent state and the sampling stream of one actor.
-struct Acting {
+pub struct Acting {
     cfg: ModelConfig,
     slots: Vec<Slot>,
     state: AgentState,
@@ -228,7 +125,7 @@ struct StepOutputs {
 }
 
 impl Acting {
-    fn new(args: &Args, cfg: &ModelConfig, record_every: u64) -> Result<Self> {
+    pub fn new(args: &Args, cfg: &ModelConfig, record_every: u64) -> Result<Self> {
         let spec = args.env_spec();
         let mut slots = Vec::with_capacity(args.num_envs);
         for index in 0..args.num_envs as u32 {
@@ -357,9 +254,9 @@ impl Acting {
 }
 
 /// Per-step bookkeeping common to training and evaluation.
-struct Stepper<'a> {
-    sink: Option<&'a mut EpisodeSink>,
-    chunk_steps: usize,
+pub struct Stepper<'a> {
+    pub sink: Option<&'a mut EpisodeSink>,
+    pub chunk_steps: usize,
 }
 
 /// A finished episode: (env index, return, length).
@@ -369,7 +266,7 @@ impl Stepper<'_> {
     /// Acts on every env's current step and steps the envs. Calls
     /// `on_acted(b, action, logits)` after the action is chosen and before the
     /// env steps (the unroll buffer records the step there).
-    fn step(
+    pub fn step(
         &mut self,
         acting: &mut Acting,
         model: &Model,
@@ -458,7 +355,7 @@ impl Stepper<'_> {
     }
 
     /// Sends what is left of every recorded episode, marked incomplete.
-    fn flush_incomplete(&mut self, acting: &mut Acting, version: u64) {
+    pub fn flush_incomplete(&mut self, acting: &mut Acting, version: u64) {
         for slot in &mut acting.slots {
             if let Some(mut rec) = slot.recording.take() {
                 let end = EpisodeEnd {
@@ -475,7 +372,7 @@ impl Stepper<'_> {
     }
 }
 
-fn model_config(args: &Args) -> Result<ModelConfig> {
+pub fn model_config(args: &Args) -> Result<ModelConfig> {
     let num_actions = args.env_spec().num_actions().context("reading the game's action set")?;
     let cfg = args.run.model_config(num_actions);
     cfg.validate().map_err(anyhow::Error::msg)?;
@@ -484,7 +381,7 @@ fn model_config(args: &Args) -> Result<ModelConfig> {
 
 /// The actor's model on the CPU, in the precision `--precision` resolves to
 /// (printed, as the actor's log is where its settings are recorded).
-fn acting_model(args: &Args, cfg: &ModelConfig) -> Result<Model> {
+pub fn acting_model(args: &Args, cfg: &ModelConfig) -> Result<Model> {
     let mut model = Model::new(cfg.clone(), Device::Cpu);
     let precision = args.precision.resolve(Device::Cpu)?;
     tracing::info!(
@@ -651,131 +548,6 @@ pub fn train(args: &Args, run_dir: &RunDir, stop: &AtomicBool) -> Result<()> {
         frames
     );
     // Let NNG deliver what is queued before the sockets close.
-    std::thread::sleep(Duration::from_millis(300));
-    Ok(())
-}
-
-/// Evaluation weights from `path`: a weights file (safetensors, taken as it
-/// is), one checkpoint directory (verified against its manifest), or a run or
-/// checkpoints directory, whose newest checkpoint that verifies is used
-/// (`wire::checkpoint::newest_verified`; damaged ones are skipped with a
-/// warning, `.damaged` and temporary directories are not checkpoints).
-/// Returns the weights and where they came from.
-fn checkpoint_weights(path: &Path) -> Result<(Vec<u8>, PathBuf)> {
-    use wire::checkpoint::{self, MANIFEST_FILE, MODEL_FILE};
-    if path.is_file() {
-        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        return Ok((bytes, path.to_path_buf()));
-    }
-    let mut verified = if path.join(MANIFEST_FILE).is_file() {
-        checkpoint::verify(path).context("the checkpoint does not verify: pick another")?
-    } else {
-        let dir = if path.join("checkpoints").is_dir() {
-            path.join("checkpoints")
-        } else {
-            path.to_path_buf()
-        };
-        let newest = checkpoint::newest_verified(&dir)?.with_context(|| {
-            format!("no checkpoint (ckpt-<step>/ with {MANIFEST_FILE}) in {}", dir.display())
-        })?;
-        for (damaged, e) in &newest.damaged {
-            tracing::warn!("skipping checkpoint {}: {e}", damaged.display());
-        }
-        newest.verified
-    };
-    let weights = verified.take(MODEL_FILE)?;
-    Ok((weights, verified.path.join(MODEL_FILE)))
-}
-
-pub fn evaluate(args: &Args, run_dir: &RunDir, stop: &AtomicBool) -> Result<()> {
-    let cfg = model_config(args)?;
-    let mut model = acting_model(args, &cfg)?;
-    let creds = Credentials::of(run_dir)?;
-    let (version, source) = match &args.checkpoint {
-        Some(path) => {
-            let (bytes, file) = checkpoint_weights(path)?;
-            model.load_safetensors(&bytes).with_context(|| {
-                format!("loading {} (same --preset and --game as the run?)", file.display())
-            })?;
-            (0, file.display().to_string())
-        }
-        None => {
-            let addresses = resolve_addresses(args, run_dir, stop)?;
-            let client = ParamsClient::dial(&addresses.params, &creds, args.max_message_bytes)?;
-            let mut policy = Policy { model, version: 0 };
-            if !policy.refresh(&client, args.actor_id)? || policy.version == 0 {
-                let (bytes, file) = checkpoint_weights(run_dir.root()).context(
-                    "the learner did not answer and the run has no good checkpoint: pass --checkpoint",
-                )?;
-                policy.model.load_safetensors(&bytes).with_context(|| {
-                    format!("loading {} (same --preset and --game as the run?)", file.display())
-                })?;
-                model = policy.model;
-                (0, file.display().to_string())
-            } else {
-                model = policy.model;
-                (policy.version, format!("learner version {}", policy.version))
-            }
-        }
-    };
-    let episodes_address = args
-        .episodes_address
-        .clone()
-        .or(Endpoints::read(&run_dir.endpoints()).ok().and_then(|e| e.episodes))
-        .unwrap_or_else(|| run_dir.ipc("episodes"));
-    let mut sink = EpisodeSink::new(Push::dial(&episodes_address, &creds)?);
-    let num_envs = args.num_envs.min(args.episodes).max(1);
-    let mut acting = Acting::new(&Args { num_envs, ..args.clone() }, &cfg, 1)?;
-    tracing::info!(
-        "evaluating {} episodes of {} with weights from {source} ({})",
-        args.episodes,
-        args.run.game,
-        if args.greedy { "greedy" } else { "sampled" }
-    );
-    let mut stepper = Stepper { sink: Some(&mut sink), chunk_steps: args.chunk_steps.max(1) };
-    let mut returns = Vec::new();
-    while returns.len() < args.episodes && !stop.load(Ordering::Relaxed) {
-        for (env, ret, len) in
-            stepper.step(&mut acting, &model, version, args.greedy, |_, _, _, _| {})
-        {
-            if returns.len() < args.episodes {
-                tracing::info!(
-                    "episode {} (env {env}): return {ret}, {len} steps",
-                    returns.len() + 1
-                );
-                returns.push(ret);
-            }
-        }
-    }
-    stepper.flush_incomplete(&mut acting, version);
-    anyhow::ensure!(!returns.is_empty(), "stopped before any episode finished");
-    let mean = returns.iter().sum::<f64>() / returns.len() as f64;
-    let mut sorted = returns.clone();
-    sorted.sort_by(f64::total_cmp);
-    let median = if sorted.len() % 2 == 1 {
-        sorted[sorted.len() / 2]
-    } else {
-        (sorted[sorted.len() / 2 - 1] + sorted[sorted.len() / 2]) / 2.0
-    };
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
-    let out = run_dir.root().join(format!("eval-{now}-actor{}.json", args.actor_id));
-    let report = serde_json::json!({
-        "weights": source,
-        "params_version": version,
-        "game": args.run.game,
-        "greedy": args.greedy,
-        "episodes": returns.len(),
-        "mean_return": mean,
-        "median_return": median,
-        "returns": returns,
-    });
-    std::fs::write(&out, serde_json::to_vec_pretty(&report)?)
-        .with_context(|| format!("writing {}", out.display()))?;
-    println!(
-        "evaluation: {} episodes, mean return {mean:.2}, median {median:.2} (written to {})",
-        returns.len(),
-        out.display()
-    );
     std::thread::sleep(Duration::from_millis(300));
     Ok(())
 }

@@ -5,7 +5,10 @@
 //! weights instead and reports their returns.
 
 mod acting;
+mod addresses;
+mod evaluation;
 mod recording;
+mod unroll;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -167,7 +170,7 @@ fn run(args: &Args) -> Result<()> {
     std::fs::create_dir_all(run_dir.root())
         .with_context(|| format!("creating run dir {}", run_dir.root().display()))?;
     if args.eval {
-        acting::evaluate(args, &run_dir, &stop)
+        evaluation::evaluate(args, &run_dir, &stop)
     } else {
         acting::train(args, &run_dir, &stop)
     }

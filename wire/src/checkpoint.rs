@@ -96,6 +96,8 @@ pub enum CheckpointError {
     Missing { path: PathBuf, name: String },
     #[error("none of the {count} checkpoints in {dir} verifies (see the warnings above)")]
     NoneVerifies { dir: PathBuf, count: usize },
+    #[error("no checkpoint (ckpt-<step>/ with {MANIFEST_FILE}) in {dir}")]
+    NoCheckpoint { dir: PathBuf },
 }
 
 /// The 64-bit FNV-1a hash of `bytes`, as 16 hex digits.
@@ -208,6 +210,36 @@ pub fn newest_verified(dir: &Path) -> Result<Option<Newest>, CheckpointError> {
         }
         Err(CheckpointError::NoneVerifies { dir: dir.into(), count })
     }
+}
+
+/// The model weights a user names with `--checkpoint`: a weights file as it
+/// is, a checkpoint directory (verified), or a run directory or its
+/// checkpoints directory, whose newest checkpoint that verifies is used
+/// (damaged ones are skipped with a warning; `.damaged` and temporary
+/// directories are not checkpoints). Returns the weights and the file they
+/// came from.
+pub fn model_weights(path: &Path) -> Result<(Vec<u8>, PathBuf), CheckpointError> {
+    if path.is_file() {
+        let bytes = std::fs::read(path)
+            .map_err(|source| CheckpointError::Read { path: path.into(), source })?;
+        return Ok((bytes, path.to_path_buf()));
+    }
+    let mut verified = if path.join(MANIFEST_FILE).is_file() {
+        verify(path)?
+    } else {
+        let dir = if path.join("checkpoints").is_dir() {
+            path.join("checkpoints")
+        } else {
+            path.to_path_buf()
+        };
+        let newest = newest_verified(&dir)?.ok_or(CheckpointError::NoCheckpoint { dir })?;
+        for (damaged, e) in &newest.damaged {
+            tracing::warn!("skipping checkpoint {}: {e}", damaged.display());
+        }
+        newest.verified
+    };
+    let weights = verified.take(MODEL_FILE)?;
+    Ok((weights, verified.path.join(MODEL_FILE)))
 }
 
 #[cfg(test)]

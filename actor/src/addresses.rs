@@ -1,0 +1,59 @@
+//! Where the actor finds the learner and the recorder, and whether the
+//! learner has finished the run: addresses from flags, else from the run's
+//! `endpoints.json` (waited for, since under SLURM the learner may start after
+//! the actors), else the run's ipc defaults for the recorder.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use wire::rundir::{EndReason, Endpoints, RunDir};
+
+use crate::acting::PATIENCE;
+use crate::Args;
+
+/// The learner's and recorder's addresses: flags first, then endpoints.json
+/// (waited for, since under SLURM the learner may start after the actors),
+/// then the run's ipc defaults for the recorder.
+pub struct Addresses {
+    pub trajectories: String,
+    pub params: String,
+    pub episodes: String,
+}
+
+pub fn resolve_addresses(args: &Args, run_dir: &RunDir, stop: &AtomicBool) -> Result<Addresses> {
+    let mut waited = Instant::now();
+    let mut first = true;
+    loop {
+        let file = Endpoints::read(&run_dir.endpoints())
+            .with_context(|| format!("reading {}", run_dir.endpoints().display()))?;
+        let trajectories = args.trajectories_address.clone().or(file.trajectories);
+        let params = args.params_address.clone().or(file.params);
+        if let (Some(trajectories), Some(params)) = (trajectories, params) {
+            let episodes = args
+                .episodes_address
+                .clone()
+                .or(file.episodes)
+                .unwrap_or_else(|| run_dir.ipc("episodes"));
+            return Ok(Addresses { trajectories, params, episodes });
+        }
+        if stop.load(Ordering::Relaxed) {
+            bail!("stopped before the learner's endpoints appeared");
+        }
+        if first || waited.elapsed() > PATIENCE {
+            tracing::info!(
+                "waiting for the learner to write its addresses to {} (or pass --trajectories-address and --params-address)",
+                run_dir.endpoints().display()
+            );
+            waited = Instant::now();
+            first = false;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// True when the learner has ended the run for good (not merely been stopped).
+pub fn learner_finished(run_dir: &RunDir) -> bool {
+    run_dir.end_reason() == Ok(Some(EndReason::TotalFramesReached))
+}

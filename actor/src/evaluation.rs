@@ -1,0 +1,115 @@
+//! Evaluation (`actor --eval`): N episodes with fixed weights, every one
+//! recorded, their returns written to the run directory.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use wire::auth::Credentials;
+use wire::checkpoint;
+use wire::rundir::{Endpoints, RunDir};
+use wire::transport::{ParamsClient, Push};
+
+use crate::acting::{acting_model, model_config, Acting, Policy, Stepper};
+use crate::addresses::resolve_addresses;
+use crate::recording::EpisodeSink;
+use crate::Args;
+
+/// `--eval`: plays `--episodes` episodes with fixed weights (the learner's
+/// newest, or a checkpoint's), records each, and writes their returns to
+/// `<run dir>/eval-<time>-actor<id>.json`.
+pub fn evaluate(args: &Args, run_dir: &RunDir, stop: &AtomicBool) -> Result<()> {
+    let cfg = model_config(args)?;
+    let mut model = acting_model(args, &cfg)?;
+    let creds = Credentials::of(run_dir)?;
+    let (version, source) = match &args.checkpoint {
+        Some(path) => {
+            let (bytes, file) = checkpoint::model_weights(path).context(
+                "reading --checkpoint (a checkpoint that does not verify: pick another)",
+            )?;
+            model.load_safetensors(&bytes).with_context(|| {
+                format!("loading {} (same --preset and --game as the run?)", file.display())
+            })?;
+            (0, file.display().to_string())
+        }
+        None => {
+            let addresses = resolve_addresses(args, run_dir, stop)?;
+            let client = ParamsClient::dial(&addresses.params, &creds, args.max_message_bytes)?;
+            let mut policy = Policy { model, version: 0 };
+            if !policy.refresh(&client, args.actor_id)? || policy.version == 0 {
+                let (bytes, file) = checkpoint::model_weights(run_dir.root()).context(
+                    "the learner did not answer and the run has no good checkpoint: pass --checkpoint",
+                )?;
+                policy.model.load_safetensors(&bytes).with_context(|| {
+                    format!("loading {} (same --preset and --game as the run?)", file.display())
+                })?;
+                model = policy.model;
+                (0, file.display().to_string())
+            } else {
+                model = policy.model;
+                (policy.version, format!("learner version {}", policy.version))
+            }
+        }
+    };
+    let episodes_address = args
+        .episodes_address
+        .clone()
+        .or(Endpoints::read(&run_dir.endpoints()).ok().and_then(|e| e.episodes))
+        .unwrap_or_else(|| run_dir.ipc("episodes"));
+    let mut sink = EpisodeSink::new(Push::dial(&episodes_address, &creds)?);
+    let num_envs = args.num_envs.min(args.episodes).max(1);
+    let mut acting = Acting::new(&Args { num_envs, ..args.clone() }, &cfg, 1)?;
+    tracing::info!(
+        "evaluating {} episodes of {} with weights from {source} ({})",
+        args.episodes,
+        args.run.game,
+        if args.greedy { "greedy" } else { "sampled" }
+    );
+    let mut stepper = Stepper { sink: Some(&mut sink), chunk_steps: args.chunk_steps.max(1) };
+    let mut returns = Vec::new();
+    while returns.len() < args.episodes && !stop.load(Ordering::Relaxed) {
+        for (env, ret, len) in
+            stepper.step(&mut acting, &model, version, args.greedy, |_, _, _, _| {})
+        {
+            if returns.len() < args.episodes {
+                tracing::info!(
+                    "episode {} (env {env}): return {ret}, {len} steps",
+                    returns.len() + 1
+                );
+                returns.push(ret);
+            }
+        }
+    }
+    stepper.flush_incomplete(&mut acting, version);
+    anyhow::ensure!(!returns.is_empty(), "stopped before any episode finished");
+    let mean = returns.iter().sum::<f64>() / returns.len() as f64;
+    let mut sorted = returns.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median = if sorted.len() % 2 == 1 {
+        sorted[sorted.len() / 2]
+    } else {
+        (sorted[sorted.len() / 2 - 1] + sorted[sorted.len() / 2]) / 2.0
+    };
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+    let out = run_dir.root().join(format!("eval-{now}-actor{}.json", args.actor_id));
+    let report = serde_json::json!({
+        "weights": source,
+        "params_version": version,
+        "game": args.run.game,
+        "greedy": args.greedy,
+        "episodes": returns.len(),
+        "mean_return": mean,
+        "median_return": median,
+        "returns": returns,
+    });
+    std::fs::write(&out, serde_json::to_vec_pretty(&report)?)
+        .with_context(|| format!("writing {}", out.display()))?;
+    println!(
+        "evaluation: {} episodes, mean return {mean:.2}, median {median:.2} (written to {})",
+        returns.len(),
+        out.display()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    Ok(())
+}
