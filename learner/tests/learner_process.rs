@@ -4,12 +4,13 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 use agent::model::AgentState;
 use env::EnvSpec;
 use rand::{Rng, SeedableRng};
+use testkit::{interrupt, spawn_logged, wait_timeout, KillOnDrop};
 use wire::auth::Credentials;
 use wire::config::ModelConfig;
 use wire::protocol::{Array, Body, Params, ParamsRequest, Trajectory, UpToDate};
@@ -26,36 +27,26 @@ fn cfg() -> ModelConfig {
     ModelConfig::small(EnvSpec::catch_default().num_actions().unwrap())
 }
 
+/// A learner process, killed when the test ends.
 struct Learner {
-    child: Child,
+    child: KillOnDrop,
     log: PathBuf,
 }
 
 impl Learner {
     fn start(root: &Path, session: &str, extra: &[&str]) -> Learner {
         let log = root.join(format!("learner-{session}.log"));
-        let child = Command::new(env!("CARGO_BIN_EXE_learner"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_learner"));
+        command
             .args(["--runs-root", root.to_str().unwrap(), "--xpid", XPID])
             .args(["--preset", "small", "--game", "catch"])
             .args(["--unroll-length", &T.to_string(), "--batch-size", &B.to_string()])
             .args(["--total-frames", &TOTAL_FRAMES.to_string()])
             .args(["--learning-rate", &LEARNING_RATE.to_string()])
-            .args([
-                "--device",
-                "cpu",
-                "--precision",
-                "fp32",
-                "--threads",
-                "1",
-                "--log-interval-s",
-                "0.5",
-            ])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start the learner binary");
-        Learner { child, log }
+            .args(["--device", "cpu", "--precision", "fp32", "--threads", "1"])
+            .args(["--log-interval-s", "0.5"])
+            .args(extra);
+        Learner { child: spawn_logged(&mut command, &log), log }
     }
 
     fn log(&self) -> String {
@@ -63,28 +54,13 @@ impl Learner {
     }
 
     fn interrupt(&mut self) -> ExitStatus {
-        let status =
-            Command::new("kill").args(["-INT", &self.child.id().to_string()]).status().unwrap();
-        assert!(status.success());
+        interrupt(&self.child);
         self.wait(Duration::from_secs(60))
     }
 
     fn wait(&mut self, timeout: Duration) -> ExitStatus {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "learner did not exit:\n{}", self.log());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Learner {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        wait_timeout(&mut self.child, timeout)
+            .unwrap_or_else(|| panic!("learner did not exit:\n{}", self.log()))
     }
 }
 

@@ -1,15 +1,18 @@
 //! Shared by the recorder's integration tests: synthetic episodes, starting
-//! the real binary, and the h5py check run with the project virtualenv.
+//! the real binary (with `testkit`, which every crate's process tests share),
+//! and the h5py check run with the project virtualenv.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Duration;
 
 use wire::config::ModelConfig;
 use wire::protocol::{Array, Body, EpisodeChunk, EpisodeEnd, EpisodeUid};
 use wire::transport::Push;
+
+pub use testkit::{spawn_logged, wait_for, wait_timeout, KillOnDrop};
 
 pub const XPID: &str = "rec-test";
 pub const NUM_ACTIONS: usize = 3;
@@ -161,8 +164,9 @@ pub fn script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join(name)
 }
 
+/// A `recorder serve` process, killed when the test ends.
 pub struct Recorder {
-    pub child: Child,
+    pub child: KillOnDrop,
     pub log: PathBuf,
 }
 
@@ -171,56 +175,34 @@ impl Recorder {
     pub fn start(root: &Path, extra: &[&str]) -> Recorder {
         let k = std::fs::read_dir(root).map(|d| d.count()).unwrap_or(0);
         let log = root.join(format!("recorder-{k}.log"));
-        let child = Command::new(recorder_bin())
-            .args([
-                "serve",
-                "--xpid",
-                XPID,
-                "--preset",
-                "small",
-                "--num-actions",
-                "3",
-                "--log-seconds",
-                "0.5",
-            ])
+        let mut command = Command::new(recorder_bin());
+        command
+            .args(["serve", "--xpid", XPID, "--preset", "small", "--num-actions", "3"])
+            .args(["--log-seconds", "0.5"])
             .arg("--runs-root")
             .arg(root)
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start recorder");
-        Recorder { child, log }
+            .args(extra);
+        Recorder { child: spawn_logged(&mut command, &log), log }
     }
 
     pub fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
-        assert!(ok.success());
+        testkit::signal(&self.child, sig);
     }
 
     /// SIGINT and wait (at most 30 s) for a clean exit.
     pub fn stop(mut self) -> String {
         self.signal("INT");
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                let log = std::fs::read_to_string(&self.log).unwrap();
-                assert!(status.success(), "recorder exited with {status}:\n{log}");
-                return log;
-            }
-            assert!(start.elapsed() < Duration::from_secs(30), "recorder did not stop");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let status = wait_timeout(&mut self.child, Duration::from_secs(30));
+        let log = self.log();
+        let status = status.unwrap_or_else(|| panic!("recorder did not stop:\n{log}"));
+        assert!(status.success(), "recorder exited with {status}:\n{log}");
+        log
     }
 
     pub fn kill9(mut self) -> String {
         self.signal("KILL");
         let _ = self.child.wait();
-        std::fs::read_to_string(&self.log).unwrap()
+        self.log()
     }
 
     pub fn log(&self) -> String {
@@ -247,15 +229,6 @@ pub fn credentials(root: &Path) -> wire::auth::Credentials {
 
 pub fn send(push: &Push, chunk: &EpisodeChunk) {
     push.send(&Body::EpisodeChunk(Box::new(chunk.clone())), Some(Duration::from_secs(20))).unwrap();
-}
-
-/// Waits until `cond` holds (at most `secs`).
-pub fn wait_for(secs: f64, what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed().as_secs_f64() < secs, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 pub fn closed_segments(root: &Path) -> Vec<PathBuf> {
