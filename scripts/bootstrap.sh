@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prepares this checkout on a fresh Debian machine: system packages, the project
-# virtualenv (PyTorch 2.11.0 for libtorch, ale-py for its ROMs, h5py/numpy for
-# tests that read our files as users do), and the variables the build needs.
+# virtualenv (PyTorch 2.11.0 for libtorch, ale-py for its ROMs, h5py/numpy and
+# tensorboard for tests that read our files as users do), and the variables the
+# build needs (protobuf-compiler: the TensorBoard event format's build).
 #
 # Idempotent and fast when already done. Source it (`. scripts/bootstrap.sh`)
 # to get LIBTORCH_USE_PYTORCH and PATH set in the calling shell (it leaves the
@@ -14,8 +15,8 @@ AAA_VENV="${AAA_VENV:-$_aaa_root/.venv}"
 (
   set -euo pipefail
   TORCH_VERSION="2.11.0"
-  PY_PACKAGES=("torch==$TORCH_VERSION" "ale-py==0.10.1" "h5py" "numpy" "safetensors")
-  APT_PACKAGES=(cmake clang libclang-dev zlib1g-dev libhdf5-dev pkg-config python3-venv)
+  PY_PACKAGES=("torch==$TORCH_VERSION" "ale-py==0.10.1" "h5py" "numpy" "safetensors" "tensorboard")
+  APT_PACKAGES=(cmake clang libclang-dev zlib1g-dev libhdf5-dev pkg-config python3-venv protobuf-compiler)
   say() { printf '[bootstrap] %s\n' "$*" >&2; }
 
   # 1. System packages.

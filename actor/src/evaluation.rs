@@ -105,6 +105,9 @@ pub fn evaluate(args: &Args, run_dir: &RunDir, stop: &AtomicBool) -> Result<()> 
     });
     std::fs::write(&out, serde_json::to_vec_pretty(&report)?)
         .with_context(|| format!("writing {}", out.display()))?;
+    if args.tensorboard {
+        write_tensorboard(&run_dir.root().join("tb").join("eval"), version, &returns, mean)?;
+    }
     println!(
         "evaluation: {} episodes, mean return {mean:.2}, median {median:.2} (written to {})",
         returns.len(),
@@ -112,4 +115,28 @@ pub fn evaluate(args: &Args, run_dir: &RunDir, stop: &AtomicBool) -> Result<()> 
     );
     std::thread::sleep(Duration::from_millis(300));
     Ok(())
+}
+
+/// The evaluation's returns as TensorBoard scalars in a new event file of
+/// `dir`: each episode's and their mean, at step = the params version played
+/// (0 for weights from a checkpoint file).
+fn write_tensorboard(
+    dir: &std::path::Path,
+    version: u64,
+    returns: &[f64],
+    mean: f64,
+) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+    let path = dir.join(format!("events.out.tfevents.{now:010}.eval.{}", std::process::id()));
+    let file =
+        std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    let fail = |e: tboard::Error| anyhow::anyhow!("writing {}: {e}", path.display());
+    let mut writer = tboard::EventWriter::from_writer(file, Some(path.clone())).map_err(fail)?;
+    let step = version as i64;
+    for &r in returns {
+        writer.write_scalar(step, "eval/episode_return", r as f32).map_err(fail)?;
+    }
+    writer.write_scalar(step, "eval/mean_return", mean as f32).map_err(fail)?;
+    writer.flush().map_err(fail)
 }

@@ -102,6 +102,11 @@ pub struct Args {
     /// Evaluation: take the most probable action instead of sampling.
     #[arg(long, help_heading = "Evaluation")]
     pub greedy: bool,
+    /// Evaluation: also write the returns as TensorBoard scalars to
+    /// `<run dir>/tb/eval/` (`eval/episode_return`, `eval/mean_return`, step =
+    /// the params version played): `true` or `false`.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, help_heading = "Evaluation")]
+    pub tensorboard: bool,
 }
 
 impl Args {

@@ -204,6 +204,7 @@ const FREE_ON_RESUME: &[&str] = &[
     "keep_checkpoints",
     "log_interval_s",
     "runs_root",
+    "tensorboard",
 ];
 
 /// Where a training session starts. With `--resume`: the newest checkpoint

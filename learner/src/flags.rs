@@ -205,6 +205,11 @@ pub struct TrainArgs {
     /// Seconds between progress lines on the terminal.
     #[arg(long, default_value_t = 5.0, help_heading = "Checkpoints and logs")]
     pub log_interval_s: f64,
+    /// Write TensorBoard event files to `<run dir>/tb/` (the scalars of
+    /// logs.csv, step = frames): `true` or `false`. Open them with
+    /// `tensorboard --logdir <runs-root>`.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, help_heading = "Checkpoints and logs")]
+    pub tensorboard: bool,
 }
 
 /// Parses a count written as an integer (`2000000000`, `2_000_000_000`) or in

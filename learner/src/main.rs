@@ -27,6 +27,7 @@ mod flags;
 mod metrics;
 mod optim;
 mod params_service;
+mod tensorboard;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -192,6 +193,10 @@ pub fn train(args: &TrainArgs, stop: &AtomicBool) -> Result<Summary> {
         metrics::set_aside_rows_after(&run_dir.logs_csv(), counters.step)?;
     }
     let mut csv = CsvLog::open(&run_dir.logs_csv())?;
+    let mut board = match args.tensorboard {
+        true => Some(tensorboard::TensorBoard::create(&tensorboard::dir(run_dir.root()))?),
+        false => None,
+    };
     tracing::info!(
         "learner {} on {} in {} ({}): model {} ({} actions), T = {}, B = {}; trajectories at {}, params at {}",
         run_dir.xpid(),
@@ -288,6 +293,10 @@ pub fn train(args: &TrainArgs, stop: &AtomicBool) -> Result<Summary> {
                 );
             }
         }
+        if let Some(Err(e)) = board.as_mut().map(|b| b.write(&row)) {
+            tracing::error!("TensorBoard stops for this session, learning goes on: {e:#}");
+            board = None;
+        }
         update_ends.push((Instant::now(), metrics::process_cpu_seconds().unwrap_or(f64::NAN)));
         progress.episodes(&batch.episode_returns);
         progress.maybe_report(&row, batcher.counters.total_dropped());
@@ -342,6 +351,9 @@ pub fn train(args: &TrainArgs, stop: &AtomicBool) -> Result<Summary> {
     meta.set("final_counters", serde_json::to_value(&counters)?);
     meta.set("trajectories_per_actor", trajectories_per_actor(&trajectory_counters));
     meta.set("logs_csv_rows_lost", csv_failures.into());
+    if let Some(Err(e)) = board.as_mut().map(tensorboard::TensorBoard::flush) {
+        tracing::error!("{e:#}");
+    }
     meta.set("actors_disconnected", gone.into());
     meta.finish(reason)?;
     Ok(Summary { counters, reason, checkpoint: path, update_ends, update_seconds, device })

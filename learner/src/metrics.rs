@@ -71,7 +71,9 @@ fn num(x: f64) -> String {
 }
 
 impl Row {
-    fn csv(&self) -> String {
+    /// The row's fields as `logs.csv` writes them, in [`COLUMNS`] order
+    /// (empty where a value is undefined).
+    pub fn fields(&self) -> [String; COLUMNS.len()] {
         [
             format!("{:.3}", self.time),
             self.step.to_string(),
@@ -91,7 +93,10 @@ impl Row {
             num(self.learning_rate),
             num(self.grad_norm),
         ]
-        .join(",")
+    }
+
+    fn csv(&self) -> String {
+        self.fields().join(",")
     }
 }
 

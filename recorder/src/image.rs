@@ -132,8 +132,18 @@ impl Rgb {
     pub fn write_png(&self, path: &Path) -> Result<()> {
         let file =
             std::fs::File::create(path).with_context(|| format!("create {}", path.display()))?;
-        let mut enc =
-            png::Encoder::new(std::io::BufWriter::new(file), self.width as u32, self.height as u32);
+        self.encode_png(std::io::BufWriter::new(file))
+    }
+
+    /// The image as PNG bytes.
+    pub fn png_bytes(&self) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.encode_png(&mut out)?;
+        Ok(out)
+    }
+
+    fn encode_png(&self, out: impl std::io::Write) -> Result<()> {
+        let mut enc = png::Encoder::new(out, self.width as u32, self.height as u32);
         enc.set_color(png::ColorType::Rgb);
         enc.set_depth(png::BitDepth::Eight);
         let mut w = enc.write_header()?;

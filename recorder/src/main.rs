@@ -23,6 +23,7 @@ mod reader;
 mod render;
 mod schema;
 mod serve;
+mod tensorboard;
 mod writer;
 
 #[derive(Parser, Debug)]

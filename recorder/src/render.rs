@@ -153,6 +153,28 @@ fn panel_row(panels: &[(String, Rgb)]) -> (Rgb, Vec<(usize, usize)>) {
     (row, at)
 }
 
+/// One step as `recorder render`'s grid shows it: the frame, then each
+/// head's map blended into it in the head's colour, side by side, scaled by
+/// `scale`. Returns the grid and the heads' panels.
+pub fn step_grid<'a>(
+    frame: &Rgb,
+    label: &str,
+    heads: usize,
+    map: impl Fn(usize) -> &'a [f32],
+    grid: (usize, usize),
+    bias: f32,
+    scale: usize,
+) -> (Rgb, Vec<Rgb>) {
+    let mut panels = vec![(label.to_string(), frame.scale(scale))];
+    let mut blended = Vec::with_capacity(heads);
+    for h in 0..heads {
+        let b = blend(frame, map(h), grid, bias, head_colour(h)).scale(scale);
+        blended.push(b.clone());
+        panels.push((format!("HEAD {h}"), b));
+    }
+    (panel_row(&panels).0, blended)
+}
+
 fn stack(rows: &[Rgb]) -> Rgb {
     let width = rows.iter().map(|r| r.width).max().unwrap_or(1);
     let height = rows.iter().map(|r| r.height).sum();
@@ -192,20 +214,19 @@ pub fn render(args: RenderArgs) -> Result<()> {
     let mut grid_frames = Vec::new();
     for i in 0..data.steps.len() {
         let frame = Rgb::from_frame(data.width, data.height, data.frame(i));
-        let mut panels = vec![(format!("T{}", data.steps[i]), frame.scale(scale))];
-        for (h, frames) in heads.iter_mut().enumerate() {
-            let b = blend(
-                &frame,
-                data.map(&data.attention, i, h),
-                data.grid,
-                args.bias,
-                head_colour(h),
-            )
-            .scale(scale);
-            frames.push(b.clone());
-            panels.push((format!("HEAD {h}"), b));
+        let (grid, panels) = step_grid(
+            &frame,
+            &format!("T{}", data.steps[i]),
+            data.heads,
+            |h| data.map(&data.attention, i, h),
+            data.grid,
+            args.bias,
+            scale,
+        );
+        for (frames, panel) in heads.iter_mut().zip(panels) {
+            frames.push(panel);
         }
-        grid_frames.push(panel_row(&panels).0);
+        grid_frames.push(grid);
     }
     for (h, frames) in heads.into_iter().enumerate() {
         written.push(

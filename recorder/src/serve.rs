@@ -13,6 +13,7 @@ use wire::protocol::Body;
 use wire::rundir::Endpoints;
 use wire::transport::{Pull, TransportError, DEFAULT_MAX_MESSAGE_BYTES};
 
+use crate::tensorboard::RecorderBoard;
 use crate::writer::{Outcome, Writer, WriterOptions};
 
 #[derive(clap::Args, Clone, Debug)]
@@ -48,6 +49,14 @@ pub struct ServeArgs {
     /// Seconds between progress log lines.
     #[arg(long, default_value_t = 30.0)]
     pub log_seconds: f64,
+    /// Write TensorBoard events to `<run dir>/tb/recorder/` (each recorded
+    /// episode's return, and pictures of the attention): `true` or `false`.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub tensorboard: bool,
+    /// A TensorBoard picture of one step (the frame and each head's map) every
+    /// N-th recorded episode (0: none).
+    #[arg(long, default_value_t = 10)]
+    pub tensorboard_picture_every: u64,
 }
 
 /// Finds a model config in the learner's meta.json: any object with the
@@ -127,6 +136,9 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst))
             .context("install the Ctrl-C handler")?;
     }
+    let mut board = args
+        .tensorboard
+        .then(|| RecorderBoard::new(run_dir.root(), args.tensorboard_picture_every));
     let started = Instant::now();
     let mut last_log = Instant::now();
     let mut logged = writer.stats.clone();
@@ -139,11 +151,17 @@ pub fn serve(args: ServeArgs) -> Result<()> {
             }
             Ok(Some(Ok(Body::EpisodeChunk(chunk)))) => match writer.accept(&chunk) {
                 Ok(Outcome::Appended) => {}
-                Ok(Outcome::Finished(s)) => info!(
-                    uid = %s.uid, steps = s.steps, episode_return = s.episode_return, complete = s.complete,
-                    end = s.end_reason,
-                    "episode recorded"
-                ),
+                Ok(Outcome::Finished(s)) => {
+                    info!(
+                        uid = %s.uid, steps = s.steps, episode_return = s.episode_return, complete = s.complete,
+                        end = s.end_reason,
+                        "episode recorded"
+                    );
+                    if let Some(Err(e)) = board.as_mut().map(|b| b.episode(&s, &chunk)) {
+                        warn!("TensorBoard stops for this session, recording goes on: {e:#}");
+                        board = None;
+                    }
+                }
                 Ok(Outcome::Dropped(why)) => warn!(dropped = writer.stats.dropped, "dropped {why}"),
                 Err(e) => warn!("cannot write chunk {} of {}: {e:#}", chunk.sequence, chunk.uid),
             },
@@ -177,6 +195,9 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         }
     }
     info!("stopping: closing open episodes as incomplete");
+    if let Some(Err(e)) = board.as_mut().map(RecorderBoard::flush) {
+        warn!("{e:#}");
+    }
     let stats = writer.shutdown()?;
     info!(
         episodes = stats.episodes,

@@ -187,3 +187,63 @@ fn malformed_chunks_are_dropped_counted_and_harmless() {
         &[uid(5, 5, 5)],
     );
 }
+
+/// Each recorded episode's return and, every N-th episode, a picture of one
+/// step reach the run's TensorBoard events (`tb/recorder/`), read back with
+/// the library that wrote them; the picture is a PNG of the render grid.
+#[test]
+fn recorded_returns_and_attention_pictures_reach_tensorboard() {
+    use tboard::tensorboard::{event::What, summary::value::Value};
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let rec = Recorder::start(root, &["--tensorboard-picture-every", "2"]);
+    let push = push(root);
+    let episodes = [
+        episode(uid(0, 0, 1), &[5, 7], true),
+        episode(uid(0, 1, 2), &[3], true),
+        episode(uid(1, 0, 3), &[6, 2], true),
+    ];
+    for ep in &episodes {
+        for chunk in ep {
+            send(&push, chunk);
+        }
+    }
+    wait_for(20.0, "three recorded episodes", || {
+        rec.log().matches("episode recorded").count() == 3
+    });
+    rec.stop();
+    let tb = run_dir(root).join("tb").join("recorder");
+    let (mut returns, mut pictures) = (Vec::new(), Vec::new());
+    for file in std::fs::read_dir(&tb).expect("tb/recorder/").flatten() {
+        for event in tboard::SummaryReader::new(std::fs::File::open(file.path()).unwrap()) {
+            let event = event.unwrap();
+            let Some(What::Summary(summary)) = event.what else { continue };
+            for v in summary.value {
+                match v.value {
+                    Some(Value::SimpleValue(x)) => returns.push((v.tag, event.step, x)),
+                    Some(Value::Image(image)) => pictures.push((v.tag, event.step, image)),
+                    _ => {}
+                }
+            }
+        }
+    }
+    let expected: Vec<(String, i64, f32)> = episodes
+        .iter()
+        .map(|ep| {
+            let last = ep.last().unwrap();
+            let ret = last.end.as_ref().unwrap().episode_return as f32;
+            ("recorder/episode_return".to_string(), last.params_version as i64, ret)
+        })
+        .collect();
+    assert_eq!(returns, expected);
+    // Episodes 1 and 3 (every 2nd, from the first).
+    assert_eq!(pictures.len(), 2);
+    for (tag, _, image) in &pictures {
+        assert_eq!(tag, "recorder/attention");
+        let decoder = png::Decoder::new(std::io::Cursor::new(&image.encoded_image_string));
+        let info = decoder.read_info().unwrap().info().clone();
+        assert_eq!((info.width as i32, info.height as i32), (image.width, image.height));
+        // The frame and one panel per head, side by side.
+        assert!(image.width as usize > (cfg().heads + 1) * W, "{} px wide", image.width);
+    }
+}

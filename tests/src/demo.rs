@@ -173,6 +173,19 @@ fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or("")
 }
 
+/// The demo command with a budget of `frames` and fp32, to its end: a run
+/// directory with a few updates' logs in about a minute.
+pub fn run_demo_briefly(xpid: &str, frames: &str) -> TestRun {
+    run_demo_briefly_with(xpid, frames, &[])
+}
+
+/// The same with more flags for `train-local.sh` (after `--`: the learner's).
+pub fn run_demo_briefly_with(xpid: &str, frames: &str, extra: &[&str]) -> TestRun {
+    let mut flags = vec!["--total-frames", frames, "--precision", "fp32", "--record-every", "0"];
+    flags.extend(extra);
+    run_demo(xpid, &flags)
+}
+
 /// Runs the demo command to the end of its budget.
 fn run_demo(xpid: &str, extra: &[&str]) -> TestRun {
     let run = TestRun::new(xpid);

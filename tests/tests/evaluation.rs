@@ -86,6 +86,29 @@ fn evaluation_plays_the_newest_checkpoint_that_verifies() {
     );
     assert!(log.contains(&format!("skipping checkpoint {}", damaged.display())), "{log}");
 
+    // The same returns as TensorBoard scalars, read back with the library.
+    let tb = run.run_dir().join("tb").join("eval");
+    let mut scalars: Vec<(String, i64, f32)> = Vec::new();
+    for file in std::fs::read_dir(&tb).expect("tb/eval/ after an evaluation").flatten() {
+        for event in tboard::SummaryReader::new(std::fs::File::open(file.path()).unwrap()) {
+            use tboard::tensorboard::{event::What, summary::value::Value};
+            let event = event.unwrap();
+            let Some(What::Summary(summary)) = event.what else { continue };
+            for v in summary.value {
+                if let Some(Value::SimpleValue(x)) = v.value {
+                    scalars.push((v.tag, event.step, x));
+                }
+            }
+        }
+    }
+    let returns: Vec<f32> =
+        report["returns"].as_array().unwrap().iter().map(|r| r.as_f64().unwrap() as f32).collect();
+    let episode: Vec<f32> =
+        scalars.iter().filter(|s| s.0 == "eval/episode_return").map(|s| s.2).collect();
+    assert_eq!(episode, returns, "{scalars:?}");
+    let mean = report["mean_return"].as_f64().unwrap() as f32;
+    assert!(scalars.contains(&("eval/mean_return".into(), 0, mean)), "{scalars:?}");
+
     // Named directly, a damaged checkpoint is refused with the reason.
     let (status, log) = eval(&damaged, "eval-damaged");
     assert!(status.is_some_and(|s| s.code() == Some(1)), "{log}");
