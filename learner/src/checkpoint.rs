@@ -189,7 +189,7 @@ pub fn load_latest(dir: &Path) -> Result<Option<Loaded>> {
 }
 
 /// Settings that may change between sessions of a run without warning.
-const FREE_ON_RESUME: &[&str] = &[
+pub(crate) const FREE_ON_RESUME: &[&str] = &[
     "resume",
     "device",
     "precision",

@@ -445,5 +445,10 @@ mod tests {
         assert_eq!(json["agent"], "attention");
         assert_eq!(json["optimizer"], "rmsprop");
         assert_eq!(json["total_frames"], 2_000_000_000u64);
+        // The settings free to change on --resume are settings: a renamed
+        // flag would otherwise be warned about at every resume, or never.
+        for key in crate::checkpoint::FREE_ON_RESUME {
+            assert!(json.get(key).is_some(), "FREE_ON_RESUME names {key}, which is no setting");
+        }
     }
 }
