@@ -41,6 +41,12 @@ pub struct StepField {
     pub always: bool,
 }
 
+/// The per-step datasets the recorder writes beside the chunk layout's: the
+/// weights version of each step, and what the actor sends when asked.
+pub const PARAMS_VERSION: &str = "params_version";
+pub const RAM: &str = "ram";
+pub const OBJECTS: &str = "objects";
+
 /// The HDF5 type name of a wire dtype.
 fn dtype_name(dtype: DType) -> &'static str {
     match dtype {
@@ -63,7 +69,7 @@ pub fn step_fields() -> Vec<StepField> {
     });
     let extra = [
         StepField {
-            name: "params_version",
+            name: PARAMS_VERSION,
             dtype: "uint64",
             axes: "step".into(),
             units: "learner update count",
@@ -71,7 +77,7 @@ pub fn step_fields() -> Vec<StepField> {
             always: true,
         },
         StepField {
-            name: "ram",
+            name: RAM,
             dtype: "uint8",
             axes: "step,byte".into(),
             units: "raw byte",
@@ -79,7 +85,7 @@ pub fn step_fields() -> Vec<StepField> {
             always: false,
         },
         StepField {
-            name: "objects",
+            name: OBJECTS,
             dtype: "float32",
             axes: "step,object,coordinate".into(),
             units: "frame pixels (row, column); NaN where absent",

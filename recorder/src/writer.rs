@@ -344,13 +344,15 @@ impl Writer {
         }
         let ds = Datasets {
             steps: steps.map(|_, c| c.expect("no dataset failed")),
-            params_version: Column::new(&group, "params_version", Elem::U64, &[], level)?,
+            params_version: Column::new(&group, schema::PARAMS_VERSION, Elem::U64, &[], level)?,
             ram: match chunk.ram {
-                Some(_) => Some(Column::new(&group, "ram", Elem::U8, &[RAM_BYTES], level)?),
+                Some(_) => Some(Column::new(&group, schema::RAM, Elem::U8, &[RAM_BYTES], level)?),
                 None => None,
             },
             objects: match &chunk.objects {
-                Some(o) => Some(Column::new(&group, "objects", Elem::F32, &o.shape[1..], level)?),
+                Some(o) => {
+                    Some(Column::new(&group, schema::OBJECTS, Elem::F32, &o.shape[1..], level)?)
+                }
                 None => None,
             },
         };
@@ -628,7 +630,7 @@ impl Writer {
                 shape[0] = steps;
                 d.resize(shape)?;
             }
-            let versions: Vec<u64> = group.dataset("params_version")?.read_raw()?;
+            let versions: Vec<u64> = group.dataset(schema::PARAMS_VERSION)?.read_raw()?;
             set_attr(&group, "episode_return", f64::NAN)?;
             set_attr(&group, "length", steps as u64)?;
             set_attr(&group, "steps", steps as u64)?;

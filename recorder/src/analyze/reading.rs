@@ -33,7 +33,7 @@ pub fn read_episode(ep: &EpisodeRef) -> Result<Option<OpenEpisode>> {
     let where_ = || format!("episode {} in {}", ep.name, ep.file.display());
     let f = hdf5::File::open(&ep.file).with_context(|| format!("open {}", ep.file.display()))?;
     let g = f.group(&format!("{EPISODES}/{}", ep.name)).with_context(where_)?;
-    let Ok(objects) = g.dataset("objects") else { return Ok(None) };
+    let Ok(objects) = g.dataset(crate::schema::OBJECTS) else { return Ok(None) };
     let att = g.dataset("attention").with_context(|| {
         format!("{}: no `attention` dataset (not written by `recorder serve`?)", where_())
     })?;
@@ -56,7 +56,7 @@ pub fn read_episode(ep: &EpisodeRef) -> Result<Option<OpenEpisode>> {
         );
     }
     let versions: Vec<u64> = g
-        .dataset("params_version")
+        .dataset(crate::schema::PARAMS_VERSION)
         .with_context(|| format!("{}: no `params_version` dataset", where_()))?
         .read_raw()?;
     let frame =
