@@ -172,21 +172,16 @@ pub fn build_batch(
     if trajectories.iter().any(|t| t.unroll_length() + 1 != steps) {
         return Err(ProtocolError::Invalid("trajectories of different lengths".into()));
     }
-    let messages: Vec<TrajectorySteps<&Array>> = trajectories.iter().map(|t| t.steps()).collect();
-    let mut index = 0;
-    let mut failed = None;
-    let mut stacked = TrajectorySteps::from_fn(|field| {
-        let arrays: Vec<&Array> =
-            messages.iter().map(|m| *m.iter().nth(index).expect("one entry per field").1).collect();
-        index += 1;
-        stack_time_major(field, &arrays, steps, copy_threads).unwrap_or_else(|e| {
-            failed.get_or_insert(e);
-            Tensor::new()
-        })
-    });
-    if let Some(e) = failed {
-        return Err(e);
+    // Each field's arrays, one per trajectory, then each field stacked.
+    let mut columns = TrajectorySteps::from_fn(|_| Vec::with_capacity(trajectories.len()));
+    for t in trajectories {
+        for ((_, column), (_, array)) in columns.iter_mut().zip(t.steps().iter()) {
+            column.push(*array);
+        }
     }
+    let mut stacked = columns.try_map(|field, arrays: Vec<&Array>| {
+        stack_time_major(field, &arrays, steps, copy_threads)
+    })?;
     stacked.done = stacked.done.to_kind(Kind::Bool);
 
     let mut episode_returns = Vec::new();

@@ -334,16 +334,11 @@ impl Writer {
         set_attr(&group, "frame_height", frame_shape[0] as u32)?;
         set_attr(&group, "frame_width", frame_shape[1] as u32)?;
         let level = (self.opts.deflate > 0).then_some(self.opts.deflate);
-        let mut failed = None;
-        let steps = chunk.steps().map(|field, array| {
+        let steps = chunk.steps().try_map(|field, array| {
             Column::new(&group, field.name, Elem::of(field.dtype), &array.shape[1..], level)
-                .map_err(|e| failed.get_or_insert(e).to_string())
-        });
-        if let Some(e) = failed {
-            return Err(e);
-        }
+        })?;
         let ds = Datasets {
-            steps: steps.map(|_, c| c.expect("no dataset failed")),
+            steps,
             params_version: Column::new(&group, schema::PARAMS_VERSION, Elem::U64, &[], level)?,
             ram: match chunk.ram {
                 Some(_) => Some(Column::new(&group, schema::RAM, Elem::U8, &[RAM_BYTES], level)?),

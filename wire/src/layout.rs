@@ -59,21 +59,6 @@ impl Dim {
         })
     }
 
-    /// The name `recorder schema` and the docs print.
-    pub fn symbol(self) -> String {
-        match self {
-            Dim::Height => "H".into(),
-            Dim::Width => "W".into(),
-            Dim::InChannels => "C".into(),
-            Dim::Actions => "A".into(),
-            Dim::Heads => "heads".into(),
-            Dim::GridRows => "h".into(),
-            Dim::GridColumns => "w".into(),
-            Dim::Free(axis) => axis.into(),
-            Dim::Fixed(n, _) => n.to_string(),
-        }
-    }
-
     /// The axis's name in the recorder's files (the datasets' `axes` attribute).
     pub fn axis(self) -> &'static str {
         match self {
@@ -123,31 +108,12 @@ impl Field {
         std::iter::once(Some(steps)).chain(self.dims.iter().map(|d| d.size(cfg))).collect()
     }
 
-    /// Elements of one step (`None` where a dimension is free).
-    pub fn step_len(&self, cfg: &ModelConfig) -> Option<usize> {
-        self.dims.iter().map(|d| d.size(cfg)).product()
-    }
-
     /// The axes, outermost first, the step axis named `step`: "step,row,column,channel".
     pub fn axes(&self) -> String {
         std::iter::once("step")
             .chain(self.dims.iter().map(|d| d.axis()))
             .collect::<Vec<_>>()
             .join(",")
-    }
-
-    /// Bytes of one step (`None` where a dimension is free).
-    pub fn step_bytes(&self, cfg: &ModelConfig) -> Option<usize> {
-        self.step_len(cfg).map(|n| n * self.dtype.size())
-    }
-
-    /// The shape as `recorder schema` and the docs print it, with the step
-    /// axis named `steps`.
-    pub fn shape_symbol(&self, steps: &str) -> String {
-        let dims: Vec<String> = std::iter::once(steps.to_string())
-            .chain(self.dims.iter().map(|d| d.symbol()))
-            .collect();
-        format!("[{}]", dims.join(", "))
     }
 }
 
@@ -213,9 +179,14 @@ macro_rules! per_step_layout {
                 $steps { $( $field: &self.$field, )* }
             }
 
-            /// Mutable references to the values.
-            pub fn as_mut(&mut self) -> $steps<&mut A> {
-                $steps { $( $field: &mut self.$field, )* }
+            /// Each value mapped with its table entry, in table order; the
+            /// first error ends the mapping.
+            pub fn try_map<B, E>(
+                self,
+                mut f: impl FnMut(&'static $crate::layout::Field, A) -> std::result::Result<B, E>,
+            ) -> std::result::Result<$steps<B>, E> {
+                let mut fields = $table.iter();
+                Ok($steps { $( $field: f(fields.next().expect(stringify!($field)), self.$field)?, )* })
             }
 
             /// (table entry, value) pairs in table order.
@@ -276,12 +247,16 @@ mod tests {
         let cfg = ModelConfig::preset(Preset::Paper, 18);
         let frame = TRAJECTORY_STEPS.iter().find(|f| f.name == "frame").unwrap();
         assert_eq!(frame.shape(&cfg, 51), vec![Some(51), Some(210), Some(160), Some(3)]);
-        assert_eq!(frame.step_bytes(&cfg), Some(210 * 160 * 3));
         let logits = TRAJECTORY_STEPS.iter().find(|f| f.name == "policy_logits").unwrap();
-        assert_eq!(logits.step_bytes(&cfg), Some(18 * 4));
-        assert_eq!(logits.shape_symbol("T+1"), "[T+1, A]");
+        assert_eq!(logits.shape(&cfg, 51), vec![Some(51), Some(18)]);
+        assert_eq!(logits.axes(), "step,action");
         let recorded = EPISODE_STEPS.iter().find(|f| f.name == "frame").unwrap();
-        assert_eq!(recorded.step_bytes(&cfg), None, "the recorded frame's size is free");
+        assert_eq!(
+            recorded.shape(&cfg, 4),
+            vec![Some(4), None, None, Some(3)],
+            "the recorded frame's size is free"
+        );
+        assert_eq!(recorded.axes(), "step,row,column,channel");
     }
 
     #[test]
@@ -291,5 +266,10 @@ mod tests {
         assert!(mapped.iter().all(|(_, (same, _))| *same));
         assert_eq!(mapped.frame.1, DType::U8);
         assert_eq!(mapped.action.1, DType::I64);
+        let failed = TrajectorySteps::from_fn(|f| f.name).try_map(|f, name| match f.dtype {
+            DType::F32 => Err(name),
+            _ => Ok(name.len()),
+        });
+        assert_eq!(failed, Err("reward"), "the first f32 field in table order stops it");
     }
 }
