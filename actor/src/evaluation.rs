@@ -126,17 +126,11 @@ fn write_tensorboard(
     returns: &[f64],
     mean: f64,
 ) -> Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
-    let path = dir.join(format!("events.out.tfevents.{now:010}.eval.{}", std::process::id()));
-    let file =
-        std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
-    let fail = |e: tboard::Error| anyhow::anyhow!("writing {}: {e}", path.display());
-    let mut writer = tboard::EventWriter::from_writer(file, Some(path.clone())).map_err(fail)?;
+    let mut file = wire::events::EventFile::create(dir, "eval")?;
     let step = version as i64;
     for &r in returns {
-        writer.write_scalar(step, "eval/episode_return", r as f32).map_err(fail)?;
+        file.scalar(step, "eval/episode_return", r as f32)?;
     }
-    writer.write_scalar(step, "eval/mean_return", mean as f32).map_err(fail)?;
-    writer.flush().map_err(fail)
+    file.scalar(step, "eval/mean_return", mean as f32)?;
+    Ok(file.flush()?)
 }

@@ -7,18 +7,12 @@
 //! learner ends, so a run on a cluster is followed from a laptop with
 //! `tensorboard --logdir runs`.
 
-use std::fs::File;
-use std::io::BufWriter;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
-use tboard::EventWriter;
+use anyhow::Result;
+use wire::events::EventFile;
 
 use crate::metrics::{Row, COLUMNS};
-
-/// How often the event file is flushed at most.
-const FLUSH_EVERY: Duration = Duration::from_secs(30);
 
 /// The directory of a run's event files.
 pub fn dir(run_root: &Path) -> PathBuf {
@@ -26,23 +20,13 @@ pub fn dir(run_root: &Path) -> PathBuf {
 }
 
 pub struct TensorBoard {
-    writer: EventWriter<BufWriter<File>>,
-    path: PathBuf,
-    flushed: Instant,
+    file: EventFile,
 }
 
 impl TensorBoard {
-    /// A new event file in `dir` (TensorBoard reads every file there, so a
-    /// resumed run adds one per session).
+    /// A new event file in `dir` (a resumed run adds one per session).
     pub fn create(dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let now = crate::metrics::unix_seconds() as u64;
-        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
-        let path = dir.join(format!("events.out.tfevents.{now:010}.{host}.{}", std::process::id()));
-        let file = File::create(&path).with_context(|| format!("creating {}", path.display()))?;
-        let writer = EventWriter::from_writer(BufWriter::new(file), Some(path.clone()))
-            .map_err(|e| anyhow::anyhow!("starting {}: {e}", path.display()))?;
-        Ok(TensorBoard { writer, path, flushed: Instant::now() })
+        Ok(TensorBoard { file: EventFile::create(dir, "learner")? })
     }
 
     /// The row's scalars at step = its frames; flushed if the last flush is
@@ -51,25 +35,20 @@ impl TensorBoard {
         let step = row.frames as i64;
         for (name, field) in COLUMNS.iter().zip(row.fields()) {
             let Ok(value) = field.parse::<f64>() else { continue };
-            self.writer
-                .write_scalar(step, name, value as f32)
-                .map_err(|e| anyhow::anyhow!("writing {}: {e}", self.path.display()))?;
+            self.file.scalar(step, name, value as f32)?;
         }
-        if self.flushed.elapsed() >= FLUSH_EVERY {
-            self.flush()?;
-        }
-        Ok(())
+        Ok(self.file.flush_if_due()?)
     }
 
     pub fn flush(&mut self) -> Result<()> {
-        self.flushed = Instant::now();
-        self.writer.flush().map_err(|e| anyhow::anyhow!("flushing {}: {e}", self.path.display()))
+        Ok(self.file.flush()?)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::File;
 
     /// What the file holds reads back with the same library: every defined
     /// column of the row, at step = frames, with the value the CSV shows.
@@ -89,7 +68,7 @@ mod tests {
         };
         tb.write(&row).unwrap();
         tb.flush().unwrap();
-        let events = tboard::SummaryReader::new(File::open(&tb.path).unwrap());
+        let events = tboard::SummaryReader::new(File::open(tb.file.path()).unwrap());
         let mut seen = std::collections::HashMap::new();
         for event in events {
             let event = event.unwrap();

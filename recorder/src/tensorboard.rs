@@ -8,20 +8,15 @@
 //! with the first recorded episode, flushed every 30 s and when the recorder
 //! stops.
 
-use std::fs::File;
-use std::io::BufWriter;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Context, Result};
-use tboard::EventWriter;
+use anyhow::{anyhow, Result};
+use wire::events::EventFile;
 use wire::protocol::EpisodeChunk;
 
 use crate::image::Rgb;
 use crate::render::step_grid;
 use crate::writer::EpisodeSummary;
-
-const FLUSH_EVERY: Duration = Duration::from_secs(30);
 
 /// Scalar tag of a recorded episode's return.
 pub const RETURN_TAG: &str = "recorder/episode_return";
@@ -32,8 +27,7 @@ pub struct RecorderBoard {
     dir: PathBuf,
     picture_every: u64,
     episodes: u64,
-    writer: Option<(EventWriter<BufWriter<File>>, PathBuf)>,
-    flushed: Instant,
+    file: Option<EventFile>,
 }
 
 impl RecorderBoard {
@@ -44,28 +38,16 @@ impl RecorderBoard {
             dir: run_root.join("tb").join("recorder"),
             picture_every,
             episodes: 0,
-            writer: None,
-            flushed: Instant::now(),
+            file: None,
         }
     }
 
-    fn writer(&mut self) -> Result<&mut EventWriter<BufWriter<File>>> {
-        if self.writer.is_none() {
-            std::fs::create_dir_all(&self.dir)
-                .with_context(|| format!("creating {}", self.dir.display()))?;
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
-            let path = self.dir.join(format!(
-                "events.out.tfevents.{:010}.recorder.{}",
-                now.as_secs(),
-                std::process::id()
-            ));
-            let file =
-                File::create(&path).with_context(|| format!("creating {}", path.display()))?;
-            let writer = EventWriter::from_writer(BufWriter::new(file), Some(path.clone()))
-                .map_err(|e| anyhow!("starting {}: {e}", path.display()))?;
-            self.writer = Some((writer, path));
+    /// The event file, created with the first recorded episode.
+    fn file(&mut self) -> Result<&mut EventFile> {
+        if self.file.is_none() {
+            self.file = Some(EventFile::create(&self.dir, "recorder")?);
         }
-        Ok(&mut self.writer.as_mut().expect("just made").0)
+        Ok(self.file.as_mut().expect("just made"))
     }
 
     /// A finished episode, with its last chunk (whose middle step is the
@@ -74,30 +56,22 @@ impl RecorderBoard {
         let step = last.params_version as i64;
         self.episodes += 1;
         if summary.episode_return.is_finite() {
-            self.writer()?
-                .write_scalar(step, RETURN_TAG, summary.episode_return as f32)
-                .map_err(|e| anyhow!("{e}"))?;
+            self.file()?.scalar(step, RETURN_TAG, summary.episode_return as f32)?;
         }
         if self.picture_every > 0
             && (self.episodes - 1).is_multiple_of(self.picture_every)
             && !last.is_empty()
         {
-            let png = picture(last)?;
-            let (w, h) = (png.width as i32, png.height as i32);
-            self.writer()?
-                .write_image(step, PICTURE_TAG, w, h, 3, png.png_bytes()?)
-                .map_err(|e| anyhow!("{e}"))?;
+            let picture = picture(last)?;
+            let size = (picture.width, picture.height);
+            self.file()?.image(step, PICTURE_TAG, size, picture.png_bytes()?)?;
         }
-        if self.flushed.elapsed() >= FLUSH_EVERY {
-            self.flush()?;
-        }
-        Ok(())
+        Ok(self.file()?.flush_if_due()?)
     }
 
     pub fn flush(&mut self) -> Result<()> {
-        self.flushed = Instant::now();
-        match &mut self.writer {
-            Some((w, path)) => w.flush().map_err(|e| anyhow!("flushing {}: {e}", path.display())),
+        match &mut self.file {
+            Some(file) => Ok(file.flush()?),
             None => Ok(()),
         }
     }

@@ -11,6 +11,7 @@ pub mod args;
 pub mod auth;
 pub mod checkpoint;
 pub mod config;
+pub mod events;
 pub mod fixtures;
 pub mod layout;
 pub mod protocol;
