@@ -16,7 +16,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 xpid="" game="seaquest" preset="paper" agent="" actors="" envs="" device="auto" precision="auto" seed="" unroll=""
-total_frames="" demo=0 record_every=50 runs_root="${AAA_RUNS_ROOT:-$ROOT/runs}" resume=0
+total_frames="" inference="auto" demo=0 record_every=50 runs_root="${AAA_RUNS_ROOT:-$ROOT/runs}" resume=0
 learner_extra=() model_flags=()
 usage() { sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; cat <<'EOT'
 Flags:
@@ -29,6 +29,9 @@ Flags:
   --actors N           actor processes (default: cores - 1, at least 1)
   --envs E             environments per actor (default: 4)
   --device DEV         learner device: auto | cpu | cuda[:N] (default: auto)
+  --inference MODE     central: the learner runs the actors' model on its device, batching
+                       every actor's steps; actors: each actor runs its own CPU copy;
+                       auto: central when the learner's device is a GPU (default: auto)
   --precision P        fp32 | bf16 | auto, for the learner and the actors (default: auto:
                        bf16 on a CPU with AVX-512 BF16 or AMX, else fp32)
   --unroll-length T    (default: the learner's, 50)
@@ -54,6 +57,7 @@ while (($#)); do
     --envs | --envs=*) flag_set envs "$@"; shift "$FLAG_SHIFT" ;;
     --device | --device=*) flag_set device "$@"; shift "$FLAG_SHIFT" ;;
     --precision | --precision=*) flag_set precision "$@"; shift "$FLAG_SHIFT" ;;
+    --inference | --inference=*) flag_set inference "$@"; shift "$FLAG_SHIFT" ;;
     --unroll-length | --unroll-length=*) flag_set unroll "$@"; shift "$FLAG_SHIFT" ;;
     --total-frames | --total-frames=*) flag_set total_frames "$@"; shift "$FLAG_SHIFT" ;;
     --record-every | --record-every=*) flag_set record_every "$@"; shift "$FLAG_SHIFT" ;;
@@ -75,7 +79,7 @@ run_dir="$runs_root/$xpid"
 # Inside tmux: re-run this script in a session, logs in the other panes.
 if [ -z "${AAA_NO_TMUX:-}" ] && [ -z "${TMUX:-}" ] && [ -t 0 ] && [ -t 1 ] && command -v tmux >/dev/null; then
   self=("$0" --xpid "$xpid" --game "$game" --preset "$preset" --actors "$actors" --envs "$envs"
-        --device "$device" --precision "$precision" --record-every "$record_every" --runs-root "$runs_root")
+        --device "$device" --precision "$precision" --inference "$inference" --record-every "$record_every" --runs-root "$runs_root")
   ((demo)) && self+=(--demo)
   [ -n "$unroll" ] && self+=(--unroll-length "$unroll")
   [ -n "$agent" ] && self+=(--agent "$agent")
@@ -109,7 +113,7 @@ common=(--xpid "$xpid" --runs-root "$runs_root" --game "$game" --preset "$preset
 [ -n "$agent" ] && common+=(--agent "$agent")
 common+=("${model_flags[@]}")
 [ -n "$seed" ] && common+=(--seed "$seed")
-learner_args=("${common[@]}" --device "$device" --precision "$precision" --threads 1)
+learner_args=("${common[@]}" --device "$device" --precision "$precision" --threads 1 --inference "$inference")
 [ -n "$total_frames" ] && learner_args+=(--total-frames "$total_frames")
 . "$ROOT/scripts/demo-settings.sh"
 ((demo)) && learner_args+=("${DEMO_LEARNER_FLAGS[@]}")
@@ -130,7 +134,9 @@ stop_all() {
 }
 trap stop_all INT TERM
 
-echo "run $xpid: $game ($preset preset), $actors actor(s) x $envs envs; logs in $run_dir/*.log"
+# Actors follow the learner's choice of inference (--inference auto reads it
+# from endpoints.json); under central inference each plays 2 groups of E envs.
+echo "run $xpid: $game ($preset preset), $actors actor(s) x $envs envs, inference $inference; logs in $run_dir/*.log"
 # Processes ignore the terminal's SIGINT (setsid): the trap forwards one to each, in order.
 setsid "$BIN/learner" "${learner_args[@]}" >"$run_dir/learner.log" 2>&1 &
 learner_pid=$!

@@ -23,13 +23,16 @@ use agent::model::{AgentOutput, AgentState, Model, Unroll};
 use env::{derive_seed, make_env, Environment};
 use wire::auth::Credentials;
 use wire::config::ModelConfig;
-use wire::protocol::{Body, EpisodeEnd, EpisodeUid, ParamsRequest, RecurrentState};
+use wire::protocol::{
+    Array, Body, EpisodeEnd, EpisodeUid, Observations, ParamsRequest, RecurrentState,
+};
 use wire::rundir::RunDir;
 use wire::transport::{ParamsClient, Push, TransportError};
+use wire::unroll::{Step, UnrollBuffer};
 
 use crate::addresses::{learner_finished, resolve_addresses};
+use crate::flags::ActorInference;
 use crate::recording::{EpisodeRecording, EpisodeSink, StepView};
-use crate::unroll::{put, UnrollBuffer};
 use crate::Args;
 
 /// How long one params request or trajectory send waits before it logs and retries.
@@ -117,18 +120,33 @@ impl Timing {
     }
 }
 
-/// What one batched step yields on the CPU.
-struct StepOutputs {
-    logits: Vec<f32>,
-    baseline: Vec<f32>,
-    maps: Option<[Vec<f32>; 3]>,
+/// What one batched step yields on the CPU, from the actor's own model or
+/// from the learner's (central inference).
+pub struct StepOutputs {
+    /// [E, A]
+    pub logits: Vec<f32>,
+    /// [E]
+    pub baseline: Vec<f32>,
+    /// Attention, content and place maps [E, heads, h, w], when any env records.
+    pub maps: Option<[Vec<f32>; 3]>,
 }
 
 impl Acting {
     pub fn new(args: &Args, cfg: &ModelConfig, record_every: u64) -> Result<Self> {
+        Self::group(args, cfg, record_every, 0)
+    }
+
+    /// `--num-envs` environments numbered from `first_env` (a group of central
+    /// inference; each env's seed derives from its number).
+    pub fn group(
+        args: &Args,
+        cfg: &ModelConfig,
+        record_every: u64,
+        first_env: u32,
+    ) -> Result<Self> {
         let spec = args.env_spec();
         let mut slots = Vec::with_capacity(args.num_envs);
-        for index in 0..args.num_envs as u32 {
+        for index in first_env..first_env + args.num_envs as u32 {
             let seed = derive_seed(args.run.seed, args.actor_id, index);
             let env = make_env(&spec, seed)
                 .with_context(|| format!("creating environment {index} ({})", spec.game))?;
@@ -191,8 +209,75 @@ impl Acting {
             });
     }
 
-    fn recording_any(&self) -> bool {
+    pub fn recording_any(&self) -> bool {
         self.slots.iter().any(|s| s.recording.is_some())
+    }
+
+    pub fn envs(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn frames_per_step(&self) -> u64 {
+        self.frames_per_step
+    }
+
+    /// The current step of every env, as a central-inference request.
+    pub fn observations(&self, stream: u64, seq: u64) -> Observations {
+        let e = self.slots.len();
+        let mut frames = Vec::with_capacity(e * self.cfg.frame_len());
+        for s in &self.slots {
+            frames.extend_from_slice(&s.frame);
+        }
+        let cfg = &self.cfg;
+        Observations {
+            actor_id: self.actor_id,
+            stream,
+            seq,
+            first_env: self.slots.first().map_or(0, |s| s.index),
+            frame: Array::from_u8(vec![e, cfg.height, cfg.width, cfg.in_channels], frames),
+            reward: Array::from_f32(
+                vec![e],
+                &self.slots.iter().map(|s| s.reward).collect::<Vec<_>>(),
+            ),
+            done: Array::from_u8(vec![e], self.slots.iter().map(|s| u8::from(s.done)).collect()),
+            episode_return: Array::from_f32(
+                vec![e],
+                &self.slots.iter().map(|s| s.report_return).collect::<Vec<_>>(),
+            ),
+            episode_step: Array::from_i64(
+                vec![e],
+                &self.slots.iter().map(|s| s.report_step).collect::<Vec<_>>(),
+            ),
+            record: Array::from_u8(
+                vec![e],
+                self.slots.iter().map(|s| u8::from(s.recording.is_some())).collect(),
+            ),
+        }
+    }
+
+    /// Starts every env over with a new episode (central inference, when the
+    /// learner lost track of the group); recordings in progress are sent as
+    /// incomplete first.
+    pub fn start_over(&mut self, stepper: &mut Stepper, version: u64) {
+        stepper.flush_incomplete(self, version);
+        for b in 0..self.slots.len() {
+            let slot = &mut self.slots[b];
+            slot.env.reset();
+            slot.env.observation(&mut slot.frame);
+            slot.reward = 0.0;
+            slot.done = true;
+            slot.last_action = 0;
+            slot.report_return = 0.0;
+            slot.report_step = 0;
+            slot.episode_return = 0.0;
+            slot.episode_step = 0;
+            self.start_episode(b, version);
+        }
+    }
+
+    /// Wall time in the environments since the last call.
+    pub fn take_environment_time(&mut self) -> Duration {
+        std::mem::take(&mut self.timing.environment)
     }
 
     /// One batched inference call over the current step of every env.
@@ -260,7 +345,7 @@ pub struct Stepper<'a> {
 }
 
 /// A finished episode: (env index, return, length).
-type Finished = (u32, f64, u64);
+pub type Finished = (u32, f64, u64);
 
 impl Stepper<'_> {
     /// Acts on every env's current step and steps the envs. Calls
@@ -272,18 +357,36 @@ impl Stepper<'_> {
         model: &Model,
         version: u64,
         greedy: bool,
-        mut on_acted: impl FnMut(&mut Slot, usize, i64, &[f32]),
+        on_acted: impl FnMut(&mut Slot, usize, i64, &[f32]),
     ) -> Vec<Finished> {
         let started = Instant::now();
         let out = acting.infer(model);
         acting.timing.inference += started.elapsed();
+        self.apply(acting, &out, None, version, greedy, on_acted)
+    }
+
+    /// Takes `actions` (chosen by the learner under central inference), or
+    /// samples them from `out.logits` (greedy: the most probable), records
+    /// what is recorded, and steps every env.
+    pub fn apply(
+        &mut self,
+        acting: &mut Acting,
+        out: &StepOutputs,
+        actions: Option<&[i64]>,
+        version: u64,
+        greedy: bool,
+        mut on_acted: impl FnMut(&mut Slot, usize, i64, &[f32]),
+    ) -> Vec<Finished> {
         let a = acting.cfg.num_actions;
         let (gh, gw) = acting.cfg.grid();
         let map_len = acting.cfg.heads * gh * gw;
         let mut finished = Vec::new();
         for b in 0..acting.slots.len() {
             let logits = &out.logits[b * a..(b + 1) * a];
-            let action = acting.choose(logits, greedy);
+            let action = match actions {
+                Some(actions) => actions[b] as usize,
+                None => acting.choose(logits, greedy),
+            };
             on_acted(&mut acting.slots[b], b, action as i64, logits);
             let slot = &mut acting.slots[b];
             // The full-resolution frame and objects of this step, before the env moves on.
@@ -396,11 +499,31 @@ pub fn acting_model(args: &Args, cfg: &ModelConfig) -> Result<Model> {
 
 pub fn train(args: &Args, run_dir: &RunDir, stop: &AtomicBool) -> Result<()> {
     let cfg = model_config(args)?;
-    // The model first: a precision that cannot be resolved fails now, not
-    // after waiting for the learner.
+    if args.inference == ActorInference::Local {
+        // The model first: a precision that cannot be resolved fails now, not
+        // after waiting for the learner.
+        acting_model(args, &cfg)?;
+    }
+    let mut addresses = resolve_addresses(args, run_dir, stop)?;
+    let central = match args.inference {
+        ActorInference::Local => false,
+        ActorInference::Auto => addresses.inference.is_some(),
+        ActorInference::Central => {
+            anyhow::ensure!(
+                addresses.inference.is_some(),
+                "--inference central, but the learner does not serve inference (no inference \
+                 address in {}): start the learner with --inference central, or this actor \
+                 with --inference local",
+                run_dir.endpoints().display()
+            );
+            true
+        }
+    };
+    if central {
+        return crate::central::train(args, run_dir, stop, &cfg, addresses);
+    }
     let model = acting_model(args, &cfg)?;
     let t_len = args.run.unroll_length;
-    let mut addresses = resolve_addresses(args, run_dir, stop)?;
     // The run's key: made by the learner with the run directory (or by us,
     // if we got there first; either way one key for the whole run).
     let creds = Credentials::of(run_dir)?;
@@ -477,19 +600,17 @@ pub fn train(args: &Args, run_dir: &RunDir, stop: &AtomicBool) -> Result<()> {
             let version = policy.version;
             stepper.step(&mut acting, &policy.model, version, false, |slot, b, action, logits| {
                 let u = &mut slot.unroll;
-                if u.initial_state.is_none() {
-                    u.initial_state = Some(before.to_protocol(b as i64));
-                }
-                let s = &mut u.steps;
-                s.frame.extend_from_slice(&slot.frame);
-                put(&mut s.reward, &[slot.reward], f32::to_le_bytes);
-                s.done.push(u8::from(slot.done));
-                put(&mut s.last_action, &[slot.last_action], i64::to_le_bytes);
-                put(&mut s.action, &[action], i64::to_le_bytes);
-                put(&mut s.policy_logits, logits, f32::to_le_bytes);
-                put(&mut s.episode_return, &[slot.report_return], f32::to_le_bytes);
-                put(&mut s.episode_step, &[slot.report_step], i64::to_le_bytes);
-                u.len += 1;
+                let step = Step {
+                    frame: &slot.frame,
+                    reward: slot.reward,
+                    done: slot.done,
+                    last_action: slot.last_action,
+                    action,
+                    policy_logits: logits,
+                    episode_return: slot.report_return,
+                    episode_step: slot.report_step,
+                };
+                u.push(&step, || before.to_protocol(b as i64));
                 if u.len() == t_len + 1 {
                     // The state before this step starts the next unroll.
                     slot.unroll_state_for_next = Some(before.to_protocol(b as i64));

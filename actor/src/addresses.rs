@@ -20,6 +20,8 @@ pub struct Addresses {
     pub trajectories: String,
     pub params: String,
     pub episodes: String,
+    /// The learner's central-inference socket, when it serves inference.
+    pub inference: Option<String>,
 }
 
 pub fn resolve_addresses(args: &Args, run_dir: &RunDir, stop: &AtomicBool) -> Result<Addresses> {
@@ -36,7 +38,8 @@ pub fn resolve_addresses(args: &Args, run_dir: &RunDir, stop: &AtomicBool) -> Re
                 .clone()
                 .or(file.episodes)
                 .unwrap_or_else(|| run_dir.ipc("episodes"));
-            return Ok(Addresses { trajectories, params, episodes });
+            let inference = args.inference_address.clone().or(file.inference);
+            return Ok(Addresses { trajectories, params, episodes, inference });
         }
         if stop.load(Ordering::Relaxed) {
             bail!("stopped before the learner's endpoints appeared");

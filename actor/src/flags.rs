@@ -9,6 +9,14 @@ use agent::precision::PrecisionChoice;
 use env::EnvSpec;
 use wire::args::RunArgs;
 
+/// `--inference`: who runs the model that picks this actor's actions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ActorInference {
+    Auto,
+    Local,
+    Central,
+}
+
 #[derive(Parser, Debug, Clone)]
 #[command(
     name = "actor",
@@ -27,7 +35,8 @@ pub struct Args {
     /// Defaults to SLURM_ARRAY_TASK_ID under a SLURM job array.
     #[arg(long, env = "SLURM_ARRAY_TASK_ID", default_value_t = 0)]
     pub actor_id: u32,
-    /// Environments E played in lockstep with one inference call per step.
+    /// Environments E played in lockstep with one inference call per step
+    /// (under central inference: per group, see --groups).
     #[arg(long, default_value_t = 8)]
     pub num_envs: usize,
     /// Torch threads for inference (several processes share the cores: keep it small).
@@ -72,6 +81,23 @@ pub struct Args {
     #[arg(long, help_heading = "Recording")]
     pub record_ram: bool,
 
+    /// Where the model that picks the actions runs: `local` (this actor's
+    /// own CPU copy), `central` (the learner's device: docs/architecture.md,
+    /// Central inference), or `auto`: central when the learner serves it
+    /// (its address is in endpoints.json), local otherwise.
+    #[arg(long, value_enum, default_value_t = ActorInference::Auto, help_heading = "Central inference")]
+    pub inference: ActorInference,
+    /// Central inference: groups of --num-envs environments played in turn,
+    /// so that one group's emulation overlaps another's round trip to the learner.
+    #[arg(long, default_value_t = 2, help_heading = "Central inference")]
+    pub groups: usize,
+    /// Central inference: seconds to wait for an answer before the group
+    /// starts over (new episodes) and the learner's address is looked up again.
+    #[arg(long, default_value_t = 30.0, help_heading = "Central inference")]
+    pub inference_timeout_s: f64,
+    /// The learner's inference socket (default: endpoints.json).
+    #[arg(long, help_heading = "Sockets")]
+    pub inference_address: Option<String>,
     /// Learner's trajectory socket (default: endpoints.json, else ipc in the run dir).
     #[arg(long, help_heading = "Sockets")]
     pub trajectories_address: Option<String>,

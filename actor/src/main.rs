@@ -1,15 +1,17 @@
 //! The actor: E environments in one process, one batched inference call per
 //! step on its own copy of the model, unrolls of T+1 steps to the learner,
 //! chosen episodes with their attention maps to the recorder (docs/architecture.md,
-//! Processes and Step alignment). With `--eval` it plays N episodes with fixed
-//! weights instead and reports their returns.
+//! Processes and Step alignment). Under central inference ([`central`]) it
+//! holds no model: the learner picks its actions and assembles its unrolls.
+//! With `--eval` it plays N episodes with fixed weights instead and reports
+//! their returns.
 
 mod acting;
 mod addresses;
+mod central;
 mod evaluation;
 mod flags;
 mod recording;
-mod unroll;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

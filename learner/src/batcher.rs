@@ -290,6 +290,8 @@ pub fn drop_reason(e: &ProtocolError) -> &'static str {
 /// The running receive threads and the batch assembler, and what they share.
 pub struct Batcher {
     pub counters: Arc<TrajectoryCounters>,
+    /// The assembler's input, for unrolls assembled in this process (central inference).
+    inlet: SyncSender<Trajectory>,
     /// Trajectories accepted and not yet taken by the learner (pending + queued batches).
     pub queued: Arc<AtomicUsize>,
     pub batches: Receiver<Batch>,
@@ -336,7 +338,7 @@ impl Batcher {
                     .expect("spawn receive thread"),
             );
         }
-        drop(traj_tx);
+        let inlet = traj_tx;
         {
             let (counters, queued, stop) = (counters.clone(), queued.clone(), stop.clone());
             handles.push(
@@ -346,7 +348,18 @@ impl Batcher {
                     .expect("spawn batcher thread"),
             );
         }
-        Batcher { counters, queued, batches: batch_rx, handles, stop }
+        Batcher { counters, queued, inlet, batches: batch_rx, handles, stop }
+    }
+
+    /// A way into the batches for unrolls assembled in this process
+    /// (central inference): they are counted as received from their actor,
+    /// and wait for the assembler as decoded messages do.
+    pub fn inlet(&self) -> Inlet {
+        Inlet {
+            tx: self.inlet.clone(),
+            counters: self.counters.clone(),
+            queued: self.queued.clone(),
+        }
     }
 
     /// Waits up to `timeout` for the next batch.
@@ -354,6 +367,42 @@ impl Batcher {
         let batch = self.batches.recv_timeout(timeout).ok()?;
         self.queued.fetch_sub(batch.params_versions.len(), Ordering::Relaxed);
         Some(batch)
+    }
+}
+
+/// See [`Batcher::inlet`].
+#[derive(Clone)]
+pub struct Inlet {
+    tx: SyncSender<Trajectory>,
+    counters: Arc<TrajectoryCounters>,
+    queued: Arc<AtomicUsize>,
+}
+
+impl Inlet {
+    /// Hands an unroll to the assembler, waiting while it is full (the
+    /// learner is behind: back-pressure onto whoever assembles) unless `stop`
+    /// is set. False: stopped or the batcher is gone, and the unroll is lost.
+    pub fn send(&self, trajectory: Trajectory, stop: &AtomicBool) -> bool {
+        self.counters.received(trajectory.actor_id);
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        let mut item = trajectory;
+        loop {
+            match self.tx.try_send(item) {
+                Ok(()) => return true,
+                Err(std::sync::mpsc::TrySendError::Full(back)) => {
+                    if stop.load(Ordering::Relaxed) {
+                        self.queued.fetch_sub(1, Ordering::Relaxed);
+                        return false;
+                    }
+                    item = back;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(std::sync::mpsc::TrySendError::Disconnected(_)) => {
+                    self.queued.fetch_sub(1, Ordering::Relaxed);
+                    return false;
+                }
+            }
+        }
     }
 }
 

@@ -31,6 +31,26 @@ impl std::fmt::Display for OptimizerKind {
     }
 }
 
+/// `--inference`: who runs the model that picks the actors' actions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InferenceMode {
+    Auto,
+    Central,
+    Actors,
+}
+
+impl InferenceMode {
+    /// Whether the learner serves inference on `device`.
+    pub fn is_central(self, device: Device) -> bool {
+        match self {
+            InferenceMode::Auto => device.is_cuda(),
+            InferenceMode::Central => true,
+            InferenceMode::Actors => false,
+        }
+    }
+}
+
 #[derive(Parser, Debug)]
 #[command(
     name = "learner",
@@ -182,6 +202,29 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = DEFAULT_MAX_MESSAGE_BYTES, help_heading = "Resources")]
     pub max_message_bytes: usize,
 
+    /// Where the actors' inference runs: `central` (the learner serves it on
+    /// its device, batching every actor's steps: docs/architecture.md,
+    /// Central inference), `actors` (each actor runs its own CPU copy of the
+    /// model), or `auto`: central when the learner's device is a GPU. Actors
+    /// started with `--inference auto` follow what the learner chose.
+    #[arg(long, value_enum, default_value_t = InferenceMode::Auto, help_heading = "Central inference")]
+    pub inference: InferenceMode,
+    /// Most environments in one inference batch; requests beyond it wait
+    /// for the next batch.
+    #[arg(long, default_value_t = 256, help_heading = "Central inference")]
+    pub inference_batch: usize,
+    /// Longest wait, in milliseconds, for more requests once one is there:
+    /// longer fills batches (fewer, larger passes), shorter answers sooner.
+    #[arg(long, default_value_t = 2.0, help_heading = "Central inference")]
+    pub inference_wait_ms: f64,
+    /// Seconds without a request after which a stream's environments are
+    /// freed (its actor died or was cut off); an actor that comes back later
+    /// is told to start over.
+    #[arg(long, default_value_t = 60.0, help_heading = "Central inference")]
+    pub inference_idle_s: f64,
+    /// Address to bind for central inference (default: ipc://<run dir>/sock/inference).
+    #[arg(long, help_heading = "Sockets")]
+    pub inference_address: Option<String>,
     /// Address to bind for trajectories (default: ipc://<run dir>/sock/trajectories).
     #[arg(long, help_heading = "Sockets")]
     pub trajectories_address: Option<String>,

@@ -24,6 +24,7 @@ mod batcher;
 mod bench;
 mod checkpoint;
 mod flags;
+mod inference;
 mod metrics;
 mod optim;
 mod params_service;
@@ -43,11 +44,12 @@ use agent::vtrace::{impala_loss, LossConfig, LossInputs};
 use env::EnvSpec;
 use wire::auth::Credentials;
 use wire::rundir::{EndReason, Endpoints, RunDir};
-use wire::transport::{ParamsServer, Pull};
+use wire::transport::{InferenceServer, ParamsServer, Pull};
 
 use batcher::{Batcher, BatcherConfig};
 use checkpoint::Counters;
 use flags::{device_name, parse_device, Cli, Command, TrainArgs};
+use inference::{InferenceService, InferenceSettings};
 use metrics::{CsvLog, Meta, Progress, Row, Throughput};
 use optim::Optimizer;
 use params_service::ParamsService;
@@ -157,15 +159,6 @@ pub fn train(args: &TrainArgs, stop: &AtomicBool) -> Result<Summary> {
         .with_context(|| format!("binding the trajectory socket {trajectories_address}"))?;
     let server = ParamsServer::bind(&params_address, &creds, args.allow_remote)
         .with_context(|| format!("binding the params socket {params_address}"))?;
-    Endpoints::merge_into(
-        &run_dir.endpoints(),
-        &Endpoints {
-            trajectories: Some(trajectories_address.clone()),
-            params: Some(params_address.clone()),
-            episodes: None,
-        },
-    )
-    .with_context(|| format!("writing {}", run_dir.endpoints().display()))?;
     let connections = pull.connections();
     let params = ParamsService::spawn(server, &model, counters.version);
     let batcher = Batcher::spawn(
@@ -180,6 +173,38 @@ pub fn train(args: &TrainArgs, stop: &AtomicBool) -> Result<Summary> {
         },
     );
 
+    // Central inference: the actors' model runs here, on the learner's device.
+    let inference = if args.inference.is_central(device) {
+        let address = args.inference_address.clone().unwrap_or_else(|| run_dir.ipc("inference"));
+        let server =
+            InferenceServer::bind(&address, &creds, args.max_message_bytes, args.allow_remote)
+                .with_context(|| format!("binding the inference socket {address}"))?;
+        let mut copy = Model::new(cfg.clone(), device);
+        copy.set_precision(precision.precision);
+        copy.vs.copy(&model.vs).context("copying the weights for inference")?;
+        let settings = InferenceSettings {
+            max_envs: args.inference_batch,
+            max_wait: Duration::from_secs_f64(args.inference_wait_ms.max(0.0) / 1e3),
+            idle_timeout: Duration::from_secs_f64(args.inference_idle_s.max(1.0)),
+            unroll_length: args.run.unroll_length,
+        };
+        let service =
+            InferenceService::spawn(server, copy, counters.version, settings, batcher.inlet());
+        Some((address, service))
+    } else {
+        None
+    };
+    Endpoints::merge_into(
+        &run_dir.endpoints(),
+        &Endpoints {
+            trajectories: Some(trajectories_address.clone()),
+            params: Some(params_address.clone()),
+            episodes: None,
+            inference: inference.as_ref().map(|(address, _)| address.clone()),
+        },
+    )
+    .with_context(|| format!("writing {}", run_dir.endpoints().display()))?;
+
     let mut meta_config = config_json.clone();
     meta_config["model"] = serde_json::to_value(&cfg)?;
     meta_config["fingerprint"] = cfg.fingerprint().into();
@@ -188,6 +213,8 @@ pub fn train(args: &TrainArgs, stop: &AtomicBool) -> Result<Summary> {
     meta_config["device_resolved"] = device_name(device).into();
     meta_config["precision_resolved"] = precision.precision.to_string().into();
     meta_config["precision_reason"] = precision.reason.clone().into();
+    meta_config["inference_resolved"] =
+        if inference.is_some() { "central" } else { "actors" }.into();
     let mut meta = Meta::start(&run_dir.meta_json(), meta_config, resumed_from.as_deref())?;
     if resumed_from.is_some() {
         metrics::set_aside_rows_after(&run_dir.logs_csv(), counters.step)?;
@@ -198,7 +225,7 @@ pub fn train(args: &TrainArgs, stop: &AtomicBool) -> Result<Summary> {
         false => None,
     };
     tracing::info!(
-        "learner {} on {} in {} ({}): model {} ({} actions), T = {}, B = {}; trajectories at {}, params at {}",
+        "learner {} on {} in {} ({}): model {} ({} actions), T = {}, B = {}; trajectories at {}, params at {}; inference {}",
         run_dir.xpid(),
         device_name(device),
         precision.precision,
@@ -208,7 +235,11 @@ pub fn train(args: &TrainArgs, stop: &AtomicBool) -> Result<Summary> {
         args.run.unroll_length,
         args.batch_size,
         trajectories_address,
-        params_address
+        params_address,
+        inference.as_ref().map_or_else(
+            || "in the actors".to_string(),
+            |(address, _)| format!("central, at {address}")
+        )
     );
 
     let loss_cfg = args.loss_config();
@@ -255,6 +286,9 @@ pub fn train(args: &TrainArgs, stop: &AtomicBool) -> Result<Summary> {
         counters.episodes += batch.episode_returns.len() as u64;
         counters.train_seconds = train_seconds_before + session_start.elapsed().as_secs_f64();
         params.publish(counters.version, &model);
+        if let Some((_, service)) = &inference {
+            service.publish(counters.version, &model);
+        }
 
         let (sps, fps) = throughput.record(counters.agent_steps, counters.frames);
         let episodes = batch.episode_returns.len();
@@ -322,7 +356,8 @@ pub fn train(args: &TrainArgs, stop: &AtomicBool) -> Result<Summary> {
         }
     };
 
-    // Stop taking trajectories, then the final checkpoint.
+    // Stop serving and taking trajectories, then the final checkpoint.
+    let inference_counters = inference.map(|(_, service)| service.counters.clone());
     let trajectory_counters = batcher.counters.clone();
     // Actor id -> how often its connection closed while the learner ran (it
     // died, restarted, or was cut off), before closing the socket closes the rest.
@@ -351,6 +386,9 @@ pub fn train(args: &TrainArgs, stop: &AtomicBool) -> Result<Summary> {
     meta.set("final_counters", serde_json::to_value(&counters)?);
     meta.set("trajectories_per_actor", trajectories_per_actor(&trajectory_counters));
     meta.set("logs_csv_rows_lost", csv_failures.into());
+    if let Some(c) = &inference_counters {
+        meta.set("central_inference", c.to_json());
+    }
     if let Some(Err(e)) = board.as_mut().map(tensorboard::TensorBoard::flush) {
         tracing::error!("{e:#}");
     }

@@ -79,7 +79,7 @@ check() {
 }
 
 check train-local.sh "--model-flag" --xpid --game --preset --agent --model-flag --actors --envs \
-  --device --precision --unroll-length --total-frames --record-every --seed --runs-root
+  --device --precision --inference --unroll-length --total-frames --record-every --seed --runs-root
 check bench-system.sh "" --seconds --actors --envs --game --preset --unroll-length --batch-size \
   --warmup-timeout
 usage_error bench-system.sh "--warmup-timeout needs a positive number" --warmup-timeout 0

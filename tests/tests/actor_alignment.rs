@@ -88,6 +88,7 @@ fn collect(
         trajectories: Some(run.ipc("trajectories")),
         params: Some(run.ipc("params")),
         episodes: None,
+        inference: None,
     };
     Endpoints::merge_into(&run.endpoints(), &endpoints).unwrap();
 

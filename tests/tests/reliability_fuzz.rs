@@ -184,6 +184,7 @@ proptest! {
             trajectories: Some("ipc:///tmp/x/sock/trajectories".into()),
             params: Some("ipc:///tmp/x/sock/params".into()),
             episodes: Some("tcp://127.0.0.1:5555".into()),
+            inference: Some("ipc:///tmp/x/sock/inference".into()),
         }).unwrap();
         let mut bytes = valid.clone();
         apply(&mut bytes, &damage);

@@ -5,7 +5,9 @@ use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
 
 use crate::config::ModelConfig;
-use crate::protocol::{Array, EpisodeChunk, EpisodeEnd, EpisodeUid, RecurrentState, Trajectory};
+use crate::protocol::{
+    Array, EpisodeChunk, EpisodeEnd, EpisodeUid, Observations, RecurrentState, Trajectory,
+};
 
 fn random_f32(rng: &mut Pcg64, n: usize) -> Vec<f32> {
     (0..n).map(|_| rng.gen_range(-1.0..1.0)).collect()
@@ -105,6 +107,38 @@ pub fn episode_chunk(
             length: steps as u64,
             complete: true,
         }),
+    }
+}
+
+/// A valid central-inference request for `envs` environments with random
+/// frames; `record` marks which are recorded.
+pub fn observations(
+    cfg: &ModelConfig,
+    envs: usize,
+    stream: u64,
+    seq: u64,
+    record: &[bool],
+    seed: u64,
+) -> Observations {
+    let mut rng = Pcg64::seed_from_u64(seed);
+    let done: Vec<u8> = (0..envs).map(|_| u8::from(rng.gen_bool(0.1))).collect();
+    Observations {
+        actor_id: 1,
+        stream,
+        seq,
+        first_env: 0,
+        frame: Array::from_u8(
+            vec![envs, cfg.height, cfg.width, cfg.in_channels],
+            random_u8(&mut rng, envs * cfg.frame_len()),
+        ),
+        reward: Array::from_f32(vec![envs], &random_f32(&mut rng, envs)),
+        done: Array::from_u8(vec![envs], done),
+        episode_return: Array::from_f32(vec![envs], &random_f32(&mut rng, envs)),
+        episode_step: Array::from_i64(vec![envs], &vec![seq as i64; envs]),
+        record: Array::from_u8(
+            vec![envs],
+            (0..envs).map(|i| u8::from(record.get(i).copied().unwrap_or(false))).collect(),
+        ),
     }
 }
 

@@ -2,7 +2,8 @@
 //! ([`protocol`]) and its NNG sockets ([`transport`]), the run's secret key
 //! ([`auth`]), the configuration every shape derives from ([`config`]), the
 //! per-step layouts ([`layout`]), the run directory ([`rundir`]: endpoints,
-//! checkpoints, how a run ended) and the flags every process takes ([`args`]).
+//! checkpoints, how a run ended), the flags every process takes ([`args`]) and
+//! the unroll assembly actors and the learner share ([`unroll`]).
 //!
 //! It holds no process logic and no model: the recorder depends on it alone
 //! (with `env` for its benchmark), so it builds on a laptop without PyTorch.
@@ -17,3 +18,4 @@ pub mod layout;
 pub mod protocol;
 pub mod rundir;
 pub mod transport;
+pub mod unroll;

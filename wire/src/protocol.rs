@@ -28,7 +28,7 @@ use crate::config::ModelConfig;
 use crate::layout::{per_step_layout, Check, Dim, Field};
 
 /// Version of this protocol; a receiver drops messages of any other.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// Bytes of Atari RAM sent per step when RAM recording is on.
 pub const RAM_BYTES: usize = 128;
@@ -420,6 +420,145 @@ impl EpisodeChunk {
     }
 }
 
+/// Most environments one [`Observations`] message may carry: a bound on what
+/// a learner allocates for one request.
+pub const MAX_ENVS_PER_REQUEST: usize = 4096;
+
+per_step_layout! {
+    /// Actor -> learner, central inference (docs/architecture.md, Central
+    /// inference): the current step of one group of E environments, which the
+    /// learner answers with [`Actions`] (or [`Restart`]). The leading axis of
+    /// every array is the environment, not time. Alignment as in a
+    /// [`Trajectory`]: `reward`, `done` and the episode statistics arrived
+    /// with `frame`; the learner knows `last_action`, as it chose it.
+    pub struct Observations, steps ObservationSteps, table OBSERVATION_STEPS {
+        pub actor_id: u32,
+        /// This group's stream of steps: random, and new whenever the group
+        /// starts its environments over (actor start, learner restart, a
+        /// timeout). The learner keys each environment's recurrent state and
+        /// unroll by (stream, index in the group).
+        pub stream: u64,
+        /// Requests sent on this stream before this one: 0, 1, 2, ...
+        pub seq: u64,
+        /// Index of the group's first environment among the actor's (the
+        /// trajectories' `env_index` is this plus the index in the group).
+        pub first_env: u32,
+        steps {
+            /// u8 [E, H, W, C], the model's input.
+            frame: U8 [Dim::Height, Dim::Width, Dim::InChannels] Any, units "intensity 0-255",
+            /// f32 [E], raw (unclipped) reward that arrived with each frame.
+            reward: F32 [] Finite, units "game score (raw, unclipped)",
+            /// u8 [E], 1 where the frame starts a new episode.
+            done: U8 [] Flag, units "0 or 1",
+            /// f32 [E], raw return of the episode so far (the finished one's where done).
+            episode_return: F32 [] Finite, units "game score (raw, unclipped)",
+            /// i64 [E], agent steps of the episode so far (the finished one's where done).
+            episode_step: I64 [] Any, units "agent steps",
+            /// u8 [E], 1 where the actor records this environment's episode: the answer carries its attention maps.
+            record: U8 [] Flag, units "0 or 1",
+        }
+    }
+}
+
+impl Observations {
+    /// Environments in the request.
+    pub fn envs(&self) -> usize {
+        self.reward.shape.first().copied().unwrap_or(0)
+    }
+
+    /// Checks every field against the run's model config; E must be 1 to
+    /// [`MAX_ENVS_PER_REQUEST`].
+    pub fn validate(&self, cfg: &ModelConfig) -> Result<()> {
+        let envs = self.envs();
+        if envs == 0 || envs > MAX_ENVS_PER_REQUEST {
+            return Err(ProtocolError::Invalid(format!(
+                "observations of {envs} environments: 1 to {MAX_ENVS_PER_REQUEST} per request"
+            )));
+        }
+        for (field, array) in self.steps().iter() {
+            array.check_field(field, cfg, envs)?;
+        }
+        Ok(())
+    }
+
+    /// Indices (in the group) of the environments marked `record`.
+    pub fn recorded(&self) -> Vec<usize> {
+        self.record.data.iter().enumerate().filter(|(_, &r)| r == 1).map(|(i, _)| i).collect()
+    }
+}
+
+/// The attention maps of the recorded environments of one step, in the order
+/// of their indices: f32 [R, heads, h, w] each.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AttentionMaps {
+    pub attention: Array,
+    pub attention_content: Array,
+    pub attention_place: Array,
+}
+
+per_step_layout! {
+    /// Learner -> actor, central inference: what to do at the step an
+    /// [`Observations`] carried, one entry per environment.
+    pub struct Actions, steps ActionSteps, table ACTION_STEPS {
+        pub stream: u64,
+        /// The request's `seq`.
+        pub seq: u64,
+        /// The params version that chose the actions.
+        pub params_version: u64,
+        steps {
+            /// i64 [E], the action to take, sampled from the policy.
+            action: I64 [] Action, units "action index",
+            /// f32 [E, A], the policy's logits.
+            policy_logits: F32 [Dim::Actions] Finite, units "logit (natural log, unnormalised)",
+            /// f32 [E], the value estimate V(s).
+            baseline: F32 [] Finite, units "discounted return (clipped-reward scale)",
+        }
+        /// Maps of the environments the request marked `record`; None when it marked none.
+        pub maps: Option<AttentionMaps>,
+    }
+}
+
+impl Actions {
+    /// Checks the answer against the request it answers.
+    pub fn validate(&self, cfg: &ModelConfig, request: &Observations) -> Result<()> {
+        if (self.stream, self.seq) != (request.stream, request.seq) {
+            return Err(ProtocolError::Invalid(format!(
+                "answer to step {} of stream {:x}, asked step {} of stream {:x}",
+                self.seq, self.stream, request.seq, request.stream
+            )));
+        }
+        let envs = request.envs();
+        for (field, array) in self.steps().iter() {
+            array.check_field(field, cfg, envs)?;
+        }
+        let recorded = request.recorded().len();
+        match (&self.maps, recorded) {
+            (None, 0) => Ok(()),
+            (Some(maps), r) if r > 0 => {
+                let (h, w) = cfg.grid();
+                let shape = [r, cfg.heads, h, w];
+                maps.attention.check("maps.attention", DType::F32, &shape)?;
+                maps.attention_content.check("maps.attention_content", DType::F32, &shape)?;
+                maps.attention_place.check("maps.attention_place", DType::F32, &shape)
+            }
+            _ => Err(ProtocolError::Invalid(format!(
+                "{recorded} environments recorded, maps {}",
+                if self.maps.is_some() { "sent" } else { "missing" }
+            ))),
+        }
+    }
+}
+
+/// Learner -> actor, central inference: "start this group over": the learner
+/// does not know the stream (it restarted, or freed the stream after the
+/// actor went quiet) or refused the request. The actor resets the group's
+/// environments and starts a new stream.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Restart {
+    pub stream: u64,
+    pub reason: String,
+}
+
 /// The body of an [`Envelope`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Body {
@@ -428,6 +567,9 @@ pub enum Body {
     Params(Params),
     UpToDate(UpToDate),
     EpisodeChunk(Box<EpisodeChunk>),
+    Observations(Box<Observations>),
+    Actions(Box<Actions>),
+    Restart(Restart),
 }
 
 impl Body {
@@ -445,7 +587,16 @@ impl Body {
             }
             Body::EpisodeChunk(c) => c.bulk_bytes(),
             Body::Params(p) => p.weights.len(),
-            Body::ParamsRequest(_) | Body::UpToDate(_) => 0,
+            Body::Observations(o) => o.steps().iter().map(|(_, a)| a.data.len()).sum(),
+            Body::Actions(a) => {
+                a.steps().iter().map(|(_, a)| a.data.len()).sum::<usize>()
+                    + a.maps.as_ref().map_or(0, |m| {
+                        m.attention.data.len()
+                            + m.attention_content.data.len()
+                            + m.attention_place.data.len()
+                    })
+            }
+            Body::ParamsRequest(_) | Body::UpToDate(_) | Body::Restart(_) => 0,
         }
     }
 
@@ -456,6 +607,9 @@ impl Body {
             Body::Params(_) => "Params",
             Body::UpToDate(_) => "UpToDate",
             Body::EpisodeChunk(_) => "EpisodeChunk",
+            Body::Observations(_) => "Observations",
+            Body::Actions(_) => "Actions",
+            Body::Restart(_) => "Restart",
         }
     }
 }
@@ -516,6 +670,63 @@ mod tests {
         assert_eq!(decode(&bytes, RUN).unwrap(), body);
     }
 
+    /// A well-formed answer to `request`.
+    fn answer(cfg: &ModelConfig, request: &Observations) -> Actions {
+        let (envs, a) = (request.envs(), cfg.num_actions);
+        let r = request.recorded().len();
+        let (h, w) = cfg.grid();
+        let maps = vec![1.0 / (h * w) as f32; r * cfg.heads * h * w];
+        let shape = vec![r, cfg.heads, h, w];
+        Actions {
+            stream: request.stream,
+            seq: request.seq,
+            params_version: 3,
+            action: Array::from_i64(vec![envs], &vec![a as i64 - 1; envs]),
+            policy_logits: Array::from_f32(vec![envs, a], &vec![0.25; envs * a]),
+            baseline: Array::from_f32(vec![envs], &vec![1.5; envs]),
+            maps: (r > 0).then(|| AttentionMaps {
+                attention: Array::from_f32(shape.clone(), &maps),
+                attention_content: Array::from_f32(shape.clone(), &maps),
+                attention_place: Array::from_f32(shape, &maps),
+            }),
+        }
+    }
+
+    #[test]
+    fn observations_and_actions_are_checked_against_the_config_and_request() {
+        let cfg = cfg();
+        let request = fixtures::observations(&cfg, 4, 7, 0, &[true, false, true, false], 2);
+        request.validate(&cfg).unwrap();
+        assert_eq!(request.recorded(), vec![0, 2]);
+        let mut bad = request.clone();
+        bad.frame.shape[1] += 1;
+        assert!(matches!(bad.validate(&cfg), Err(ProtocolError::Shape { field: "frame", .. })));
+        let mut bad = request.clone();
+        bad.done.data[1] = 2;
+        assert!(bad.validate(&cfg).is_err(), "done is a flag");
+        let mut empty = fixtures::observations(&cfg, 1, 7, 0, &[], 2);
+        for (_, array) in empty.steps().iter() {
+            assert_eq!(array.shape[0], 1);
+        }
+        empty.reward.shape = vec![0];
+        assert!(empty.validate(&cfg).is_err(), "no environments");
+
+        let good = answer(&cfg, &request);
+        good.validate(&cfg, &request).unwrap();
+        let mut wrong_seq = good.clone();
+        wrong_seq.seq += 1;
+        assert!(wrong_seq.validate(&cfg, &request).is_err());
+        let mut no_maps = good.clone();
+        no_maps.maps = None;
+        assert!(no_maps.validate(&cfg, &request).is_err(), "two envs recorded, no maps");
+        let mut action = good.clone();
+        action.action = Array::from_i64(vec![4], &[0, 0, cfg.num_actions as i64, 0]);
+        assert!(matches!(
+            action.validate(&cfg, &request),
+            Err(ProtocolError::ActionOutOfRange { .. })
+        ));
+    }
+
     #[test]
     fn every_message_round_trips() {
         let cfg = cfg();
@@ -534,6 +745,12 @@ mod tests {
             2,
             true,
         ))));
+        let observations = fixtures::observations(&cfg, 3, 0xabc, 4, &[false, true, false], 1);
+        round_trip(Body::Observations(Box::new(observations.clone())));
+        let actions = answer(&cfg, &observations);
+        actions.validate(&cfg, &observations).unwrap();
+        round_trip(Body::Actions(Box::new(actions)));
+        round_trip(Body::Restart(Restart { stream: 9, reason: "unknown stream".into() }));
         let mut chunk = fixtures::episode_chunk(&cfg, 3, (20, 16), 3, false);
         chunk.ram = None;
         chunk.objects = Some(Array::from_f32(vec![3, 2, 2], &[f32::NAN; 12]));

@@ -132,6 +132,10 @@ pub struct Endpoints {
     pub params: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub episodes: Option<String>,
+    /// The learner's central-inference socket, when it serves inference
+    /// (actors with `--inference auto` then act through it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inference: Option<String>,
 }
 
 impl Endpoints {
@@ -166,6 +170,9 @@ impl Endpoints {
         }
         if update.params.is_some() {
             current.params.clone_from(&update.params);
+            // The learner writes its whole set: a learner restarted without
+            // central inference must not leave its predecessor's address.
+            current.inference.clone_from(&update.inference);
         }
         if update.episodes.is_some() {
             current.episodes.clone_from(&update.episodes);
@@ -222,12 +229,20 @@ mod tests {
             trajectories: Some("ipc:///t".into()),
             params: Some("ipc:///p".into()),
             episodes: None,
+            inference: Some("ipc:///i".into()),
         };
         Endpoints::merge_into(&path, &learner).unwrap();
         let recorder = Endpoints { episodes: Some("ipc:///e".into()), ..Default::default() };
         Endpoints::merge_into(&path, &recorder).unwrap();
         let read = Endpoints::read(&path).unwrap();
         assert_eq!(read.trajectories.as_deref(), Some("ipc:///t"));
+        assert_eq!(read.episodes.as_deref(), Some("ipc:///e"));
+        assert_eq!(read.inference.as_deref(), Some("ipc:///i"));
+        // A learner restarted without central inference clears its address.
+        let plain = Endpoints { inference: None, ..learner };
+        Endpoints::merge_into(&path, &plain).unwrap();
+        let read = Endpoints::read(&path).unwrap();
+        assert_eq!(read.inference, None);
         assert_eq!(read.episodes.as_deref(), Some("ipc:///e"));
         assert_eq!(
             Endpoints::read(&dir.path().join("missing.json")).unwrap(),

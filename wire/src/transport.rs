@@ -1,8 +1,10 @@
 //! NNG sockets that speak the wire protocol.
 //!
-//! Four roles, one per socket kind (docs/architecture.md, Sockets and messages):
+//! Six roles, one per socket kind (docs/architecture.md, Sockets and messages):
 //! [`Pull`] (learner: trajectories; recorder: episodes), [`Push`] (actor),
-//! [`ParamsServer`] (learner, REP) and [`ParamsClient`] (actor, REQ).
+//! [`ParamsServer`] (learner, REP), [`ParamsClient`] (actor, REQ), and for
+//! central inference [`InferenceServer`] (learner, raw REP) and
+//! [`InferenceClient`] (actor, REQ).
 //! Every receiving socket sets a maximum message size, dialers redial by
 //! themselves when the peer goes away and comes back, and nothing binds beyond
 //! loopback unless the caller says so ([`check_bind_address`]).
@@ -84,6 +86,19 @@ fn listen(
     max_bytes: usize,
     allow_remote: bool,
 ) -> Result<Socket> {
+    let socket = Socket::new(protocol).map_err(socket_error("create socket for", address))?;
+    listen_on(socket, address, max_bytes, allow_remote, |_| Ok(()))
+}
+
+/// Binds `socket` at `address` after `configure` (pipe notifications must be
+/// set before the first peer connects).
+fn listen_on(
+    socket: Socket,
+    address: &str,
+    max_bytes: usize,
+    allow_remote: bool,
+    configure: impl FnOnce(&Socket) -> std::result::Result<(), nng::Error>,
+) -> Result<Socket> {
     check_bind_address(address, allow_remote)?;
     if let Some(path) = address.strip_prefix("ipc://") {
         // A socket file left by a killed process blocks the bind; nobody owns it.
@@ -93,8 +108,8 @@ fn listen(
         }
         let _ = std::fs::remove_file(path);
     }
-    let socket = Socket::new(protocol).map_err(socket_error("create socket for", address))?;
     socket.set_opt::<RecvMaxSize>(max_bytes).map_err(socket_error("configure", address))?;
+    configure(&socket).map_err(socket_error("configure", address))?;
     socket.listen(address).map_err(socket_error("bind", address))?;
     Ok(socket)
 }
@@ -244,7 +259,8 @@ fn sender(body: &Body) -> Option<u32> {
         Body::Trajectory(t) => Some(t.actor_id),
         Body::EpisodeChunk(c) => Some(c.uid.actor),
         Body::ParamsRequest(r) => Some(r.actor_id),
-        Body::Params(_) | Body::UpToDate(_) => None,
+        Body::Observations(o) => Some(o.actor_id),
+        Body::Params(_) | Body::UpToDate(_) | Body::Actions(_) | Body::Restart(_) => None,
     }
 }
 
@@ -417,6 +433,143 @@ impl ParamsClient {
     }
 }
 
+/// Where an answer to one [`InferenceServer`] request goes: the request's
+/// NNG header (connection and request id), copied onto the reply.
+pub struct ReplyTo(Vec<u8>);
+
+/// The learner's socket for central inference: a raw REP socket, so that many
+/// actors' requests can be held at once, batched, and answered in any order.
+pub struct InferenceServer {
+    socket: Socket,
+    creds: Credentials,
+    connections: std::sync::Arc<Connections>,
+}
+
+impl InferenceServer {
+    pub fn bind(
+        address: &str,
+        creds: &Credentials,
+        max_bytes: usize,
+        allow_remote: bool,
+    ) -> Result<Self> {
+        let raw = nng::RawSocket::new(Protocol::Rep0)
+            .map_err(socket_error("create socket for", address))?;
+        let connections = std::sync::Arc::new(Connections::default());
+        let c = connections.clone();
+        let socket =
+            listen_on(raw.socket, address, max_bytes + TAG_BYTES, allow_remote, move |socket| {
+                socket.set_opt::<nng::options::SendTimeout>(Some(Duration::from_secs(1)))?;
+                socket.pipe_notify(move |pipe, event| c.event(pipe, event))
+            })?;
+        Ok(InferenceServer { socket, creds: creds.clone(), connections })
+    }
+
+    /// Who is connected, and which actors went away.
+    pub fn connections(&self) -> std::sync::Arc<Connections> {
+        self.connections.clone()
+    }
+
+    /// Waits up to `timeout` for one request. A refused one comes with no
+    /// [`ReplyTo`]: nothing that cannot be read is answered.
+    #[allow(clippy::type_complexity)]
+    pub fn recv(
+        &self,
+        timeout: Option<Duration>,
+    ) -> Result<Option<std::result::Result<(ReplyTo, Body), ProtocolError>>> {
+        self.socket.set_opt::<RecvTimeout>(timeout).map_err(socket_error("configure", "socket"))?;
+        match self.socket.recv() {
+            Ok(mut message) => {
+                let body = match open(&message, &self.creds) {
+                    Ok(body) => body,
+                    Err(e) => return Ok(Some(Err(e))),
+                };
+                if let (Some(actor), Some(pipe)) = (sender(&body), message.pipe()) {
+                    self.connections.seen(pipe, actor);
+                }
+                Ok(Some(Ok((ReplyTo(message.as_header().as_slice().to_vec()), body))))
+            }
+            Err(nng::Error::TimedOut) => Ok(None),
+            Err(source) => Err(failure("receive on", source)),
+        }
+    }
+
+    /// Answers one request. Does not wait on the actor: a raw REP socket
+    /// drops an answer whose connection has gone or is full.
+    pub fn reply(&self, to: &ReplyTo, body: &Body) -> Result<()> {
+        let mut message = encode_message(&self.creds, body, capacity_hint(body))?;
+        message.as_mut_header().push_back(&to.0);
+        match self.socket.send(message) {
+            Ok(()) => Ok(()),
+            Err((_, source)) => Err(failure("reply on", source)),
+        }
+    }
+}
+
+/// An actor's REQ socket for central inference, one per group of
+/// environments: [`InferenceClient::send`] a step, do other work, then poll
+/// [`InferenceClient::recv`] for the answer. The receive runs asynchronously
+/// on an NNG context, so a poll that finds nothing leaves the request
+/// waiting (a timed-out receive on a plain REQ socket would abandon it).
+pub struct InferenceClient {
+    _socket: Socket,
+    ctx: nng::Context,
+    aio: nng::Aio,
+    results: std::sync::mpsc::Receiver<nng::AioResult>,
+    creds: Credentials,
+}
+
+impl InferenceClient {
+    pub fn dial(address: &str, creds: &Credentials, max_bytes: usize) -> Result<Self> {
+        let socket = dial(Protocol::Req0, address, max_bytes + TAG_BYTES)?;
+        // Never re-send on our own: a step answered twice would advance the
+        // learner's copy of the environment twice. A lost answer is a timeout,
+        // and the actor starts the group over.
+        socket
+            .set_opt::<nng::options::protocol::reqrep::ResendTime>(None)
+            .map_err(socket_error("configure", address))?;
+        let ctx = nng::Context::new(&socket).map_err(socket_error("open a context on", address))?;
+        let (tx, results) = std::sync::mpsc::channel();
+        let tx = std::sync::Mutex::new(tx);
+        let aio = nng::Aio::new(move |_, result| {
+            let _ = tx.lock().map(|tx| tx.send(result));
+        })
+        .map_err(socket_error("set up", address))?;
+        Ok(InferenceClient { _socket: socket, ctx, aio, results, creds: creds.clone() })
+    }
+
+    /// Sends a request, waiting up to `timeout` for a learner to take it,
+    /// and starts receiving its answer. A request still waiting for its
+    /// answer is abandoned.
+    pub fn send(&self, body: &Body, timeout: Duration) -> Result<()> {
+        self.aio.cancel();
+        self.aio.wait();
+        while self.results.try_recv().is_ok() {}
+        let message = encode_message(&self.creds, body, capacity_hint(body))?;
+        self.ctx.send(&self.aio, message).map_err(|(_, source)| failure("send on", source))?;
+        match self.results.recv_timeout(timeout) {
+            Ok(nng::AioResult::Send(Ok(()))) => {}
+            Ok(nng::AioResult::Send(Err((_, source)))) => return Err(failure("send on", source)),
+            Ok(_) => return Err(failure("send on", nng::Error::IncorrectState)),
+            Err(_) => {
+                self.aio.cancel();
+                return Err(TransportError::TimedOut);
+            }
+        }
+        self.ctx.recv(&self.aio).map_err(|source| failure("receive on", source))
+    }
+
+    /// Waits up to `timeout` for the answer to the last request; a timeout
+    /// leaves it waiting.
+    pub fn recv(&self, timeout: Duration) -> Result<std::result::Result<Body, ProtocolError>> {
+        match self.results.recv_timeout(timeout) {
+            Ok(nng::AioResult::Recv(Ok(message))) => Ok(open(&message, &self.creds)),
+            Ok(nng::AioResult::Recv(Err(source))) => Err(failure("receive on", source)),
+            Ok(_) => Err(failure("receive on", nng::Error::IncorrectState)),
+            Err(_) => Err(TransportError::TimedOut),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -450,6 +603,52 @@ mod tests {
         wire.send(Message::from(&forged.unwrap()[..])).unwrap();
         let got = pull.recv(timeout).unwrap().expect("a message");
         assert!(matches!(got, Err(ProtocolError::Unauthenticated)), "{got:?}");
+    }
+
+    /// Two clients' requests are held at once and answered in the reverse
+    /// order; each client gets its own answer. Bytes without the run's tag
+    /// are refused without an answer, and the socket goes on.
+    #[test]
+    fn inference_requests_are_answered_in_any_order() {
+        use crate::protocol::Restart;
+        let dir = tempfile::tempdir().unwrap();
+        let address = format!("ipc://{}/inference", dir.path().display());
+        let creds = Credentials::ephemeral("run");
+        let server = InferenceServer::bind(&address, &creds, 1 << 20, false).unwrap();
+        let clients: Vec<_> =
+            (0..2).map(|_| InferenceClient::dial(&address, &creds, 1 << 20).unwrap()).collect();
+        let timeout = Duration::from_secs(10);
+        for (i, c) in clients.iter().enumerate() {
+            c.send(&Body::UpToDate(UpToDate { version: i as u64 }), timeout).unwrap();
+        }
+        let mut held = Vec::new();
+        while held.len() < 2 {
+            let (to, body) = server.recv(Some(timeout)).unwrap().expect("a request").unwrap();
+            let Body::UpToDate(UpToDate { version }) = body else { panic!("{}", body.kind()) };
+            held.push((to, version));
+        }
+        for (to, version) in held.iter().rev() {
+            let answer = Restart { stream: *version, reason: format!("for {version}") };
+            server.reply(to, &Body::Restart(answer)).unwrap();
+        }
+        for (i, c) in clients.iter().enumerate() {
+            match c.recv(timeout).unwrap().unwrap() {
+                Body::Restart(r) => assert_eq!(r.stream, i as u64),
+                other => panic!("{}", other.kind()),
+            }
+        }
+        let raw = Socket::new(Protocol::Req0).unwrap();
+        raw.dial(&address).unwrap();
+        raw.send(Message::from(&b"not a message"[..])).unwrap();
+        let got = server.recv(Some(timeout)).unwrap().expect("a message");
+        assert!(matches!(got, Err(ProtocolError::Unauthenticated)));
+        clients[0].send(&Body::UpToDate(UpToDate { version: 5 }), timeout).unwrap();
+        let (to, _) = server.recv(Some(timeout)).unwrap().unwrap().unwrap();
+        server.reply(&to, &Body::UpToDate(UpToDate { version: 6 })).unwrap();
+        assert!(matches!(
+            clients[0].recv(timeout).unwrap(),
+            Ok(Body::UpToDate(UpToDate { version: 6 }))
+        ));
     }
 
     #[test]

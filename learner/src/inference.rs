@@ -1,0 +1,894 @@
+//! Central inference (docs/architecture.md, Central inference): the learner
+//! runs the actors' model on its own device, as SEED RL does.
+//!
+//! Actors send each step of a group of environments ([`Observations`]) and
+//! get the actions back ([`Actions`]). Here:
+//!
+//! - a receive thread decodes and checks requests, dropping and counting bad
+//!   ones ([`InferenceCounters`]);
+//! - the serve thread batches the requests that arrive within
+//!   `--inference-wait-ms` of the first, up to `--inference-batch`
+//!   environments, and runs one forward pass over them with the newest
+//!   weights ([`Inference::serve`]);
+//! - each environment's recurrent state stays on the device, in one pool
+//!   indexed by slot ([`StatePool`]), gathered before the pass and scattered
+//!   back after it;
+//! - the unrolls are assembled here, aligned as an actor aligns them
+//!   (`wire::unroll`), and handed to the batcher as they fill: no trajectory
+//!   is encoded, sent or decoded;
+//! - a stream (one group of one actor, keyed by the random id it sends) that
+//!   stays quiet for `--inference-idle-s` is freed; one the learner does not
+//!   know, or whose steps arrive out of order, is told to start over
+//!   ([`Restart`]).
+//!
+//! V-trace still corrects for the lag: the weights can change between any two
+//! steps of an unroll, and the behaviour logits stored are those acted on.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tch::{Device, Kind, Tensor};
+
+use agent::model::{AgentState, Model, Unroll};
+use wire::config::ModelConfig;
+use wire::protocol::{
+    ActionSteps, Actions, Array, AttentionMaps, Body, Observations, ProtocolError, Restart,
+    Trajectory,
+};
+use wire::transport::{InferenceServer, ReplyTo, TransportError};
+use wire::unroll::{Step, UnrollBuffer};
+
+use crate::batcher::{drop_reason, Inlet};
+
+/// How the serve thread batches and when it frees streams.
+#[derive(Clone, Debug)]
+pub struct InferenceSettings {
+    /// Most environments in one forward pass.
+    pub max_envs: usize,
+    /// Longest wait for more requests once one is there.
+    pub max_wait: Duration,
+    /// A stream without requests for this long is freed.
+    pub idle_timeout: Duration,
+    pub unroll_length: usize,
+}
+
+/// One environment of a stream: its unroll so far and the action it took last.
+struct EnvTrack {
+    unroll: UnrollBuffer,
+    last_action: i64,
+    /// Params version of the unroll's first step (the oldest weights in it).
+    version_at_start: u64,
+}
+
+/// One group of one actor.
+struct Stream {
+    actor_id: u32,
+    first_env: u32,
+    /// Rows of the state pool, one per environment.
+    slots: Vec<i64>,
+    envs: Vec<EnvTrack>,
+    next_seq: u64,
+    last_seen: Instant,
+}
+
+/// The recurrent states of every served environment, on the device, one row
+/// per slot: the gather and scatter around each pass are one indexed copy
+/// per tensor however many streams the batch mixes.
+pub struct StatePool {
+    state: AgentState,
+    free: Vec<i64>,
+    cfg: ModelConfig,
+    device: Device,
+}
+
+impl StatePool {
+    fn new(cfg: &ModelConfig, device: Device) -> Self {
+        StatePool {
+            state: AgentState::zeros(cfg, 0, device),
+            free: Vec::new(),
+            cfg: cfg.clone(),
+            device,
+        }
+    }
+
+    fn capacity(&self) -> i64 {
+        self.state.batch()
+    }
+
+    /// `n` slots holding the zero state; the pool doubles when full.
+    fn allocate(&mut self, n: usize) -> Vec<i64> {
+        if self.free.len() < n {
+            let old = self.capacity();
+            let grow = (old.max(16)).max((n - self.free.len()) as i64);
+            let extra = AgentState::zeros(&self.cfg, grow, self.device);
+            let cat = |a: &Tensor, b: &Tensor| Tensor::cat(&[a, b], 0);
+            self.state = AgentState {
+                vision_h: cat(&self.state.vision_h, &extra.vision_h),
+                vision_c: cat(&self.state.vision_c, &extra.vision_c),
+                core_h: cat(&self.state.core_h, &extra.core_h),
+                core_c: cat(&self.state.core_c, &extra.core_c),
+            };
+            self.free.extend((old..old + grow).rev());
+        }
+        let slots: Vec<i64> = (0..n).map(|_| self.free.pop().expect("grown above")).collect();
+        let index = Tensor::from_slice(&slots).to_device(self.device);
+        for t in [
+            &mut self.state.vision_h,
+            &mut self.state.vision_c,
+            &mut self.state.core_h,
+            &mut self.state.core_c,
+        ] {
+            let _ = t.index_fill_(0, &index, 0.0);
+        }
+        slots
+    }
+
+    fn release(&mut self, slots: &[i64]) {
+        self.free.extend_from_slice(slots);
+    }
+
+    fn gather(&self, index: &Tensor) -> AgentState {
+        let s = &self.state;
+        AgentState {
+            vision_h: s.vision_h.index_select(0, index),
+            vision_c: s.vision_c.index_select(0, index),
+            core_h: s.core_h.index_select(0, index),
+            core_c: s.core_c.index_select(0, index),
+        }
+    }
+
+    fn scatter(&mut self, index: &Tensor, update: &AgentState) {
+        let _ = self.state.vision_h.index_copy_(0, index, &update.vision_h);
+        let _ = self.state.vision_c.index_copy_(0, index, &update.vision_c);
+        let _ = self.state.core_h.index_copy_(0, index, &update.core_h);
+        let _ = self.state.core_c.index_copy_(0, index, &update.core_c);
+    }
+}
+
+/// The answer to one request.
+pub enum Answer {
+    Actions(Box<Actions>),
+    Restart(Restart),
+}
+
+impl Answer {
+    fn into_body(self) -> Body {
+        match self {
+            Answer::Actions(a) => Body::Actions(a),
+            Answer::Restart(r) => Body::Restart(r),
+        }
+    }
+}
+
+/// The model, the streams and their states: everything of central inference
+/// but the sockets and threads, so tests can drive it step by step.
+pub struct Inference {
+    model: Model,
+    version: u64,
+    cfg: ModelConfig,
+    settings: InferenceSettings,
+    pool: StatePool,
+    streams: HashMap<u64, Stream>,
+    device: Device,
+}
+
+impl Inference {
+    /// `model` is the inference copy (on the learner's device, in its precision).
+    pub fn new(model: Model, version: u64, settings: InferenceSettings) -> Self {
+        let cfg = model.cfg.clone();
+        let device = model.vs.device();
+        Inference {
+            pool: StatePool::new(&cfg, device),
+            model,
+            version,
+            cfg,
+            settings,
+            streams: HashMap::new(),
+            device,
+        }
+    }
+
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// Streams held now.
+    pub fn streams(&self) -> usize {
+        self.streams.len()
+    }
+
+    /// Acts with `weights` (by variable name, as the learner's model has
+    /// them) from the next pass on.
+    pub fn load_weights(&mut self, version: u64, weights: &[(String, Tensor)]) {
+        let mut variables = self.model.vs.variables();
+        tch::no_grad(|| {
+            for (name, value) in weights {
+                if let Some(v) = variables.get_mut(name) {
+                    v.copy_(value);
+                }
+            }
+        });
+        self.version = version;
+    }
+
+    /// Frees the streams quiet for longer than the idle timeout; returns how many.
+    pub fn free_idle(&mut self, now: Instant) -> usize {
+        let timeout = self.settings.idle_timeout;
+        let idle: Vec<u64> = self
+            .streams
+            .iter()
+            .filter(|(_, s)| now.saturating_duration_since(s.last_seen) > timeout)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in &idle {
+            let stream = self.streams.remove(id).expect("listed above");
+            tracing::info!(
+                "central inference: actor {} stream {id:x} quiet for more than {:.0} s; its {} environments are freed",
+                stream.actor_id,
+                timeout.as_secs_f64(),
+                stream.envs.len()
+            );
+            self.pool.release(&stream.slots);
+        }
+        idle.len()
+    }
+
+    fn restart(stream: u64, reason: String) -> Answer {
+        Answer::Restart(Restart { stream, reason })
+    }
+
+    /// Admits a request: its stream's environments, or why it must start over.
+    fn admit(&mut self, request: &Observations, now: Instant) -> Result<(), String> {
+        let envs = request.envs();
+        match self.streams.get_mut(&request.stream) {
+            Some(stream) => {
+                if request.seq != stream.next_seq || envs != stream.envs.len() {
+                    let reason = format!(
+                        "step {} of {} environments, expected step {} of {}",
+                        request.seq,
+                        envs,
+                        stream.next_seq,
+                        stream.envs.len()
+                    );
+                    let stream = self.streams.remove(&request.stream).expect("found above");
+                    self.pool.release(&stream.slots);
+                    return Err(reason);
+                }
+                stream.next_seq += 1;
+                stream.last_seen = now;
+                Ok(())
+            }
+            None if request.seq != 0 => Err(format!(
+                "stream unknown at step {} (the learner restarted, or freed it after {:.0} s without requests)",
+                request.seq,
+                self.settings.idle_timeout.as_secs_f64()
+            )),
+            None => {
+                let slots = self.pool.allocate(envs);
+                let envs = (0..envs)
+                    .map(|_| EnvTrack {
+                        unroll: UnrollBuffer::default(),
+                        last_action: 0,
+                        version_at_start: self.version,
+                    })
+                    .collect();
+                self.streams.insert(
+                    request.stream,
+                    Stream {
+                        actor_id: request.actor_id,
+                        first_env: request.first_env,
+                        slots,
+                        envs,
+                        next_seq: 1,
+                        last_seen: now,
+                    },
+                );
+                Ok(())
+            }
+        }
+    }
+
+    /// One forward pass over the current step of every environment of the
+    /// (validated) requests: answers in request order; unrolls that reached
+    /// T+1 steps are appended to `unrolls`.
+    pub fn serve(
+        &mut self,
+        requests: &[&Observations],
+        unrolls: &mut Vec<Trajectory>,
+    ) -> Vec<Answer> {
+        let now = Instant::now();
+        let mut answers: Vec<Option<Answer>> = Vec::with_capacity(requests.len());
+        let mut admitted = Vec::new();
+        for (i, request) in requests.iter().enumerate() {
+            match self.admit(request, now) {
+                Ok(()) => {
+                    admitted.push(i);
+                    answers.push(None);
+                }
+                Err(reason) => answers.push(Some(Self::restart(request.stream, reason))),
+            }
+        }
+        // A stream twice in one batch (a duplicate request) was refused on
+        // its second copy above; a refusal also removed it, so drop its first.
+        admitted.retain(|&i| self.streams.contains_key(&requests[i].stream));
+        if admitted.is_empty() {
+            return answers.into_iter().map(|a| a.expect("refused")).collect();
+        }
+
+        let cfg = &self.cfg;
+        let total: usize = admitted.iter().map(|&i| requests[i].envs()).sum();
+        let mut frames = Vec::with_capacity(total * cfg.frame_len());
+        let (mut reward, mut done, mut last_action, mut slots) = (
+            Vec::with_capacity(total),
+            Vec::with_capacity(total),
+            Vec::with_capacity(total),
+            Vec::with_capacity(total),
+        );
+        let mut recorded = Vec::new();
+        let mut decoded = Vec::with_capacity(admitted.len());
+        for &i in &admitted {
+            let r = requests[i];
+            let stream = &self.streams[&r.stream];
+            let rewards = r.reward.to_f32("reward").expect("validated");
+            let returns = r.episode_return.to_f32("episode_return").expect("validated");
+            let lengths = r.episode_step.to_i64("episode_step").expect("validated");
+            frames.extend_from_slice(&r.frame.data);
+            for e in 0..r.envs() {
+                if r.record.data[e] == 1 {
+                    recorded.push(reward.len() as i64);
+                }
+                reward.push(rewards[e]);
+                done.push(r.done.data[e] == 1);
+                last_action.push(stream.envs[e].last_action);
+                slots.push(stream.slots[e]);
+            }
+            decoded.push((returns, lengths));
+        }
+        let n = total as i64;
+        let to_dev = |t: Tensor| t.to_device(self.device);
+        let input = Unroll {
+            frame: to_dev(Tensor::from_slice(&frames).view([
+                1,
+                n,
+                cfg.height as i64,
+                cfg.width as i64,
+                cfg.in_channels as i64,
+            ])),
+            reward: to_dev(Tensor::from_slice(&reward).view([1, n])),
+            done: to_dev(Tensor::from_slice(&done).view([1, n])),
+            last_action: to_dev(Tensor::from_slice(&last_action).view([1, n])),
+        };
+        let index = to_dev(Tensor::from_slice(&slots));
+        let before = self.pool.gather(&index);
+        let (out, after) = self.model.act(&input, &before);
+        self.pool.scatter(&index, &after);
+
+        let logits = out.policy_logits.squeeze_dim(0).to_kind(Kind::Float);
+        let action = logits.softmax(-1, Kind::Float).multinomial(1, true).view([-1]);
+        let to_f32 = |t: &Tensor| -> Vec<f32> {
+            Vec::<f32>::try_from(
+                t.to_kind(Kind::Float).to_device(Device::Cpu).contiguous().view([-1]),
+            )
+            .expect("f32")
+        };
+        let logits = to_f32(&logits);
+        let baseline = to_f32(&out.baseline);
+        let action = Vec::<i64>::try_from(action.to_device(Device::Cpu)).expect("i64");
+        let maps = (!recorded.is_empty()).then(|| {
+            let rows = to_dev(Tensor::from_slice(&recorded));
+            let pick = |t: &Tensor| to_f32(&t.squeeze_dim(0).index_select(0, &rows));
+            [pick(&out.attention), pick(&out.attention_content), pick(&out.attention_place)]
+        });
+        // The state before this step on the CPU, read only for the
+        // environments whose unroll starts or turns over here.
+        let before_cpu = std::cell::OnceCell::new();
+        let before_of = |j: usize| -> wire::protocol::RecurrentState {
+            before_cpu
+                .get_or_init(|| AgentState {
+                    vision_h: before.vision_h.to_device(Device::Cpu),
+                    vision_c: before.vision_c.to_device(Device::Cpu),
+                    core_h: before.core_h.to_device(Device::Cpu),
+                    core_c: before.core_c.to_device(Device::Cpu),
+                })
+                .to_protocol(j as i64)
+        };
+
+        let a = cfg.num_actions;
+        let (gh, gw) = cfg.grid();
+        let map_len = cfg.heads * gh * gw;
+        let t_len = self.settings.unroll_length;
+        let mut j = 0usize; // environment index in the batch
+        let mut r_at = 0usize; // recorded row
+        for (&i, (returns, lengths)) in admitted.iter().zip(&decoded) {
+            let request = requests[i];
+            let envs = request.envs();
+            let stream = self.streams.get_mut(&request.stream).expect("admitted");
+            let frame_len = cfg.frame_len();
+            let rows_recorded = request.recorded().len();
+            for e in 0..envs {
+                let track = &mut stream.envs[e];
+                let step = Step {
+                    frame: &request.frame.data[e * frame_len..(e + 1) * frame_len],
+                    reward: reward[j + e],
+                    done: done[j + e],
+                    last_action: track.last_action,
+                    action: action[j + e],
+                    policy_logits: &logits[(j + e) * a..(j + e + 1) * a],
+                    episode_return: returns[e],
+                    episode_step: lengths[e],
+                };
+                if track.unroll.is_empty() {
+                    track.version_at_start = self.version;
+                }
+                track.unroll.push(&step, || before_of(j + e));
+                if track.unroll.len() == t_len + 1 {
+                    unrolls.push(track.unroll.to_trajectory(
+                        cfg,
+                        stream.actor_id,
+                        stream.first_env + e as u32,
+                        track.version_at_start,
+                    ));
+                    track.unroll.restart_from_last(before_of(j + e));
+                    track.version_at_start = self.version;
+                }
+                track.last_action = action[j + e];
+            }
+            let steps = ActionSteps {
+                action: Array::from_i64(vec![envs], &action[j..j + envs]),
+                policy_logits: Array::from_f32(vec![envs, a], &logits[j * a..(j + envs) * a]),
+                baseline: Array::from_f32(vec![envs], &baseline[j..j + envs]),
+            };
+            let maps = (rows_recorded > 0).then(|| {
+                let m = maps.as_ref().expect("recorded rows");
+                let range = r_at * map_len..(r_at + rows_recorded) * map_len;
+                let shape = vec![rows_recorded, cfg.heads, gh, gw];
+                AttentionMaps {
+                    attention: Array::from_f32(shape.clone(), &m[0][range.clone()]),
+                    attention_content: Array::from_f32(shape.clone(), &m[1][range.clone()]),
+                    attention_place: Array::from_f32(shape, &m[2][range]),
+                }
+            });
+            r_at += rows_recorded;
+            answers[i] = Some(Answer::Actions(Box::new(Actions::from_parts(
+                request.stream,
+                request.seq,
+                self.version,
+                steps,
+                maps,
+            ))));
+            j += envs;
+        }
+        answers.into_iter().map(|a| a.expect("answered")).collect()
+    }
+}
+
+/// What central inference did, for logs and meta.json.
+#[derive(Default)]
+pub struct InferenceCounters {
+    pub requests: AtomicU64,
+    pub env_steps: AtomicU64,
+    pub passes: AtomicU64,
+    pub restarts: AtomicU64,
+    pub unrolls: AtomicU64,
+    /// Microseconds the serve thread spent in passes (its busy time).
+    pub busy_us: AtomicU64,
+    /// Requests refused, by reason.
+    pub dropped: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+impl InferenceCounters {
+    fn drop_request(&self, reason: &'static str, e: &dyn std::fmt::Display) {
+        let n = {
+            let mut map = self.dropped.lock().unwrap();
+            let n = map.entry(reason).or_default();
+            *n += 1;
+            *n
+        };
+        if n <= 10 || n.is_power_of_two() {
+            tracing::warn!("central inference: dropped a request ({reason}, {n} so far): {e}");
+        }
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        serde_json::json!({
+            "requests": get(&self.requests),
+            "env_steps": get(&self.env_steps),
+            "passes": get(&self.passes),
+            "restarts": get(&self.restarts),
+            "unrolls": get(&self.unrolls),
+            "busy_s": get(&self.busy_us) as f64 * 1e-6,
+            "dropped": *self.dropped.lock().unwrap(),
+        })
+    }
+}
+
+/// The newest weights for the serve thread: (version, copies by name).
+type WeightsSlot = Mutex<Option<(u64, Vec<(String, Tensor)>)>>;
+
+/// The running receive and serve threads.
+pub struct InferenceService {
+    pub counters: Arc<InferenceCounters>,
+    weights: Arc<WeightsSlot>,
+    stop: Arc<AtomicBool>,
+    handles: Vec<JoinHandle<()>>,
+}
+
+impl InferenceService {
+    /// Starts serving on `server` with `model` (the inference copy, already
+    /// holding the weights of `version`); finished unrolls go to `inlet`.
+    pub fn spawn(
+        server: InferenceServer,
+        model: Model,
+        version: u64,
+        settings: InferenceSettings,
+        inlet: Inlet,
+    ) -> Self {
+        let counters = Arc::new(InferenceCounters::default());
+        let weights: Arc<WeightsSlot> = Arc::new(Mutex::new(None));
+        let stop = Arc::new(AtomicBool::new(false));
+        let cfg = model.cfg.clone();
+        // Requests waiting for a pass: enough for every stream of a large run.
+        let (tx, rx) = std::sync::mpsc::sync_channel(4096);
+        let server = Arc::new(server);
+        let mut handles = Vec::new();
+        {
+            let (server, counters, stop) = (server.clone(), counters.clone(), stop.clone());
+            handles.push(
+                std::thread::Builder::new()
+                    .name("inference-receive".into())
+                    .spawn(move || receive(&server, &cfg, &tx, &counters, &stop))
+                    .expect("spawn inference receive thread"),
+            );
+        }
+        {
+            let (counters, stop, weights) = (counters.clone(), stop.clone(), weights.clone());
+            let inference = Inference::new(model, version, settings);
+            handles.push(
+                std::thread::Builder::new()
+                    .name("inference".into())
+                    .spawn(move || {
+                        serve(inference, &server, rx, &inlet, &weights, &counters, &stop)
+                    })
+                    .expect("spawn inference thread"),
+            );
+        }
+        InferenceService { counters, weights, stop, handles }
+    }
+
+    /// Hands the serve thread the weights of `version` (copies on the device,
+    /// taken now: the update after this one may change `model` in place).
+    pub fn publish(&self, version: u64, model: &Model) {
+        let copies = tch::no_grad(|| {
+            model.vs.variables().into_iter().map(|(name, t)| (name, t.copy())).collect()
+        });
+        *self.weights.lock().unwrap() = Some((version, copies));
+    }
+}
+
+impl Drop for InferenceService {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for h in self.handles.drain(..) {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Receive thread: decode, check, queue for the serve thread.
+fn receive(
+    server: &InferenceServer,
+    cfg: &ModelConfig,
+    tx: &SyncSender<(ReplyTo, Observations)>,
+    counters: &InferenceCounters,
+    stop: &AtomicBool,
+) {
+    let mut last_error_log = Instant::now() - Duration::from_secs(60);
+    while !stop.load(Ordering::Relaxed) {
+        let (to, body) = match server.recv(Some(Duration::from_millis(100))) {
+            Ok(None) => continue,
+            Ok(Some(Ok(request))) => request,
+            // Nothing that cannot be read is answered: its sender times out.
+            Ok(Some(Err(e))) => {
+                counters.drop_request(drop_reason(&e), &e);
+                continue;
+            }
+            Err(TransportError::Closed) => break,
+            Err(e) => {
+                if last_error_log.elapsed() > Duration::from_secs(10) {
+                    tracing::error!("inference socket: {e}");
+                    last_error_log = Instant::now();
+                }
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+        };
+        counters.requests.fetch_add(1, Ordering::Relaxed);
+        let refuse = |stream: u64, e: ProtocolError| {
+            counters.drop_request(drop_reason(&e), &e);
+            let answer = Restart { stream, reason: format!("request refused: {e}") };
+            let _ = server.reply(&to, &Body::Restart(answer));
+        };
+        let observations = match body {
+            Body::Observations(o) => *o,
+            other => {
+                refuse(
+                    0,
+                    ProtocolError::UnexpectedBody { got: other.kind(), want: "Observations" },
+                );
+                continue;
+            }
+        };
+        if let Err(e) = observations.validate(cfg) {
+            refuse(observations.stream, e);
+            continue;
+        }
+        if tx.send((to, observations)).is_err() {
+            break;
+        }
+    }
+}
+
+/// Serve thread: batch, pass, answer, hand over unrolls, free idle streams.
+fn serve(
+    mut inference: Inference,
+    server: &InferenceServer,
+    rx: Receiver<(ReplyTo, Observations)>,
+    inlet: &Inlet,
+    weights: &WeightsSlot,
+    counters: &InferenceCounters,
+    stop: &AtomicBool,
+) {
+    let (max_envs, max_wait) = (inference.settings.max_envs.max(1), inference.settings.max_wait);
+    let mut last_sweep = Instant::now();
+    let mut last_report = Instant::now();
+    let mut report = (0u64, 0u64, Duration::ZERO); // passes, env steps, busy since last report
+    let mut unrolls = Vec::new();
+    while !stop.load(Ordering::Relaxed) {
+        if last_sweep.elapsed() > Duration::from_secs(1) {
+            inference.free_idle(Instant::now());
+            last_sweep = Instant::now();
+        }
+        let first = match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(first) => first,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        };
+        let mut batch = vec![first];
+        let mut envs = batch[0].1.envs();
+        let deadline = Instant::now() + max_wait;
+        while envs < max_envs {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let next = if left.is_zero() { rx.try_recv().ok() } else { rx.recv_timeout(left).ok() };
+            let Some(next) = next else { break };
+            envs += next.1.envs();
+            batch.push(next);
+        }
+        if let Some((version, w)) = weights.lock().unwrap().take() {
+            inference.load_weights(version, &w);
+        }
+        let started = Instant::now();
+        let requests: Vec<&Observations> = batch.iter().map(|(_, o)| o).collect();
+        let answers = inference.serve(&requests, &mut unrolls);
+        for ((to, _), answer) in batch.iter().zip(answers) {
+            if matches!(answer, Answer::Restart(_)) {
+                counters.restarts.fetch_add(1, Ordering::Relaxed);
+            }
+            if let Err(e) = server.reply(to, &answer.into_body()) {
+                tracing::warn!("central inference: answer not sent: {e}");
+            }
+        }
+        let busy = started.elapsed();
+        counters.passes.fetch_add(1, Ordering::Relaxed);
+        counters.env_steps.fetch_add(envs as u64, Ordering::Relaxed);
+        counters.busy_us.fetch_add(busy.as_micros() as u64, Ordering::Relaxed);
+        report = (report.0 + 1, report.1 + envs as u64, report.2 + busy);
+        for trajectory in unrolls.drain(..) {
+            counters.unrolls.fetch_add(1, Ordering::Relaxed);
+            if !inlet.send(trajectory, stop) {
+                break;
+            }
+        }
+        if last_report.elapsed() > Duration::from_secs(30) {
+            let seconds = last_report.elapsed().as_secs_f64();
+            tracing::info!(
+                "central inference: {:.0} env steps/s, {:.1} environments per pass, busy {:.0}%, {} streams, params version {}",
+                report.1 as f64 / seconds,
+                report.1 as f64 / report.0.max(1) as f64,
+                100.0 * report.2.as_secs_f64() / seconds,
+                inference.streams(),
+                inference.version()
+            );
+            report = (0, 0, Duration::ZERO);
+            last_report = Instant::now();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agent::model::AgentState;
+    use wire::fixtures;
+
+    fn settings(unroll_length: usize) -> InferenceSettings {
+        InferenceSettings {
+            max_envs: 1024,
+            max_wait: Duration::ZERO,
+            idle_timeout: Duration::from_secs(60),
+            unroll_length,
+        }
+    }
+
+    fn model(cfg: &ModelConfig, seed: i64) -> Model {
+        tch::manual_seed(seed);
+        Model::new(cfg.clone(), Device::Cpu)
+    }
+
+    fn weights(model: &Model) -> Vec<(String, Tensor)> {
+        model.vs.variables().into_iter().map(|(n, t)| (n, t.copy())).collect()
+    }
+
+    fn actions_of(answer: &Answer) -> &Actions {
+        match answer {
+            Answer::Actions(a) => a,
+            Answer::Restart(r) => panic!("restart: {}", r.reason),
+        }
+    }
+
+    /// Two streams (2 and 3 environments) served together for 14 steps, with
+    /// episode ends and new weights at step 7, in the middle of the second
+    /// unroll (T = 4). Replaying each assembled unroll from its initial state
+    /// with the weights that were live at each step gives back the logits
+    /// that inference acted with; the actions and last actions are those
+    /// answered; step 0 of each unroll repeats step T of the one before.
+    #[test]
+    fn assembled_unrolls_replay_to_the_logits_acted_on() {
+        let cfg = ModelConfig::small(3);
+        let t_len = 4;
+        let (first, second) = (model(&cfg, 1), model(&cfg, 2));
+        // Another test may seed torch between two models: copy, not re-seed.
+        let mut acting = Model::new(cfg.clone(), Device::Cpu);
+        acting.vs.copy(&first.vs).unwrap();
+        let mut inference = Inference::new(acting, 1, settings(t_len));
+        let switch = 7;
+        let streams = [(10u64, 2usize), (20u64, 3usize)];
+        let mut unrolls = Vec::new();
+        // answered[stream][step] = (actions, logits)
+        let mut answered: HashMap<u64, Vec<(Vec<i64>, Vec<f32>)>> = HashMap::new();
+        for step in 0..14u64 {
+            if step == switch {
+                inference.load_weights(2, &weights(&second));
+            }
+            let requests: Vec<Observations> = streams
+                .iter()
+                .map(|&(stream, envs)| {
+                    let mut o =
+                        fixtures::observations(&cfg, envs, stream, step, &[], stream + step);
+                    o.first_env = if stream == 10 { 0 } else { 100 };
+                    // Episode ends: env 0 at steps 0 (start), 5 and 9; others random.
+                    o.done.data[0] = u8::from(matches!(step, 0 | 5 | 9));
+                    if step == 0 {
+                        o.done.data.iter_mut().for_each(|d| *d = 1);
+                    }
+                    o
+                })
+                .collect();
+            let refs: Vec<&Observations> = requests.iter().collect();
+            let answers = inference.serve(&refs, &mut unrolls);
+            for (request, answer) in requests.iter().zip(&answers) {
+                let a = actions_of(answer);
+                a.validate(&cfg, request).unwrap();
+                assert_eq!(a.params_version, if step < switch { 1 } else { 2 });
+                answered.entry(request.stream).or_default().push((
+                    a.action.to_i64("action").unwrap(),
+                    a.policy_logits.to_f32("policy_logits").unwrap(),
+                ));
+            }
+        }
+        // Unrolls end at steps 4, 8 and 12: three per environment, in order.
+        assert_eq!(unrolls.len(), 3 * 5);
+        for &(stream, envs) in &streams {
+            let first_env = if stream == 10 { 0 } else { 100 };
+            for e in 0..envs {
+                let mine: Vec<&Trajectory> =
+                    unrolls.iter().filter(|tr| tr.env_index == first_env + e as u32).collect();
+                assert_eq!(mine.len(), 3, "stream {stream} env {e}");
+                for (k, tr) in mine.iter().enumerate() {
+                    let mut state =
+                        AgentState::from_protocol(&[&tr.initial_state], &cfg, Device::Cpu).unwrap();
+                    let logits = tr.policy_logits.to_f32("policy_logits").unwrap();
+                    let actions = tr.action.to_i64("action").unwrap();
+                    let last = tr.last_action.to_i64("last_action").unwrap();
+                    let frame_len = cfg.frame_len();
+                    tr.validate(&cfg, t_len).unwrap();
+                    if k > 0 {
+                        let before = mine[k - 1];
+                        let f = cfg.frame_len();
+                        assert_eq!(tr.frame.data[..f], before.frame.data[t_len * f..]);
+                    }
+                    for t in 0..=t_len {
+                        let step = k * t_len + t;
+                        let (acted, acted_logits) = &answered[&stream][step];
+                        assert_eq!(actions[t], acted[e], "action at step {step}");
+                        let previous = if step == 0 { 0 } else { answered[&stream][step - 1].0[e] };
+                        assert_eq!(last[t], previous, "last action at step {step}");
+                        let model = if (step as u64) < switch { &first } else { &second };
+                        let input = Unroll {
+                            frame: Tensor::from_slice(
+                                &tr.frame.data[t * frame_len..(t + 1) * frame_len],
+                            )
+                            .view([
+                                1,
+                                1,
+                                cfg.height as i64,
+                                cfg.width as i64,
+                                cfg.in_channels as i64,
+                            ]),
+                            reward: Tensor::from_slice(&tr.reward.to_f32("r").unwrap()[t..t + 1])
+                                .view([1, 1]),
+                            done: Tensor::from_slice(&[tr.done.data[t] == 1]).view([1, 1]),
+                            last_action: Tensor::from_slice(&[last[t]]).view([1, 1]),
+                        };
+                        let (out, next) = model.act(&input, &state);
+                        state = next;
+                        let replayed = Vec::<f32>::try_from(out.policy_logits.view([-1])).unwrap();
+                        for i in 0..3 {
+                            let stored = logits[t * 3 + i];
+                            assert!(
+                                (replayed[i] - stored).abs() < 1e-4,
+                                "stream {stream} env {e} step {step}: replayed {replayed:?}, stored {:?}",
+                                &logits[t * 3..t * 3 + 3]
+                            );
+                            assert_eq!(stored, acted_logits[e * 3 + i], "stored = answered");
+                        }
+                    }
+                    assert_eq!(
+                        tr.params_version,
+                        if ((k * t_len) as u64) < switch { 1 } else { 2 }
+                    );
+                }
+            }
+        }
+    }
+
+    /// A stream the learner does not know is told to start over unless it
+    /// starts at step 0; a step out of order ends the stream; a quiet one is
+    /// freed and its state slots are used again.
+    #[test]
+    fn streams_start_at_zero_keep_order_and_are_freed_when_quiet() {
+        let cfg = ModelConfig::small(3);
+        let mut inference = Inference::new(model(&cfg, 1), 1, settings(4));
+        let mut unrolls = Vec::new();
+        let serve = |inference: &mut Inference, stream, seq, unrolls: &mut Vec<Trajectory>| {
+            let o = fixtures::observations(&cfg, 2, stream, seq, &[true, false], seq);
+            inference.serve(&[&o], unrolls).pop().unwrap()
+        };
+        assert!(matches!(serve(&mut inference, 5, 3, &mut unrolls), Answer::Restart(_)));
+        assert_eq!(inference.streams(), 0);
+        let first = serve(&mut inference, 5, 0, &mut unrolls);
+        let maps = actions_of(&first).maps.as_ref().expect("env 0 is recorded");
+        assert_eq!(maps.attention.shape[0], 1, "maps of the recorded env only");
+        assert!(matches!(serve(&mut inference, 5, 1, &mut unrolls), Answer::Actions(_)));
+        assert!(
+            matches!(serve(&mut inference, 5, 3, &mut unrolls), Answer::Restart(_)),
+            "step 2 skipped"
+        );
+        assert_eq!(inference.streams(), 0, "the stream ended");
+        serve(&mut inference, 6, 0, &mut unrolls);
+        serve(&mut inference, 7, 0, &mut unrolls);
+        assert_eq!(inference.streams(), 2);
+        let capacity = inference.pool.capacity();
+        assert_eq!(inference.free_idle(Instant::now() + Duration::from_secs(61)), 2);
+        assert_eq!(inference.streams(), 0);
+        for stream in 10..18 {
+            serve(&mut inference, stream, 0, &mut unrolls);
+        }
+        assert_eq!(inference.pool.capacity(), capacity, "freed slots are used again");
+        assert!(unrolls.is_empty());
+    }
+}

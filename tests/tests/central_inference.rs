@@ -1,0 +1,146 @@
+//! Central inference with the real processes (docs/architecture.md, Central
+//! inference), on the CPU: a learner serving inference keeps training while
+//! an actor is killed with `kill -9` and another joins; malformed requests
+//! are dropped and counted; an actor whose stream the learner does not know
+//! is told to start over; Ctrl-C stops every process cleanly.
+
+use std::time::{Duration, Instant};
+
+use tests::{interrupt, signal, wait_timeout, KillOnDrop, TestRun};
+use wire::auth::Credentials;
+use wire::config::ModelConfig;
+use wire::fixtures;
+use wire::protocol::Body;
+use wire::rundir::{Endpoints, RunDir};
+use wire::transport::{InferenceClient, TransportError};
+
+const SMALL: [&str; 6] = ["--preset", "small", "--game", "catch", "--unroll-length", "20"];
+
+fn learner_args() -> Vec<&'static str> {
+    let mut a = SMALL.to_vec();
+    a.extend(["--batch-size", "4", "--threads", "1", "--device", "cpu", "--precision", "fp32"]);
+    a.extend(["--total-frames", "1e9", "--log-interval-s", "1", "--inference", "central"]);
+    // A killed actor's streams are freed after 3 s (the default is 60).
+    a.extend(["--inference-idle-s", "3"]);
+    a
+}
+
+fn actor_args(id: &'static str) -> Vec<&'static str> {
+    let mut a = SMALL.to_vec();
+    a.extend(["--actor-id", id, "--num-envs", "2", "--groups", "2", "--record-every", "0"]);
+    a.extend(["--inference", "auto"]);
+    a
+}
+
+fn wait_until(secs: u64, what: &str, context: impl Fn() -> String, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}\n{}", context());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn last_step(run: &TestRun) -> u64 {
+    run.logs().iter().filter_map(|r| r.get("step")?.parse().ok()).max().unwrap_or(0)
+}
+
+fn meta(run: &TestRun) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(run.run_dir().join("meta.json")).unwrap()).unwrap()
+}
+
+fn stop(child: &mut KillOnDrop, what: &str, log: impl Fn() -> String) -> std::process::ExitStatus {
+    interrupt(child);
+    let status = wait_timeout(child, Duration::from_secs(90));
+    status.unwrap_or_else(|| panic!("{what} did not stop on Ctrl-C\n{}", log()))
+}
+
+#[test]
+fn central_inference_survives_actors_coming_and_going_and_bad_requests() {
+    let run = TestRun::new("central");
+    let context = || {
+        format!(
+            "{}\n--- actor 0\n{}\n--- actor 1\n{}",
+            run.log("learner"),
+            run.log("actor-0"),
+            run.log("actor-1")
+        )
+    };
+    let mut learner = run.spawn("learner", "learner", &learner_args());
+    let mut actor0 = run.spawn("actor", "actor-0", &actor_args("0"));
+    wait_until(300, "5 updates with actor 0", context, || last_step(&run) >= 5);
+    assert!(
+        run.log("actor-0").contains("inference on the learner"),
+        "--inference auto follows the learner\n{}",
+        run.log("actor-0")
+    );
+
+    // Malformed requests: bytes without the run's tag (no answer), and a
+    // tagged request of the wrong shape (answered with Restart); then a
+    // request on a stream the learner does not know, past step 0.
+    let run_dir = RunDir::new(run.dir.path(), &run.xpid).unwrap();
+    let address =
+        Endpoints::read(&run_dir.endpoints()).unwrap().inference.expect("inference address");
+    let raw = nng::Socket::new(nng::Protocol::Req0).unwrap();
+    nng::options::Options::set_opt::<nng::options::RecvTimeout>(
+        &raw,
+        Some(Duration::from_millis(500)),
+    )
+    .unwrap();
+    raw.dial(&address).unwrap();
+    raw.send(nng::Message::from(&b"not a request"[..])).unwrap();
+    assert!(matches!(raw.recv(), Err(nng::Error::TimedOut)), "nothing unreadable is answered");
+    let creds = Credentials::of(&run_dir).unwrap();
+    let client = InferenceClient::dial(&address, &creds, 1 << 24).unwrap();
+    let cfg = ModelConfig::small(3);
+    let mut bad = fixtures::observations(&cfg, 2, 77, 0, &[], 1);
+    bad.frame.shape[1] += 1;
+    let timeout = Duration::from_secs(30);
+    client.send(&Body::Observations(Box::new(bad)), timeout).unwrap();
+    match client.recv(timeout).unwrap() {
+        Ok(Body::Restart(r)) => assert!(r.reason.contains("frame"), "{}", r.reason),
+        other => panic!("a malformed request: {other:?}"),
+    }
+    let unknown = fixtures::observations(&cfg, 2, 78, 9, &[], 1);
+    client.send(&Body::Observations(Box::new(unknown)), timeout).unwrap();
+    match client.recv(timeout).unwrap() {
+        Ok(Body::Restart(r)) => assert!(r.reason.contains("unknown"), "{}", r.reason),
+        other => panic!("an unknown stream: {other:?}"),
+    }
+    let good = fixtures::observations(&cfg, 2, 79, 0, &[true, false], 1);
+    client.send(&Body::Observations(Box::new(good.clone())), timeout).unwrap();
+    match client.recv(timeout).unwrap() {
+        Ok(Body::Actions(a)) => a.validate(&cfg, &good).unwrap(),
+        other => panic!("a good request: {other:?}"),
+    }
+    assert!(matches!(client.recv(Duration::from_millis(200)), Err(TransportError::TimedOut)));
+
+    // Actor 0 dies; actor 1 joins; the learner goes on training on actor 1's steps.
+    signal(&actor0, "KILL");
+    let _ = wait_timeout(&mut actor0, Duration::from_secs(10));
+    let mut actor1 = run.spawn("actor", "actor-1", &actor_args("1"));
+    let at_kill = last_step(&run);
+    wait_until(300, "10 more updates after actor 0 died", context, || {
+        last_step(&run) >= at_kill + 10
+    });
+    wait_until(60, "actor 0's streams freed", context, || {
+        run.log("learner").matches("actor 0 stream").count() >= 2
+    });
+
+    // Ctrl-C: the actor and the learner stop cleanly.
+    let status = stop(&mut actor1, "actor 1", context);
+    assert!(status.success(), "actor 1 exited with {status}\n{}", context());
+    let status = stop(&mut learner, "learner", context);
+    assert!(status.success(), "learner exited with {status}\n{}", context());
+    let meta = meta(&run);
+    assert_eq!(meta["end_reason"], "interrupted", "{meta:#}");
+    assert_eq!(meta["config"]["inference_resolved"], "central", "{meta:#}");
+    let central = &meta["central_inference"];
+    assert!(central["dropped"]["unauthenticated"].as_u64() >= Some(1), "{central:#}");
+    assert!(central["dropped"]["bad_shape"].as_u64() >= Some(1), "{central:#}");
+    assert!(central["restarts"].as_u64() >= Some(1), "{central:#}");
+    let per_actor = &meta["trajectories_per_actor"];
+    for actor in ["0", "1"] {
+        assert!(per_actor[actor]["used"].as_u64() > Some(0), "actor {actor}: {per_actor:#}");
+    }
+    assert!(run.run_dir().join("checkpoints").read_dir().unwrap().next().is_some());
+}
