@@ -193,8 +193,8 @@ pub struct TrainArgs {
     /// 0 queues none (the next batch is assembled during the update).
     #[arg(long, default_value_t = 2, help_heading = "Resources")]
     pub queue_batches: usize,
-    /// Threads that receive, decode and validate trajectories, and copy frames
-    /// into batches. Raise it when the learner waits for data (queue_size near
+    /// Threads that receive, decode and validate trajectories (under central
+    /// inference: the actors' requests), and copy frames into batches. Raise it when the learner waits for data (queue_size near
     /// 0 in logs.csv) and cores are free.
     #[arg(long, default_value_t = 2, help_heading = "Resources")]
     pub decode_threads: usize,

@@ -4,7 +4,7 @@
 //! Actors send each step of a group of environments ([`Observations`]) and
 //! get the actions back ([`Actions`]). Here:
 //!
-//! - a receive thread decodes and checks requests, dropping and counting bad
+//! - receive threads (`--decode-threads` of them) decode and check requests, dropping and counting bad
 //!   ones ([`InferenceCounters`]);
 //! - the serve thread batches the requests that arrive within
 //!   `--inference-wait-ms` of the first, up to `--inference-batch`
@@ -54,6 +54,8 @@ pub struct InferenceSettings {
     /// A stream without requests for this long is freed.
     pub idle_timeout: Duration,
     pub unroll_length: usize,
+    /// Threads that receive, check and decode requests (they share the socket).
+    pub receive_threads: usize,
 }
 
 /// One environment of a stream: its unroll so far and the action it took last.
@@ -337,13 +339,13 @@ impl Inference {
             let returns = r.episode_return.to_f32("episode_return").expect("validated");
             let lengths = r.episode_step.to_i64("episode_step").expect("validated");
             frames.extend_from_slice(&r.frame.data);
-            for e in 0..r.envs() {
+            for (e, (&r_e, track)) in rewards.iter().zip(&stream.envs).enumerate() {
                 if r.record.data[e] == 1 {
                     recorded.push(reward.len() as i64);
                 }
-                reward.push(rewards[e]);
+                reward.push(r_e);
                 done.push(r.done.data[e] == 1);
-                last_action.push(stream.envs[e].last_action);
+                last_action.push(track.last_action);
                 slots.push(stream.slots[e]);
             }
             decoded.push((returns, lengths));
@@ -536,15 +538,17 @@ impl InferenceService {
         let (tx, rx) = std::sync::mpsc::sync_channel(4096);
         let server = Arc::new(server);
         let mut handles = Vec::new();
-        {
+        for i in 0..settings.receive_threads.max(1) {
             let (server, counters, stop) = (server.clone(), counters.clone(), stop.clone());
+            let (cfg, tx) = (cfg.clone(), tx.clone());
             handles.push(
                 std::thread::Builder::new()
-                    .name("inference-receive".into())
+                    .name(format!("inference-receive-{i}"))
                     .spawn(move || receive(&server, &cfg, &tx, &counters, &stop))
                     .expect("spawn inference receive thread"),
             );
         }
+        drop(tx);
         {
             let (counters, stop, weights) = (counters.clone(), stop.clone(), weights.clone());
             let inference = Inference::new(model, version, settings);
@@ -721,6 +725,7 @@ mod tests {
             max_wait: Duration::ZERO,
             idle_timeout: Duration::from_secs(60),
             unroll_length,
+            receive_threads: 1,
         }
     }
 
@@ -759,7 +764,8 @@ mod tests {
         let streams = [(10u64, 2usize), (20u64, 3usize)];
         let mut unrolls = Vec::new();
         // answered[stream][step] = (actions, logits)
-        let mut answered: HashMap<u64, Vec<(Vec<i64>, Vec<f32>)>> = HashMap::new();
+        type Answered = Vec<(Vec<i64>, Vec<f32>)>;
+        let mut answered: HashMap<u64, Answered> = HashMap::new();
         for step in 0..14u64 {
             if step == switch {
                 inference.load_weights(2, &weights(&second));

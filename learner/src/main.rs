@@ -187,6 +187,9 @@ pub fn train(args: &TrainArgs, stop: &AtomicBool) -> Result<Summary> {
             max_wait: Duration::from_secs_f64(args.inference_wait_ms.max(0.0) / 1e3),
             idle_timeout: Duration::from_secs_f64(args.inference_idle_s.max(1.0)),
             unroll_length: args.run.unroll_length,
+            // Under central inference no trajectory arrives over the socket:
+            // the decode threads' share of the cores decodes requests instead.
+            receive_threads: args.decode_threads,
         };
         let service =
             InferenceService::spawn(server, copy, counters.version, settings, batcher.inlet());

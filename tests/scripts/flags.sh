@@ -81,7 +81,7 @@ check() {
 check train-local.sh "--model-flag" --xpid --game --preset --agent --model-flag --actors --envs \
   --device --precision --inference --unroll-length --total-frames --record-every --seed --runs-root
 check bench-system.sh "" --seconds --actors --envs --game --preset --unroll-length --batch-size \
-  --warmup-timeout
+  --warmup-timeout --device --inference --learner-threads
 usage_error bench-system.sh "--warmup-timeout needs a positive number" --warmup-timeout 0
 check compare-seeds.sh "" --precisions --seeds --parallel --runs-root --total-frames --prefix
 check slurm/submit.sh "--actor-flag" --xpid --game --preset --agent --unroll-length --seed \

@@ -144,3 +144,68 @@ fn central_inference_survives_actors_coming_and_going_and_bad_requests() {
     }
     assert!(run.run_dir().join("checkpoints").read_dir().unwrap().next().is_some());
 }
+
+/// The README's launcher in this mode, stopped with one Ctrl-C: learner,
+/// recorder and actor all end cleanly (exit 0, a checkpoint, the recorder's
+/// file closed), and none of them is left running.
+#[test]
+fn ctrl_c_stops_every_process_of_a_central_inference_run() {
+    let run = TestRun::new("central-ctrl-c");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/train-local.sh");
+    let bin_dir = tests::bin("learner").parent().unwrap().to_path_buf();
+    let log = run.dir.path().join("train-local.log");
+    let mut launcher = tests::spawn_logged(
+        std::process::Command::new("bash")
+            .arg(&script)
+            .args(["--demo", "--xpid", &run.xpid, "--device", "cpu", "--precision", "fp32"])
+            .args(["--inference", "central", "--record-every", "2", "--total-frames", "1e9"])
+            .env("AAA_NO_TMUX", "1")
+            .env("AAA_NO_BUILD", "1")
+            .env("AAA_BIN_DIR", &bin_dir)
+            .env("AAA_RUNS_ROOT", run.dir.path()),
+        &log,
+    );
+    let context = || {
+        format!(
+            "{}\n--- learner\n{}\n--- actor\n{}\n--- recorder\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default(),
+            run.log("learner"),
+            run.log("actor-0"),
+            run.log("recorder")
+        )
+    };
+    wait_until(300, "5 updates and a recorded episode", context, || {
+        last_step(&run) >= 5 && run.log("recorder").contains("episode recorded")
+    });
+    interrupt(&launcher);
+    let status = wait_timeout(&mut launcher, Duration::from_secs(120))
+        .unwrap_or_else(|| panic!("the launcher did not stop on Ctrl-C\n{}", context()));
+    assert!(status.success(), "launcher exited with {status}\n{}", context());
+    let meta = meta(&run);
+    assert_eq!(meta["end_reason"], "interrupted", "{meta:#}");
+    assert_eq!(meta["config"]["inference_resolved"], "central", "{meta:#}");
+    assert!(run.log("actor-0").contains("inference on the learner"), "{}", context());
+    assert!(run.log("actor-0").contains("stopped after"), "the actor stops cleanly\n{}", context());
+    assert!(run.log("recorder").contains("recorder stopped"), "{}", context());
+    let leftover = std::process::Command::new("pgrep")
+        .args(["-f", run.dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        leftover.stdout.is_empty(),
+        "processes left running: {}",
+        String::from_utf8_lossy(&leftover.stdout)
+    );
+    // The recorder closed its file: h5 files that the recorder can read back.
+    let inspect = std::process::Command::new(tests::bin("recorder"))
+        .arg("inspect")
+        .arg(run.run_dir())
+        .output()
+        .unwrap();
+    assert!(
+        inspect.status.success(),
+        "recorder inspect: {}\n{}",
+        String::from_utf8_lossy(&inspect.stderr),
+        context()
+    );
+}

@@ -37,10 +37,37 @@ fn valid_messages() -> Vec<Vec<u8>> {
         Body::Params(Params { version: 4, fingerprint: cfg.fingerprint(), weights }),
         Body::UpToDate(UpToDate { version: 9 }),
         Body::EpisodeChunk(Box::new(chunk)),
+        Body::Observations(Box::new(request())),
+        Body::Actions(Box::new(answer())),
+        Body::Restart(wire::protocol::Restart { stream: 3, reason: "unknown stream".into() }),
     ]
     .iter()
     .map(|b| encode(RUN, b).unwrap())
     .collect()
+}
+
+/// A central-inference request with one of its three envs recorded.
+fn request() -> wire::protocol::Observations {
+    fixtures::observations(&cfg(), 3, 11, 2, &[false, true, false], 4)
+}
+
+/// A valid answer to [`request`].
+fn answer() -> wire::protocol::Actions {
+    use wire::protocol::{ActionSteps, Array, AttentionMaps};
+    let cfg = cfg();
+    let (h, w) = cfg.grid();
+    let maps = Array::from_f32(vec![1, cfg.heads, h, w], &vec![0.5; cfg.heads * h * w]);
+    let steps = ActionSteps {
+        action: Array::from_i64(vec![3], &[0, 1, 2]),
+        policy_logits: Array::from_f32(vec![3, 3], &[0.0; 9]),
+        baseline: Array::from_f32(vec![3], &[0.0; 3]),
+    };
+    let maps = AttentionMaps {
+        attention: maps.clone(),
+        attention_content: maps.clone(),
+        attention_place: maps,
+    };
+    wire::protocol::Actions::from_parts(11, 2, 5, steps, Some(maps))
 }
 
 /// A change to a byte string: flip bytes, cut it short, or insert bytes.
@@ -88,7 +115,9 @@ fn receive(bytes: &[u8], model: &mut Model) -> Result<(), String> {
             p.check_fingerprint(&cfg).map_err(|e| format!("{e:?}"))?;
             model.load_params(&p).map_err(|e| format!("{e}"))
         }
-        Body::ParamsRequest(_) | Body::UpToDate(_) => Ok(()),
+        Body::Observations(o) => o.validate(&cfg).map_err(|e| format!("{e:?}")),
+        Body::Actions(a) => a.validate(&cfg, &request()).map_err(|e| format!("{e:?}")),
+        Body::ParamsRequest(_) | Body::UpToDate(_) | Body::Restart(_) => Ok(()),
     }
 }
 
@@ -98,7 +127,7 @@ proptest! {
     /// Every body kind, damaged: decoding and validating never panic.
     #[test]
     fn damaged_messages_of_every_kind_are_errors_not_panics(
-        kind in 0usize..5,
+        kind in 0usize..8,
         damage in damage(),
     ) {
         thread_local! {
