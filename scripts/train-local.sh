@@ -40,7 +40,8 @@ Flags:
   --seed S             run seed: the learner's initial weights and every environment (default: 1)
   --runs-root DIR      where run directories go (default: ./runs)
   --resume             continue the run named by --xpid from its newest checkpoint
-  --demo               catch + small preset, T = 20, 1 actor x 8 envs, 4e5 frames, Adam:
+  --demo               catch + small preset, T = 20, 1 actor x 8 envs (2 groups x 4 with
+                       --inference central), 4e5 frames, Adam:
                        learns catch in about 3 minutes on a 2-core CPU (on most seeds:
                        docs/learning.md)
 EOT
@@ -64,12 +65,25 @@ while (($#)); do
     --seed | --seed=*) flag_set seed "$@"; shift "$FLAG_SHIFT" ;;
     --runs-root | --runs-root=*) flag_set runs_root "$@"; shift "$FLAG_SHIFT" ;;
     --resume) resume=1; shift ;;
-    --demo) demo=1; game="catch"; preset="small"; unroll="${unroll:-20}"; total_frames="${total_frames:-4e5}"; actors="${actors:-1}"; envs="${envs:-8}"; shift ;;
+    --demo) demo=1; game="catch"; preset="small"; unroll="${unroll:-20}"; total_frames="${total_frames:-4e5}"; actors="${actors:-1}"; shift ;;
     -h | --help) usage; exit 0 ;;
     --) shift; learner_extra=("$@"); break ;;
     *) flag_unknown "$1" ;;
   esac
 done
+# The demo's B = 8 is one actor's environments: 8, or 2 groups of 4 under
+# central inference (two batches per round would double the policy lag).
+# With --inference auto the learner serves inference on a GPU: a device named
+# cuda, or auto on a host where nvidia-smi sees one.
+central=0
+case "$inference" in
+  central) central=1 ;;
+  auto) [[ "$device" == cuda* ]] && central=1
+        [ "$device" = auto ] && nvidia-smi -L >/dev/null 2>&1 && central=1 ;;
+esac
+if ((demo)) && [ -z "$envs" ]; then
+  if ((central)); then envs=4; else envs=8; fi
+fi
 cores=$(nproc)
 actors="${actors:-$(( cores > 1 ? cores - 1 : 1 ))}"
 envs="${envs:-4}"

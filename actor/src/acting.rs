@@ -499,11 +499,12 @@ pub fn acting_model(args: &Args, cfg: &ModelConfig) -> Result<Model> {
 
 pub fn train(args: &Args, run_dir: &RunDir, stop: &AtomicBool) -> Result<()> {
     let cfg = model_config(args)?;
-    if args.inference == ActorInference::Local {
-        // The model first: a precision that cannot be resolved fails now, not
-        // after waiting for the learner.
-        acting_model(args, &cfg)?;
-    }
+    // The model first, unless inference is surely the learner's: a precision
+    // that cannot be resolved fails now, not after waiting for the learner.
+    let model = match args.inference {
+        ActorInference::Central => None,
+        ActorInference::Local | ActorInference::Auto => Some(acting_model(args, &cfg)?),
+    };
     let mut addresses = resolve_addresses(args, run_dir, stop)?;
     let central = match args.inference {
         ActorInference::Local => false,
@@ -520,9 +521,18 @@ pub fn train(args: &Args, run_dir: &RunDir, stop: &AtomicBool) -> Result<()> {
         }
     };
     if central {
+        if model.is_some() {
+            tracing::info!(
+                "actor {}: the learner serves inference; this actor holds no model",
+                args.actor_id
+            );
+        }
         return crate::central::train(args, run_dir, stop, &cfg, addresses);
     }
-    let model = acting_model(args, &cfg)?;
+    let model = match model {
+        Some(model) => model,
+        None => acting_model(args, &cfg)?,
+    };
     let t_len = args.run.unroll_length;
     // The run's key: made by the learner with the run directory (or by us,
     // if we got there first; either way one key for the whole run).

@@ -385,24 +385,41 @@ impl Inference {
             let pick = |t: &Tensor| to_f32(&t.squeeze_dim(0).index_select(0, &rows));
             [pick(&out.attention), pick(&out.attention_content), pick(&out.attention_place)]
         });
-        // The state before this step on the CPU, read only for the
-        // environments whose unroll starts or turns over here.
-        let before_cpu = std::cell::OnceCell::new();
+        // The state before this step, on the CPU, of only the environments
+        // whose unroll starts or turns over here (a paper-sized state is
+        // half a megabyte): one gather and one copy for the whole pass.
+        let t_len = self.settings.unroll_length;
+        let mut needs_state = Vec::new();
+        let mut j = 0i64;
+        for &i in &admitted {
+            for track in &self.streams[&requests[i].stream].envs {
+                let len = track.unroll.len();
+                if len == 0 || len == t_len {
+                    needs_state.push(j);
+                }
+                j += 1;
+            }
+        }
+        let state_rows: HashMap<usize, i64> =
+            needs_state.iter().enumerate().map(|(row, &j)| (j as usize, row as i64)).collect();
+        let states_cpu = (!needs_state.is_empty()).then(|| {
+            let rows = to_dev(Tensor::from_slice(&needs_state));
+            let pick = |t: &Tensor| t.index_select(0, &rows).to_device(Device::Cpu);
+            AgentState {
+                vision_h: pick(&before.vision_h),
+                vision_c: pick(&before.vision_c),
+                core_h: pick(&before.core_h),
+                core_c: pick(&before.core_c),
+            }
+        });
         let before_of = |j: usize| -> wire::protocol::RecurrentState {
-            before_cpu
-                .get_or_init(|| AgentState {
-                    vision_h: before.vision_h.to_device(Device::Cpu),
-                    vision_c: before.vision_c.to_device(Device::Cpu),
-                    core_h: before.core_h.to_device(Device::Cpu),
-                    core_c: before.core_c.to_device(Device::Cpu),
-                })
-                .to_protocol(j as i64)
+            let states = states_cpu.as_ref().expect("some unroll starts or turns over");
+            states.to_protocol(state_rows[&j])
         };
 
         let a = cfg.num_actions;
         let (gh, gw) = cfg.grid();
         let map_len = cfg.heads * gh * gw;
-        let t_len = self.settings.unroll_length;
         let mut j = 0usize; // environment index in the batch
         let mut r_at = 0usize; // recorded row
         for (&i, (returns, lengths)) in admitted.iter().zip(&decoded) {
