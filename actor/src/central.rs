@@ -46,8 +46,8 @@ struct Group {
 
 impl Group {
     /// Sends the group's current step. A learner that does not take it
-    /// within `timeout` leaves nothing pending: the wait for an answer then
-    /// times out and the group starts over.
+    /// within `timeout` (or a failed send) leaves nothing pending: the wait
+    /// for an answer then times out and the group starts over.
     fn send(&mut self, timeout: Duration) -> Result<()> {
         let request = Box::new(self.acting.observations(self.stream, self.seq));
         let body = Body::Observations(request);
@@ -59,8 +59,15 @@ impl Group {
                 self.pending = Some(request);
                 Ok(())
             }
-            Err(TransportError::TimedOut) => Ok(()),
-            Err(e) => Err(e.into()),
+            Err(TransportError::Closed) => anyhow::bail!("the inference socket closed"),
+            Err(e) => {
+                if !matches!(e, TransportError::TimedOut) {
+                    tracing::warn!(
+                        "sending to the learner failed ({e}); the group will start over"
+                    );
+                }
+                Ok(())
+            }
         }
     }
 
@@ -213,7 +220,10 @@ pub fn train(
                     timeout.as_secs_f64()
                 ))
             }
-            Err(e) => return Err(e.into()),
+            Err(TransportError::Closed) => anyhow::bail!("the inference socket closed"),
+            // The learner's connection went away with the request (it was
+            // killed or restarted): start over; the next send waits for it.
+            Err(e) => Some(format!("the request to the learner failed: {e}")),
         };
         if let Some(reason) = restart {
             restarts += 1;

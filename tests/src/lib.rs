@@ -7,6 +7,7 @@
 pub mod demo;
 
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 pub use testkit::{bin, interrupt, signal, spawn_logged, wait_for, wait_timeout, KillOnDrop};
 
@@ -58,4 +59,36 @@ impl TestRun {
     pub fn log(&self, name: &str) -> String {
         std::fs::read_to_string(self.run_dir().join(format!("{name}.log"))).unwrap_or_default()
     }
+}
+
+/// Waits until `cond` holds, at most `secs`; fails naming `what`, with
+/// `context()` (the processes' logs).
+pub fn wait_until(
+    secs: u64,
+    what: &str,
+    context: impl Fn() -> String,
+    mut cond: impl FnMut() -> bool,
+) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}\n{}", context());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The run's meta.json.
+pub fn meta(run: &TestRun) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(run.run_dir().join("meta.json")).unwrap()).unwrap()
+}
+
+/// Ctrl-C to `child` and its exit status; fails, with `log()`, when it has
+/// not stopped after 90 s.
+pub fn stop(
+    child: &mut KillOnDrop,
+    what: &str,
+    log: impl Fn() -> String,
+) -> std::process::ExitStatus {
+    interrupt(child);
+    let status = wait_timeout(child, Duration::from_secs(90));
+    status.unwrap_or_else(|| panic!("{what} did not stop on Ctrl-C\n{}", log()))
 }

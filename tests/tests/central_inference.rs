@@ -4,9 +4,9 @@
 //! are dropped and counted; an actor whose stream the learner does not know
 //! is told to start over; Ctrl-C stops every process cleanly.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use tests::{interrupt, signal, wait_timeout, KillOnDrop, TestRun};
+use tests::{interrupt, meta, signal, stop, wait_timeout, wait_until, TestRun};
 use wire::auth::Credentials;
 use wire::config::ModelConfig;
 use wire::fixtures;
@@ -28,30 +28,14 @@ fn learner_args() -> Vec<&'static str> {
 fn actor_args(id: &'static str) -> Vec<&'static str> {
     let mut a = SMALL.to_vec();
     a.extend(["--actor-id", id, "--num-envs", "2", "--groups", "2", "--record-every", "0"]);
-    a.extend(["--inference", "auto"]);
+    // auto: the actor follows the learner. Its precision is stated: with
+    // --inference auto an actor resolves it before it knows the mode.
+    a.extend(["--inference", "auto", "--precision", "fp32"]);
     a
-}
-
-fn wait_until(secs: u64, what: &str, context: impl Fn() -> String, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}\n{}", context());
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 fn last_step(run: &TestRun) -> u64 {
     run.logs().iter().filter_map(|r| r.get("step")?.parse().ok()).max().unwrap_or(0)
-}
-
-fn meta(run: &TestRun) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(run.run_dir().join("meta.json")).unwrap()).unwrap()
-}
-
-fn stop(child: &mut KillOnDrop, what: &str, log: impl Fn() -> String) -> std::process::ExitStatus {
-    interrupt(child);
-    let status = wait_timeout(child, Duration::from_secs(90));
-    status.unwrap_or_else(|| panic!("{what} did not stop on Ctrl-C\n{}", log()))
 }
 
 #[test]
@@ -208,4 +192,50 @@ fn ctrl_c_stops_every_process_of_a_central_inference_run() {
         String::from_utf8_lossy(&inspect.stderr),
         context()
     );
+}
+
+/// A learner killed with `kill -9` and started again with `--resume`: the
+/// actor's group is told to start over (or times out and does), and the new
+/// learner trains on its new episodes.
+#[test]
+fn after_a_learner_restart_the_actor_starts_over_and_is_learned_from() {
+    let run = TestRun::new("central-restart");
+    let context = || {
+        format!(
+            "{}\n--- learner 2\n{}\n--- actor\n{}",
+            run.log("learner"),
+            run.log("learner-2"),
+            run.log("actor-0")
+        )
+    };
+    let mut first = learner_args();
+    first.extend(["--checkpoint-interval-s", "2"]);
+    let mut learner = run.spawn("learner", "learner", &first);
+    let mut actor_flags = actor_args("0");
+    actor_flags.extend(["--inference-timeout-s", "5"]);
+    let mut actor = run.spawn("actor", "actor-0", &actor_flags);
+    wait_until(300, "5 updates", context, || last_step(&run) >= 5);
+    wait_until(120, "a checkpoint", context, || {
+        run.run_dir().join("checkpoints").read_dir().is_ok_and(|mut d| d.next().is_some())
+    });
+    signal(&learner, "KILL");
+    let _ = wait_timeout(&mut learner, Duration::from_secs(10));
+    let before = last_step(&run);
+    let mut args = learner_args();
+    args.push("--resume");
+    let mut learner = run.spawn("learner", "learner-2", &args);
+    wait_until(300, "10 updates of the resumed learner", context, || {
+        run.log("learner-2").contains("resumed from") && last_step(&run) >= before + 10
+    });
+    assert!(
+        run.log("actor-0").contains("starting over with new episodes"),
+        "the actor's groups start over\n{}",
+        context()
+    );
+    let status = stop(&mut actor, "the actor", context);
+    assert!(status.success(), "actor exited with {status}\n{}", context());
+    let status = stop(&mut learner, "the resumed learner", context);
+    assert!(status.success(), "learner exited with {status}\n{}", context());
+    let meta = meta(&run);
+    assert!(meta["trajectories_per_actor"]["0"]["used"].as_u64() > Some(0), "{meta:#}");
 }

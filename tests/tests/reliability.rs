@@ -5,11 +5,11 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use env::EnvSpec;
 use rand::{Rng, SeedableRng};
-use tests::{interrupt, wait_timeout, KillOnDrop, TestRun};
+use tests::{interrupt, meta, stop, wait_timeout, wait_until, KillOnDrop, TestRun};
 use wire::auth::{Credentials, RunKey};
 use wire::config::ModelConfig;
 use wire::fixtures;
@@ -37,26 +37,8 @@ fn actor_args(id: &'static str, extra: &[&'static str]) -> Vec<&'static str> {
     a
 }
 
-fn wait_until(secs: u64, what: &str, context: impl Fn() -> String, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}\n{}", context());
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 fn steps(run: &TestRun) -> Vec<u64> {
     run.logs().iter().filter_map(|r| r.get("step")?.parse().ok()).collect()
-}
-
-fn meta(run: &TestRun) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(run.run_dir().join("meta.json")).unwrap()).unwrap()
-}
-
-fn stop(child: &mut KillOnDrop, what: &str, log: impl Fn() -> String) -> std::process::ExitStatus {
-    interrupt(child);
-    let status = wait_timeout(child, Duration::from_secs(90));
-    status.unwrap_or_else(|| panic!("{what} did not stop on Ctrl-C\n{}", log()))
 }
 
 fn checkpoints(run: &TestRun) -> Vec<(u64, PathBuf)> {
