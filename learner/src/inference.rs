@@ -305,18 +305,39 @@ impl Inference {
         let now = Instant::now();
         let mut answers: Vec<Option<Answer>> = Vec::with_capacity(requests.len());
         let mut admitted = Vec::new();
+        // Streams refused in this batch: a later copy of one (a duplicate
+        // request, even one at step 0) is refused too, and so is an earlier
+        // copy already admitted, whose stream the refusal removed.
+        let mut refused = std::collections::HashSet::new();
         for (i, request) in requests.iter().enumerate() {
-            match self.admit(request, now) {
+            let admission = if refused.contains(&request.stream) {
+                Err("the same stream twice in one batch".to_string())
+            } else {
+                self.admit(request, now)
+            };
+            match admission {
                 Ok(()) => {
                     admitted.push(i);
                     answers.push(None);
                 }
-                Err(reason) => answers.push(Some(Self::restart(request.stream, reason))),
+                Err(reason) => {
+                    refused.insert(request.stream);
+                    answers.push(Some(Self::restart(request.stream, reason)));
+                }
             }
         }
-        // A stream twice in one batch (a duplicate request) was refused on
-        // its second copy above; a refusal also removed it, so drop its first.
-        admitted.retain(|&i| self.streams.contains_key(&requests[i].stream));
+        admitted.retain(|&i| {
+            let stream = requests[i].stream;
+            if !refused.contains(&stream) {
+                return true;
+            }
+            if let Some(dropped) = self.streams.remove(&stream) {
+                self.pool.release(&dropped.slots);
+            }
+            let reason = "the same stream twice in one batch".to_string();
+            answers[i] = Some(Self::restart(stream, reason));
+            false
+        });
         if admitted.is_empty() {
             return answers.into_iter().map(|a| a.expect("refused")).collect();
         }
@@ -913,5 +934,28 @@ mod tests {
         }
         assert_eq!(inference.pool.capacity(), capacity, "freed slots are used again");
         assert!(unrolls.is_empty());
+    }
+
+    /// The same stream twice in one batch (a duplicate or replayed request):
+    /// every copy is told to start over, the stream is gone, nothing panics.
+    #[test]
+    fn a_stream_twice_in_one_batch_is_told_to_start_over() {
+        let cfg = ModelConfig::small(3);
+        let mut inference = Inference::new(model(&cfg, 1), 1, settings(4));
+        let mut unrolls = Vec::new();
+        let first = fixtures::observations(&cfg, 2, 5, 0, &[], 1);
+        let other = fixtures::observations(&cfg, 1, 6, 0, &[], 2);
+        for batch in [vec![&first, &first], vec![&first, &other, &first, &first]] {
+            let answers = inference.serve(&batch, &mut unrolls);
+            assert_eq!(answers.len(), batch.len());
+            for (request, answer) in batch.iter().zip(&answers) {
+                match (request.stream, answer) {
+                    (5, Answer::Restart(_)) | (6, Answer::Actions(_)) => {}
+                    (stream, Answer::Restart(r)) => panic!("stream {stream}: {}", r.reason),
+                    (stream, Answer::Actions(_)) => panic!("stream {stream} acted on"),
+                }
+            }
+        }
+        assert_eq!(inference.streams(), 1, "only the other stream is held");
     }
 }
