@@ -209,7 +209,7 @@ impl Acting {
             });
     }
 
-    pub fn recording_any(&self) -> bool {
+    fn recording_any(&self) -> bool {
         self.slots.iter().any(|s| s.recording.is_some())
     }
 
@@ -221,13 +221,19 @@ impl Acting {
         self.frames_per_step
     }
 
-    /// The current step of every env, as a central-inference request.
-    pub fn observations(&self, stream: u64, seq: u64) -> Observations {
-        let e = self.slots.len();
-        let mut frames = Vec::with_capacity(e * self.cfg.frame_len());
+    /// Every env's current frame, one after the other: [E, H, W, C].
+    fn frames(&self) -> Vec<u8> {
+        let mut frames = Vec::with_capacity(self.slots.len() * self.cfg.frame_len());
         for s in &self.slots {
             frames.extend_from_slice(&s.frame);
         }
+        frames
+    }
+
+    /// The current step of every env, as a central-inference request.
+    pub fn observations(&self, stream: u64, seq: u64) -> Observations {
+        let e = self.slots.len();
+        let frames = self.frames();
         let cfg = &self.cfg;
         Observations {
             actor_id: self.actor_id,
@@ -284,10 +290,7 @@ impl Acting {
     fn infer(&mut self, model: &Model) -> StepOutputs {
         let e = self.slots.len() as i64;
         let cfg = &self.cfg;
-        let mut frames = Vec::with_capacity(self.slots.len() * cfg.frame_len());
-        for s in &self.slots {
-            frames.extend_from_slice(&s.frame);
-        }
+        let frames = self.frames();
         let input = Unroll {
             frame: Tensor::from_slice(&frames).view([
                 1,
@@ -345,7 +348,7 @@ pub struct Stepper<'a> {
 }
 
 /// A finished episode: (env index, return, length).
-pub type Finished = (u32, f64, u64);
+type Finished = (u32, f64, u64);
 
 impl Stepper<'_> {
     /// Acts on every env's current step and steps the envs. Calls

@@ -45,15 +45,9 @@ pub struct Batch {
 impl Batch {
     /// Every tensor of the batch through `f`, the bookkeeping as it is.
     fn map_tensors(&self, f: impl Fn(&Tensor) -> Tensor) -> Batch {
-        let state = &self.initial_state;
         Batch {
             steps: self.steps.as_ref().map(|_, t| f(t)),
-            initial_state: AgentState {
-                vision_h: f(&state.vision_h),
-                vision_c: f(&state.vision_c),
-                core_h: f(&state.core_h),
-                core_c: f(&state.core_c),
-            },
+            initial_state: self.initial_state.map(&f),
             params_versions: self.params_versions.clone(),
             episode_returns: self.episode_returns.clone(),
             episode_lengths: self.episode_lengths.clone(),

@@ -43,6 +43,7 @@ use wire::transport::{InferenceServer, ReplyTo, TransportError};
 use wire::unroll::{Step, UnrollBuffer};
 
 use crate::batcher::{drop_reason, Inlet};
+use crate::params_service::Snapshot;
 
 /// How the serve thread batches and when it frees streams.
 #[derive(Clone, Debug)]
@@ -107,23 +108,14 @@ impl StatePool {
             let old = self.capacity();
             let grow = (old.max(16)).max((n - self.free.len()) as i64);
             let extra = AgentState::zeros(&self.cfg, grow, self.device);
-            let cat = |a: &Tensor, b: &Tensor| Tensor::cat(&[a, b], 0);
-            self.state = AgentState {
-                vision_h: cat(&self.state.vision_h, &extra.vision_h),
-                vision_c: cat(&self.state.vision_c, &extra.vision_c),
-                core_h: cat(&self.state.core_h, &extra.core_h),
-                core_c: cat(&self.state.core_c, &extra.core_c),
-            };
+            for (t, more) in self.state.tensors_mut().into_iter().zip(extra.tensors()) {
+                *t = Tensor::cat(&[&*t, more], 0);
+            }
             self.free.extend((old..old + grow).rev());
         }
         let slots: Vec<i64> = (0..n).map(|_| self.free.pop().expect("grown above")).collect();
         let index = Tensor::from_slice(&slots).to_device(self.device);
-        for t in [
-            &mut self.state.vision_h,
-            &mut self.state.vision_c,
-            &mut self.state.core_h,
-            &mut self.state.core_c,
-        ] {
+        for t in self.state.tensors_mut() {
             let _ = t.index_fill_(0, &index, 0.0);
         }
         slots
@@ -134,20 +126,13 @@ impl StatePool {
     }
 
     fn gather(&self, index: &Tensor) -> AgentState {
-        let s = &self.state;
-        AgentState {
-            vision_h: s.vision_h.index_select(0, index),
-            vision_c: s.vision_c.index_select(0, index),
-            core_h: s.core_h.index_select(0, index),
-            core_c: s.core_c.index_select(0, index),
-        }
+        self.state.map(|t| t.index_select(0, index))
     }
 
     fn scatter(&mut self, index: &Tensor, update: &AgentState) {
-        let _ = self.state.vision_h.index_copy_(0, index, &update.vision_h);
-        let _ = self.state.vision_c.index_copy_(0, index, &update.vision_c);
-        let _ = self.state.core_h.index_copy_(0, index, &update.core_h);
-        let _ = self.state.core_c.index_copy_(0, index, &update.core_c);
+        for (t, new) in self.state.tensors_mut().into_iter().zip(update.tensors()) {
+            let _ = t.index_copy_(0, index, new);
+        }
     }
 }
 
@@ -203,18 +188,22 @@ impl Inference {
         self.streams.len()
     }
 
-    /// Acts with `weights` (by variable name, as the learner's model has
-    /// them) from the next pass on.
-    pub fn load_weights(&mut self, version: u64, weights: &[(String, Tensor)]) {
-        let mut variables = self.model.vs.variables();
-        tch::no_grad(|| {
-            for (name, value) in weights {
-                if let Some(v) = variables.get_mut(name) {
-                    v.copy_(value);
-                }
-            }
-        });
-        self.version = version;
+    /// Acts with the weights of `snapshot` (the learner's) from the next pass on.
+    pub fn load_weights(&mut self, snapshot: &Snapshot) {
+        match snapshot.copy_into(&self.model) {
+            Ok(()) => self.version = snapshot.version,
+            Err(e) => tracing::error!(
+                "central inference: weights of version {} not taken: {e:#}",
+                snapshot.version
+            ),
+        }
+    }
+
+    /// Ends a stream and frees its state rows.
+    fn end_stream(&mut self, id: u64) -> Option<Stream> {
+        let stream = self.streams.remove(&id)?;
+        self.pool.release(&stream.slots);
+        Some(stream)
     }
 
     /// Frees the streams quiet for longer than the idle timeout; returns how many.
@@ -227,14 +216,13 @@ impl Inference {
             .map(|(&id, _)| id)
             .collect();
         for id in &idle {
-            let stream = self.streams.remove(id).expect("listed above");
+            let stream = self.end_stream(*id).expect("listed above");
             tracing::info!(
                 "central inference: actor {} stream {id:x} quiet for more than {:.0} s; its {} environments are freed",
                 stream.actor_id,
                 timeout.as_secs_f64(),
                 stream.envs.len()
             );
-            self.pool.release(&stream.slots);
         }
         idle.len()
     }
@@ -256,8 +244,7 @@ impl Inference {
                         stream.next_seq,
                         stream.envs.len()
                     );
-                    let stream = self.streams.remove(&request.stream).expect("found above");
-                    self.pool.release(&stream.slots);
+                    self.end_stream(request.stream);
                     return Err(reason);
                 }
                 stream.next_seq += 1;
@@ -331,9 +318,7 @@ impl Inference {
             if !refused.contains(&stream) {
                 return true;
             }
-            if let Some(dropped) = self.streams.remove(&stream) {
-                self.pool.release(&dropped.slots);
-            }
+            self.end_stream(stream);
             let reason = "the same stream twice in one batch".to_string();
             answers[i] = Some(Self::restart(stream, reason));
             false
@@ -421,21 +406,14 @@ impl Inference {
                 j += 1;
             }
         }
-        let state_rows: HashMap<usize, i64> =
-            needs_state.iter().enumerate().map(|(row, &j)| (j as usize, row as i64)).collect();
         let states_cpu = (!needs_state.is_empty()).then(|| {
             let rows = to_dev(Tensor::from_slice(&needs_state));
-            let pick = |t: &Tensor| t.index_select(0, &rows).to_device(Device::Cpu);
-            AgentState {
-                vision_h: pick(&before.vision_h),
-                vision_c: pick(&before.vision_c),
-                core_h: pick(&before.core_h),
-                core_c: pick(&before.core_c),
-            }
+            before.map(|t| t.index_select(0, &rows).to_device(Device::Cpu))
         });
         let before_of = |j: usize| -> wire::protocol::RecurrentState {
             let states = states_cpu.as_ref().expect("some unroll starts or turns over");
-            states.to_protocol(state_rows[&j])
+            let row = needs_state.binary_search(&(j as i64)).expect("listed above");
+            states.to_protocol(row as i64)
         };
 
         let a = cfg.num_actions;
@@ -547,8 +525,8 @@ impl InferenceCounters {
     }
 }
 
-/// The newest weights for the serve thread: (version, copies by name).
-type WeightsSlot = Mutex<Option<(u64, Vec<(String, Tensor)>)>>;
+/// The newest weights for the serve thread.
+type WeightsSlot = Mutex<Option<Snapshot>>;
 
 /// The running receive and serve threads.
 pub struct InferenceService {
@@ -602,13 +580,10 @@ impl InferenceService {
         InferenceService { counters, weights, stop, handles }
     }
 
-    /// Hands the serve thread the weights of `version` (copies on the device,
-    /// taken now: the update after this one may change `model` in place).
-    pub fn publish(&self, version: u64, model: &Model) {
-        let copies = tch::no_grad(|| {
-            model.vs.variables().into_iter().map(|(name, t)| (name, t.copy())).collect()
-        });
-        *self.weights.lock().unwrap() = Some((version, copies));
+    /// Hands the serve thread the weights of a version (the snapshot the
+    /// params service publishes too: [`Snapshot::share`], no second copy).
+    pub fn publish(&self, snapshot: Snapshot) {
+        *self.weights.lock().unwrap() = Some(snapshot);
     }
 }
 
@@ -710,8 +685,8 @@ fn serve(
             envs += next.1.envs();
             batch.push(next);
         }
-        if let Some((version, w)) = weights.lock().unwrap().take() {
-            inference.load_weights(version, &w);
+        if let Some(snapshot) = weights.lock().unwrap().take() {
+            inference.load_weights(&snapshot);
         }
         let started = Instant::now();
         let requests: Vec<&Observations> = batch.iter().map(|(_, o)| o).collect();
@@ -772,10 +747,6 @@ mod tests {
         Model::new(cfg.clone(), Device::Cpu)
     }
 
-    fn weights(model: &Model) -> Vec<(String, Tensor)> {
-        model.vs.variables().into_iter().map(|(n, t)| (n, t.copy())).collect()
-    }
-
     fn actions_of(answer: &Answer) -> &Actions {
         match answer {
             Answer::Actions(a) => a,
@@ -806,7 +777,7 @@ mod tests {
         let mut answered: HashMap<u64, Answered> = HashMap::new();
         for step in 0..14u64 {
             if step == switch {
-                inference.load_weights(2, &weights(&second));
+                inference.load_weights(&Snapshot::of(2, &second));
             }
             let requests: Vec<Observations> = streams
                 .iter()

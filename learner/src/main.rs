@@ -52,7 +52,7 @@ use flags::{device_name, parse_device, Cli, Command, TrainArgs};
 use inference::{InferenceService, InferenceSettings};
 use metrics::{CsvLog, Meta, Progress, Row, Throughput};
 use optim::Optimizer;
-use params_service::ParamsService;
+use params_service::{ParamsService, Snapshot};
 
 /// What a finished [`train`] call did.
 pub struct Summary {
@@ -288,10 +288,13 @@ pub fn train(args: &TrainArgs, stop: &AtomicBool) -> Result<Summary> {
         counters.frames += steps_per_batch * frames_per_step;
         counters.episodes += batch.episode_returns.len() as u64;
         counters.train_seconds = train_seconds_before + session_start.elapsed().as_secs_f64();
-        params.publish(counters.version, &model);
+        // One copy of the new weights, read by the params service and by
+        // central inference.
+        let snapshot = Snapshot::of(counters.version, &model);
         if let Some((_, service)) = &inference {
-            service.publish(counters.version, &model);
+            service.publish(snapshot.share());
         }
+        params.publish(snapshot);
 
         let (sps, fps) = throughput.record(counters.agent_steps, counters.frames);
         let episodes = batch.episode_returns.len();

@@ -26,14 +26,43 @@ use wire::protocol::{Body, Params, UpToDate};
 use wire::transport::{ParamsServer, TransportError};
 
 /// The weights of one version: (var-store name, tensor on the learner's device).
-struct Snapshot {
-    version: u64,
-    tensors: Vec<(String, Tensor)>,
+pub struct Snapshot {
+    pub version: u64,
+    pub tensors: Vec<(String, Tensor)>,
 }
 
-/// Copies of `model`'s variables on its device, detached from the graph.
-fn snapshot(model: &Model) -> Vec<(String, Tensor)> {
-    tch::no_grad(|| model.vs.variables().into_iter().map(|(n, t)| (n, t.detach().copy())).collect())
+impl Snapshot {
+    /// Copies of `model`'s variables on its device, detached from the graph:
+    /// the weights of `version`, taken once per update.
+    pub fn of(version: u64, model: &Model) -> Self {
+        let tensors = tch::no_grad(|| {
+            model.vs.variables().into_iter().map(|(n, t)| (n, t.detach().copy())).collect()
+        });
+        Snapshot { version, tensors }
+    }
+
+    /// A second handle on each tensor, no copy: for another thread that
+    /// reads the same weights (nobody writes a snapshot).
+    pub fn share(&self) -> Self {
+        let tensors = self.tensors.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect();
+        Snapshot { version: self.version, tensors }
+    }
+
+    /// Copies the weights into the variables of the same names of `model`
+    /// (a replica of the same architecture).
+    pub fn copy_into(&self, model: &Model) -> anyhow::Result<()> {
+        let vars = model.vs.variables();
+        tch::no_grad(|| {
+            for (name, t) in &self.tensors {
+                let mut var = vars
+                    .get(name)
+                    .ok_or_else(|| anyhow::anyhow!("variable {name} missing in the replica"))?
+                    .shallow_clone();
+                var.copy_(t);
+            }
+            Ok(())
+        })
+    }
 }
 
 /// Counts of the answers given.
@@ -57,8 +86,7 @@ pub struct ParamsService {
 impl ParamsService {
     /// Starts answering on `server` with `model`'s current weights as `version`.
     pub fn spawn(server: ParamsServer, model: &Model, version: u64) -> Self {
-        let tensors = snapshot(model);
-        let latest = Arc::new(Mutex::new(Snapshot { version, tensors }));
+        let latest = Arc::new(Mutex::new(Snapshot::of(version, model)));
         let cfg = model.cfg.clone();
         let stats = Arc::new(ParamsStats::default());
         let stop = Arc::new(AtomicBool::new(false));
@@ -72,11 +100,10 @@ impl ParamsService {
         ParamsService { latest, stats, stop, handle: Some(handle) }
     }
 
-    /// Makes `model`'s current weights the newest version (one copy on its
-    /// device; serialization happens in the params thread when asked).
-    pub fn publish(&self, version: u64, model: &Model) {
-        let tensors = snapshot(model);
-        *self.latest.lock().unwrap() = Snapshot { version, tensors };
+    /// Makes `snapshot` the newest version (serialization happens in the
+    /// params thread when asked).
+    pub fn publish(&self, snapshot: Snapshot) {
+        *self.latest.lock().unwrap() = snapshot;
     }
 }
 
@@ -90,18 +117,8 @@ impl Drop for ParamsService {
 }
 
 /// Safetensors bytes of a snapshot, through the CPU replica `served`.
-fn serialize(served: &mut Model, tensors: &[(String, Tensor)]) -> anyhow::Result<Vec<u8>> {
-    let vars = served.vs.variables();
-    tch::no_grad(|| {
-        for (name, t) in tensors {
-            let mut var = vars
-                .get(name)
-                .ok_or_else(|| anyhow::anyhow!("variable {name} missing in the replica"))?
-                .shallow_clone();
-            var.copy_(t);
-        }
-        Ok::<_, anyhow::Error>(())
-    })?;
+fn serialize(served: &mut Model, snapshot: &Snapshot) -> anyhow::Result<Vec<u8>> {
+    snapshot.copy_into(served)?;
     Ok(served.to_safetensors()?)
 }
 
@@ -112,13 +129,9 @@ fn encode_newest(
     latest: &Mutex<Snapshot>,
 ) -> anyhow::Result<(u64, Vec<u8>)> {
     // Handles to the snapshot's tensors, so the lock is not held while copying.
-    let (version, tensors) = {
-        let snapshot = latest.lock().unwrap();
-        let tensors: Vec<(String, Tensor)> =
-            snapshot.tensors.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect();
-        (snapshot.version, tensors)
-    };
-    let weights = serialize(served, &tensors)?;
+    let snapshot = latest.lock().unwrap().share();
+    let version = snapshot.version;
+    let weights = serialize(served, &snapshot)?;
     let params = Params { version, fingerprint: served.cfg.fingerprint(), weights };
     Ok((version, server.encode(&Body::Params(params))?))
 }

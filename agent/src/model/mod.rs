@@ -219,24 +219,34 @@ impl AgentState {
         Ok(AgentState { vision_h: vh, vision_c: vc, core_h: ch, core_c: cc })
     }
 
+    /// Each of the four tensors through `f`.
+    pub fn map(&self, f: impl Fn(&Tensor) -> Tensor) -> Self {
+        AgentState {
+            vision_h: f(&self.vision_h),
+            vision_c: f(&self.vision_c),
+            core_h: f(&self.core_h),
+            core_c: f(&self.core_c),
+        }
+    }
+
+    /// The four tensors, to change in place.
+    pub fn tensors_mut(&mut self) -> [&mut Tensor; 4] {
+        [&mut self.vision_h, &mut self.vision_c, &mut self.core_h, &mut self.core_c]
+    }
+
+    /// The four tensors, in the order of [`AgentState::tensors_mut`].
+    pub fn tensors(&self) -> [&Tensor; 4] {
+        [&self.vision_h, &self.vision_c, &self.core_h, &self.core_c]
+    }
+
     /// The same tensors (shared storage, shared graph).
     pub fn shallow_clone(&self) -> Self {
-        AgentState {
-            vision_h: self.vision_h.shallow_clone(),
-            vision_c: self.vision_c.shallow_clone(),
-            core_h: self.core_h.shallow_clone(),
-            core_c: self.core_c.shallow_clone(),
-        }
+        self.map(Tensor::shallow_clone)
     }
 
     /// The same values, cut from the autograd graph.
     pub fn detach(&self) -> Self {
-        AgentState {
-            vision_h: self.vision_h.detach(),
-            vision_c: self.vision_c.detach(),
-            core_h: self.core_h.detach(),
-            core_c: self.core_c.detach(),
-        }
+        self.map(Tensor::detach)
     }
 
     /// Batch size B.
