@@ -92,3 +92,19 @@ pub fn stop(
     let status = wait_timeout(child, Duration::from_secs(90));
     status.unwrap_or_else(|| panic!("{what} did not stop on Ctrl-C\n{}", log()))
 }
+
+/// The run's finished checkpoints (`ckpt-<step>`, not a `.tmp-` one being
+/// written), by step.
+pub fn checkpoints(run: &TestRun) -> Vec<(u64, PathBuf)> {
+    let mut found: Vec<(u64, PathBuf)> = std::fs::read_dir(run.run_dir().join("checkpoints"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let step = e.file_name().to_str()?.strip_prefix("ckpt-")?.parse().ok()?;
+            Some((step, e.path()))
+        })
+        .collect();
+    found.sort();
+    found
+}

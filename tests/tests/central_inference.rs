@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use tests::{interrupt, meta, signal, stop, wait_timeout, wait_until, TestRun};
+use tests::{checkpoints, interrupt, meta, signal, stop, wait_timeout, wait_until, TestRun};
 use wire::auth::Credentials;
 use wire::config::ModelConfig;
 use wire::fixtures;
@@ -126,7 +126,7 @@ fn central_inference_survives_actors_coming_and_going_and_bad_requests() {
     for actor in ["0", "1"] {
         assert!(per_actor[actor]["used"].as_u64() > Some(0), "actor {actor}: {per_actor:#}");
     }
-    assert!(run.run_dir().join("checkpoints").read_dir().unwrap().next().is_some());
+    assert!(!checkpoints(&run).is_empty(), "a checkpoint at the end");
 }
 
 /// The README's launcher in this mode, stopped with one Ctrl-C: learner,
@@ -215,9 +215,8 @@ fn after_a_learner_restart_the_actor_starts_over_and_is_learned_from() {
     actor_flags.extend(["--inference-timeout-s", "5"]);
     let mut actor = run.spawn("actor", "actor-0", &actor_flags);
     wait_until(300, "5 updates", context, || last_step(&run) >= 5);
-    wait_until(120, "a checkpoint", context, || {
-        run.run_dir().join("checkpoints").read_dir().is_ok_and(|mut d| d.next().is_some())
-    });
+    // A finished checkpoint: one still being written (.tmp-) is not resumed from.
+    wait_until(120, "a checkpoint", context, || !checkpoints(&run).is_empty());
     signal(&learner, "KILL");
     let _ = wait_timeout(&mut learner, Duration::from_secs(10));
     let before = last_step(&run);

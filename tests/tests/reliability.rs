@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use env::EnvSpec;
 use rand::{Rng, SeedableRng};
-use tests::{interrupt, meta, stop, wait_timeout, wait_until, KillOnDrop, TestRun};
+use tests::{checkpoints, interrupt, meta, stop, wait_timeout, wait_until, KillOnDrop, TestRun};
 use wire::auth::{Credentials, RunKey};
 use wire::config::ModelConfig;
 use wire::fixtures;
@@ -39,20 +39,6 @@ fn actor_args(id: &'static str, extra: &[&'static str]) -> Vec<&'static str> {
 
 fn steps(run: &TestRun) -> Vec<u64> {
     run.logs().iter().filter_map(|r| r.get("step")?.parse().ok()).collect()
-}
-
-fn checkpoints(run: &TestRun) -> Vec<(u64, PathBuf)> {
-    let mut found: Vec<(u64, PathBuf)> = std::fs::read_dir(run.run_dir().join("checkpoints"))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let step = e.file_name().to_str()?.strip_prefix("ckpt-")?.parse().ok()?;
-            Some((step, e.path()))
-        })
-        .collect();
-    found.sort();
-    found
 }
 
 fn copy_dir(from: &Path, to: &Path) {
