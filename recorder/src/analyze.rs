@@ -405,7 +405,7 @@ mod tests {
         let mut writer = Writer::new(WriterOptions {
             run_dir: dir.path().to_path_buf(),
             run_id: "analyze-test".into(),
-            preset: Preset::Small,
+            model: wire::config::ModelChoice::preset(Preset::Small),
             model_config: Some(cfg.clone()),
             num_actions: None,
             env: serde_json::json!({"game": "catch"}),

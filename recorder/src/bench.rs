@@ -169,7 +169,7 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         let mut writer = Writer::new(WriterOptions {
             run_dir: dir.clone(),
             run_id: "bench".into(),
-            preset: Preset::Paper,
+            model: wire::config::ModelChoice::preset(Preset::Paper),
             model_config: Some(cfg.clone()),
             num_actions: None,
             env: serde_json::json!({"game": args.game}),

@@ -109,7 +109,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
     let opts = WriterOptions {
         run_dir: PathBuf::from(run_dir.root()),
         run_id: run_dir.xpid().to_owned(),
-        preset: args.run.preset,
+        model: args.run.model_choice(),
         model_config: meta_config,
         num_actions: args.num_actions,
         env: env_json(&args.run),

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{anyhow, Context, Result};
 use hdf5::types::VarLenUnicode;
 use tracing::{info, warn};
-use wire::config::{ModelConfig, Preset};
+use wire::config::{ModelChoice, ModelConfig};
 use wire::protocol::{EpisodeChunk, EpisodeEnd, EpisodeSteps, EpisodeUid, RAM_BYTES};
 
 use crate::h5util::{attr, copy_object, set_attr, set_str_attr, str_attr, ChunkJobs, Column, Elem};
@@ -47,9 +47,10 @@ pub struct WriterOptions {
     pub run_dir: PathBuf,
     /// The run id (xpid), a root attribute.
     pub run_id: String,
-    pub preset: Preset,
-    /// The full model config when known (meta.json); else built from the
-    /// preset with `num_actions` (given, or learned from the first chunk).
+    /// The architecture the run's flags choose (preset and overrides).
+    pub model: ModelChoice,
+    /// The full model config when known (meta.json); else built from
+    /// `model` with `num_actions` (given, or learned from the first chunk).
     pub model_config: Option<ModelConfig>,
     pub num_actions: Option<usize>,
     /// Environment settings, stored as the root attribute `env` (JSON).
@@ -223,7 +224,7 @@ impl Writer {
         if let Some(cfg) = &self.opts.model_config {
             return Some(cfg.clone());
         }
-        self.opts.num_actions.map(|a| ModelConfig::preset(self.opts.preset, a))
+        self.opts.num_actions.map(|a| self.opts.model.config(a))
     }
 
     /// Episodes being recorded now.
@@ -239,7 +240,7 @@ impl Writer {
             None => {
                 // Learn the action count from the first chunk that is valid with it.
                 let a = chunk.policy_logits.shape.get(1).copied().unwrap_or(0);
-                let cfg = ModelConfig::preset(self.opts.preset, a.max(1));
+                let cfg = self.opts.model.config(a.max(1));
                 if chunk.validate(&cfg).is_ok() {
                     info!(num_actions = a, "learned the action count from the first episode chunk");
                     self.opts.num_actions = Some(a);
@@ -703,6 +704,7 @@ fn write_chunk(ds: &mut Datasets, chunk: &EpisodeChunk, threads: usize) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wire::config::Preset;
     use wire::protocol::EPISODE_STEPS;
 
     /// A dataset's elements as the wire's little-endian bytes.
@@ -732,7 +734,7 @@ mod tests {
             let mut writer = Writer::new(WriterOptions {
                 run_dir: dir.path().to_path_buf(),
                 run_id: "r".into(),
-                preset: Preset::Small,
+                model: ModelChoice::preset(Preset::Small),
                 model_config: Some(cfg.clone()),
                 num_actions: None,
                 env: serde_json::json!({}),
@@ -775,5 +777,39 @@ mod tests {
             let versions = dataset_bytes(&group.dataset("params_version").unwrap(), Elem::U64);
             assert_eq!(versions.len(), 345 * 8);
         }
+    }
+
+    /// Without meta.json (the recorder may start before the learner writes
+    /// it), the architecture comes from the run's flags, overrides included:
+    /// a run with `--heads N` has chunks of N heads, which a config built
+    /// from the preset alone would refuse.
+    #[test]
+    fn without_meta_json_the_flags_overrides_decide_the_shapes() {
+        let heads = ModelConfig::small(3).heads + 1;
+        let choice = ModelChoice { heads: Some(heads), ..ModelChoice::preset(Preset::Small) };
+        let cfg = choice.config(3);
+        assert_eq!(cfg.heads, heads);
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = Writer::new(WriterOptions {
+            run_dir: dir.path().to_path_buf(),
+            run_id: "r".into(),
+            model: choice,
+            model_config: None,
+            num_actions: None,
+            env: serde_json::json!({}),
+            rotate_every: Duration::from_secs(3600),
+            deflate: 0,
+            episode_timeout: Duration::from_secs(3600),
+            compress_threads: 1,
+        })
+        .unwrap();
+        let chunk = wire::fixtures::episode_chunk(&cfg, 10, (42, 42), 1, true);
+        let outcome = writer.accept(&chunk).unwrap();
+        assert!(!matches!(outcome, Outcome::Dropped(_)), "{outcome:?}");
+        assert_eq!(writer.model_config(), Some(cfg));
+        let preset_only =
+            wire::fixtures::episode_chunk(&ModelConfig::small(3), 10, (42, 42), 2, true);
+        assert!(matches!(writer.accept(&preset_only).unwrap(), Outcome::Dropped(_)));
+        writer.shutdown().unwrap();
     }
 }

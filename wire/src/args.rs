@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::config::{AgentKind, AttentionLogits, ModelConfig, Preset};
+use crate::config::{AgentKind, AttentionLogits, ModelChoice, ModelConfig, Preset};
 use crate::rundir::RunDir;
 
 #[derive(clap::Args, Clone, Debug, serde::Serialize)]
@@ -34,6 +34,10 @@ pub struct RunArgs {
     /// (`true` or `false`); default: the preset's (`paper`: false, `small`: true).
     #[arg(long)]
     pub normalize_keys: Option<bool>,
+    /// Attention heads; default: the preset's (`paper`: 4, as the paper's
+    /// agent; `small`: see `ModelConfig::small`).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub heads: Option<u16>,
     /// Game: an Atari game name (`seaquest`, `pong`, ...), `catch`, the
     /// built-in game that needs no ROM, or `probe`, a scripted environment
     /// whose known rewards check the step alignment (`env::probe`).
@@ -55,14 +59,19 @@ impl RunArgs {
         RunDir::new(&self.runs_root, &self.xpid)
     }
 
+    /// The architecture these flags choose.
+    pub fn model_choice(&self) -> ModelChoice {
+        ModelChoice {
+            preset: self.preset,
+            agent: self.agent,
+            attention_logits: self.attention_logits,
+            normalize_keys: self.normalize_keys,
+            heads: self.heads.map(usize::from),
+        }
+    }
+
     /// The model config for this run, given the environment's action count.
     pub fn model_config(&self, num_actions: usize) -> ModelConfig {
-        let preset = ModelConfig::preset(self.preset, num_actions);
-        ModelConfig {
-            agent: self.agent,
-            attention_logits: self.attention_logits.unwrap_or(preset.attention_logits),
-            normalize_keys: self.normalize_keys.unwrap_or(preset.normalize_keys),
-            ..preset
-        }
+        self.model_choice().config(num_actions)
     }
 }

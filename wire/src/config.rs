@@ -116,6 +116,45 @@ impl AttentionLogits {
     }
 }
 
+/// The architecture as the command line chooses it, before the game's action
+/// count is known: a preset and the fields every binary may override
+/// (`--agent`, `--attention-logits`, `--normalize-keys`, `--heads`). Every
+/// process of a run builds its [`ModelConfig`] from the same choice, so
+/// learner, actors and recorder agree on the shapes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ModelChoice {
+    pub preset: Preset,
+    pub agent: AgentKind,
+    pub attention_logits: Option<AttentionLogits>,
+    pub normalize_keys: Option<bool>,
+    pub heads: Option<usize>,
+}
+
+impl ModelChoice {
+    /// The preset as it is.
+    pub fn preset(preset: Preset) -> Self {
+        ModelChoice {
+            preset,
+            agent: AgentKind::Attention,
+            attention_logits: None,
+            normalize_keys: None,
+            heads: None,
+        }
+    }
+
+    /// The config for a game with `num_actions` actions.
+    pub fn config(&self, num_actions: usize) -> ModelConfig {
+        let preset = ModelConfig::preset(self.preset, num_actions);
+        ModelConfig {
+            agent: self.agent,
+            attention_logits: self.attention_logits.unwrap_or(preset.attention_logits),
+            normalize_keys: self.normalize_keys.unwrap_or(preset.normalize_keys),
+            heads: self.heads.unwrap_or(preset.heads),
+            ..preset
+        }
+    }
+}
+
 /// The architecture of the attention agent (docs/architecture.md, The model).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModelConfig {
