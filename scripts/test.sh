@@ -80,7 +80,7 @@ if grep -q '^SKIPPED' "$AAA_SKIP_LOG" 2>/dev/null; then
   grep '^SKIPPED' "$AAA_SKIP_LOG" | sed 's/^/  /'
 fi
 if grep -q '^CHECKED LESS' "$AAA_SKIP_LOG" 2>/dev/null; then
-  echo "checked less than meant (a shorter check on this machine, or a second run of the demo):"
+  echo "checked less than meant (a shorter check on this machine):"
   grep '^CHECKED LESS' "$AAA_SKIP_LOG" | sed 's/^CHECKED LESS /  /'
 fi
 if ((${#failed[@]})); then

@@ -41,9 +41,9 @@ Flags:
   --runs-root DIR      where run directories go (default: ./runs)
   --resume             continue the run named by --xpid from its newest checkpoint
   --demo               catch + small preset, T = 20, 1 actor x 8 envs (2 groups x 4 with
-                       --inference central), 4e5 frames, Adam:
-                       learns catch in about 3 minutes on a 2-core CPU (on most seeds:
-                       docs/learning.md)
+                       --inference central), 4e5 frames, Adam, discount 0.9:
+                       learns catch in about 3 minutes on a 2-core CPU (the seeds
+                       measured: docs/learning.md)
 EOT
 }
 . "$ROOT/scripts/lib/flags.sh"

@@ -118,9 +118,10 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 6e-4, help_heading = "Learning")]
     pub learning_rate: f64,
     /// Keep the learning rate at --learning-rate for the whole run instead of
-    /// decaying it. For short runs whose budget is a stopping point rather than
-    /// a schedule: the demo on catch learns around 400-600k frames, where a
-    /// decay over its 1e6 budget would already have halved the rate.
+    /// decaying it, for runs whose budget is a stopping point rather than a
+    /// schedule. The demo used it until runs that had learned catch collapsed
+    /// late at a constant rate; it now decays (docs/learning.md, "Why one run
+    /// in five did not learn").
     #[arg(long, help_heading = "Learning")]
     pub constant_learning_rate: bool,
     /// Raise the learning rate linearly from 0 over the first F frames (0: no

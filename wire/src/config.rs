@@ -223,7 +223,7 @@ impl ModelConfig {
         }
     }
 
-    /// A small agent for the built-in game (RGB 42x42, 7x7 grid, 2 heads).
+    /// A small agent for the built-in game (RGB 42x42, 7x7 grid, 4 heads).
     ///
     /// The first convolution (6x6, stride 6) gives one grid cell per cell of
     /// catch's 7x7 board, so a ball is one attention position out of 49; with
@@ -243,8 +243,15 @@ impl ModelConfig {
     /// one fixed cell (map entropy 0.01 of a uniform 3.9 nats), and the agent
     /// stayed blind to the ball for 300k to 900k frames. With both changes
     /// a head finds the ball by content within ~80k frames on the seeds that
-    /// learn, and the median run passes halfway at ~216k frames
-    /// (docs/learning.md, "Why catch learned slowly").
+    /// learn (docs/learning.md, "Why catch learned slowly").
+    ///
+    /// Four heads, as the paper's agent: which object each head settles on is
+    /// decided within the first ~20 updates, before the policy has learned
+    /// anything, and some choices leave the agent without what it needs. Over
+    /// the demo's 20 seeds (discount 0.9, before its learning-rate warm-up), 5
+    /// runs with two heads ended below +2.5 over their last 20% of updates and
+    /// 3 with four (docs/learning.md, "Why one run in five did not learn").
+    ///
     /// Atari games at this preset get a coarse 7x7 grid: use `paper` for them.
     pub fn small(num_actions: usize) -> Self {
         ModelConfig {
@@ -263,7 +270,7 @@ impl ModelConfig {
             convlstm_kernel: 1,
             key_channels: 8,
             basis_frequencies: 4,
-            heads: 2,
+            heads: 4,
             query_hidden: 64,
             answer_mlp: [128, 64],
             core_units: 64,
