@@ -10,7 +10,7 @@ use env::{derive_seed, make_env, EnvSpec};
 use rand::{Rng, SeedableRng};
 
 /// Mean return of the uniformly random policy on catch, measured here.
-fn random_policy_return(episodes: usize) -> f64 {
+pub fn random_policy_return(episodes: usize) -> f64 {
     let spec = EnvSpec::catch_default();
     let mut env = make_env(&spec, derive_seed(99, 0, 0)).unwrap();
     let mut rng = rand_pcg::Pcg64::seed_from_u64(7);

@@ -532,6 +532,43 @@ fn baseline_agent_equals_the_plain_pytorch_reference() {
     );
 }
 
+/// The learning peer (scripts/peer_vtrace.py, docs/learning.md) starts from
+/// the learner's initial weights for the same seed, drawn independently from
+/// the same generator: so a seed that fails in one and not the other is not
+/// about where the weights started.
+#[test]
+fn the_learning_peer_starts_from_the_learner_s_initial_weights() {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/peer_vtrace.py");
+    let dir = tempfile::tempdir().unwrap();
+    for (seed, agent) in
+        [(1, AgentKind::Attention), (5, AgentKind::Attention), (2, AgentKind::Baseline)]
+    {
+        // As the learner does: seed, then build.
+        setup(seed);
+        let model = Model::new(ModelConfig { agent, ..ModelConfig::small(3) }, Device::Cpu);
+        let ours = safetensors_to_tensors(&model.to_safetensors().unwrap()).unwrap();
+        let path = dir.path().join(format!("peer-{seed}.safetensors"));
+        let status = Command::new(python())
+            .arg(&script)
+            .args(["--seed", &seed.to_string(), "--agent"])
+            .arg(if agent == AgentKind::Baseline { "baseline" } else { "attention" })
+            .arg("--write-initial-weights")
+            .arg(&path)
+            .status()
+            .expect("cannot start the peer");
+        assert!(status.success(), "peer_vtrace.py failed: {status}");
+        let theirs = safetensors_to_tensors(&std::fs::read(&path).unwrap()).unwrap();
+        let mut names: Vec<_> = ours.keys().collect();
+        names.sort();
+        let mut their_names: Vec<_> = theirs.keys().collect();
+        their_names.sort();
+        assert_eq!(names, their_names, "seed {seed}: the same parameters");
+        for name in names {
+            assert!(ours[name].equal(&theirs[name]), "seed {seed}: {name} differs");
+        }
+    }
+}
+
 /// The control reads the frame without attention: no query network, zero
 /// queries, uniform maps; and the frame still reaches its policy.
 #[test]
