@@ -6,6 +6,7 @@
 //! It depends on nothing of the workspace, so the recorder's tests use it
 //! without libtorch. Fixtures of messages live in `wire::fixtures`.
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -48,13 +49,39 @@ impl std::ops::DerefMut for KillOnDrop {
     }
 }
 
-/// Starts `command` with stdout and stderr in the file `log` (created anew),
-/// killed when the returned value drops.
+/// Makes `command`'s process start with the default action for SIGINT and
+/// SIGQUIT, whatever this process has.
+///
+/// A shell started without job control (`nohup scripts/test.sh &`, a script's
+/// `cmd &`) starts its background commands with SIGINT and SIGQUIT ignored,
+/// and an ignored signal stays ignored across `exec`: cargo, the test
+/// binaries and every child they start would inherit it, and a test that
+/// stops a child with SIGINT (as Ctrl-C would) would wait in vain. The
+/// processes under test are what a user starts from a terminal, where these
+/// signals have their default action; so the tests start them that way.
+pub fn default_signals(command: &mut Command) -> &mut Command {
+    // SAFETY: between fork and exec only async-signal-safe calls are allowed;
+    // signal(2) is one, and the closure touches no memory of the parent.
+    unsafe {
+        command.pre_exec(|| {
+            for sig in [libc::SIGINT, libc::SIGQUIT] {
+                if libc::signal(sig, libc::SIG_DFL) == libc::SIG_ERR {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Starts `command` with stdout and stderr in the file `log` (created anew)
+/// and the default signal dispositions ([`default_signals`]), killed when the
+/// returned value drops.
 pub fn spawn_logged(command: &mut Command, log: &Path) -> KillOnDrop {
     let out = std::fs::File::create(log)
         .unwrap_or_else(|e| panic!("cannot create {}: {e}", log.display()));
     let err = out.try_clone().expect("log file");
-    let child = command
+    let child = default_signals(command)
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)
@@ -105,15 +132,23 @@ pub fn wait_for(secs: f64, what: &str, mut cond: impl FnMut() -> bool) {
 mod tests {
     use super::*;
 
+    /// One test, not two: it sets this process's SIGINT disposition, which
+    /// tests running beside it in other threads would share.
     #[test]
     fn a_child_is_interrupted_waited_for_and_killed_on_drop() {
         let dir = std::env::temp_dir().join(format!("testkit-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let log = dir.join("sleep.log");
+        // As under `nohup scripts/test.sh &`: this process ignores SIGINT,
+        // and the child must still stop on it.
+        // SAFETY: setting a disposition; no handler runs.
+        let before = unsafe { libc::signal(libc::SIGINT, libc::SIG_IGN) };
         let mut child = spawn_logged(Command::new("sleep").arg("30"), &log);
+        unsafe { libc::signal(libc::SIGINT, before) };
         assert_eq!(wait_timeout(&mut child, Duration::from_millis(200)), None, "still sleeping");
         interrupt(&child);
-        let status = wait_timeout(&mut child, Duration::from_secs(10)).expect("exits on SIGINT");
+        let status = wait_timeout(&mut child, Duration::from_secs(10))
+            .expect("exits on SIGINT, though this process ignored it when it started the child");
         assert!(!status.success());
         let pid = {
             let other = spawn_logged(Command::new("sleep").arg("30"), &log);

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::{bin, interrupt, wait_timeout, KillOnDrop, TestRun};
+use crate::{bin, default_signals, interrupt, wait_timeout, KillOnDrop, TestRun};
 use env::{derive_seed, make_env, EnvSpec};
 use rand::{Rng, SeedableRng};
 
@@ -167,7 +167,7 @@ fn run_demo(xpid: &str, extra: &[&str]) -> TestRun {
     let log = std::fs::File::create(run.dir.path().join("train-local.log")).unwrap();
     let bin_dir = bin("learner").parent().unwrap().to_path_buf();
     let mut demo = KillOnDrop(
-        std::process::Command::new("bash")
+        default_signals(&mut std::process::Command::new("bash"))
             .arg(&script)
             .args(["--demo", "--xpid", &run.xpid, "--device", "cpu"])
             .args(extra)

@@ -9,7 +9,9 @@ pub mod demo;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-pub use testkit::{bin, interrupt, signal, spawn_logged, wait_for, wait_timeout, KillOnDrop};
+pub use testkit::{
+    bin, default_signals, interrupt, signal, spawn_logged, wait_for, wait_timeout, KillOnDrop,
+};
 
 /// One run directory in a temporary folder and the processes started in it.
 pub struct TestRun {
