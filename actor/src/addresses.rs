@@ -60,3 +60,25 @@ pub fn resolve_addresses(args: &Args, run_dir: &RunDir, stop: &AtomicBool) -> Re
 pub fn learner_finished(run_dir: &RunDir) -> bool {
     run_dir.end_reason() == Ok(Some(EndReason::TotalFramesReached))
 }
+
+/// How long a lost connection waits for the learner to say that it finished
+/// ([`learner_finishing`]): the learner stops serving, writes its final
+/// checkpoint, and only then records the end of the run.
+pub const FINISHING_GRACE: Duration = Duration::from_secs(5);
+
+/// After the learner's socket failed: true when the learner finishes the run
+/// within `grace`, so the failure was the run's normal end and not a fault to
+/// start over from. A learner that died costs its actors `grace` more before
+/// they start over, a small part of what a restart takes anyway.
+pub fn learner_finishing(run_dir: &RunDir, grace: Duration) -> bool {
+    let deadline = Instant::now() + grace;
+    loop {
+        if learner_finished(run_dir) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -13,7 +13,9 @@
 //! [`Restart`], starts the group over: new episodes, a new stream id (the
 //! learner frees the old one after its idle timeout). The learner's address
 //! is looked up again at each timeout, so a learner restarted elsewhere is
-//! found.
+//! found. A connection lost when the learner reached its total frames is the
+//! run's normal end, not a fault: the actor waits a few seconds for the
+//! learner to record the end, then stops without a warning.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -28,7 +30,9 @@ use wire::rundir::RunDir;
 use wire::transport::{InferenceClient, Push, TransportError};
 
 use crate::acting::{Acting, StepOutputs, Stepper};
-use crate::addresses::{learner_finished, resolve_addresses, Addresses};
+use crate::addresses::{
+    learner_finished, learner_finishing, resolve_addresses, Addresses, FINISHING_GRACE,
+};
 use crate::recording::EpisodeSink;
 use crate::Args;
 
@@ -221,9 +225,17 @@ pub fn train(
                 ))
             }
             Err(TransportError::Closed) => anyhow::bail!("the inference socket closed"),
-            // The learner's connection went away with the request (it was
-            // killed or restarted): start over; the next send waits for it.
-            Err(e) => Some(format!("the request to the learner failed: {e}")),
+            // The learner's connection went away with the request: the run's
+            // normal end (the learner stops serving before it records the
+            // end), or a learner killed or restarted: start over; the next
+            // send waits for it.
+            Err(e) => {
+                if learner_finishing(run_dir, FINISHING_GRACE) {
+                    tracing::info!("the learner finished the run; actor {} stops", args.actor_id);
+                    break 'run;
+                }
+                Some(format!("the request to the learner failed: {e}"))
+            }
         };
         if let Some(reason) = restart {
             restarts += 1;

@@ -129,6 +129,37 @@ fn central_inference_survives_actors_coming_and_going_and_bad_requests() {
     assert!(!checkpoints(&run).is_empty(), "a checkpoint at the end");
 }
 
+/// A run that reaches its total frames ends its actors as in the actors'
+/// mode: the learner's inference socket closes with the run, and the actor,
+/// learning that the learner finished, stops at once and without a warning,
+/// not after its inference timeout (30 s) as after a fault.
+#[test]
+fn the_actor_stops_without_a_warning_when_the_learner_finishes_the_run() {
+    let run = TestRun::new("central-finish");
+    let args: Vec<&str> =
+        learner_args().into_iter().map(|a| if a == "1e9" { "4e3" } else { a }).collect();
+    let mut learner = run.spawn("learner", "learner", &args);
+    let mut actor = run.spawn("actor", "actor-0", &actor_args("0"));
+    let context = || format!("{}\n--- actor\n{}", run.log("learner"), run.log("actor-0"));
+    let status = wait_timeout(&mut learner, Duration::from_secs(300))
+        .unwrap_or_else(|| panic!("the learner did not reach its frames\n{}", context()));
+    let learner_ended = std::time::Instant::now();
+    assert!(status.success(), "learner exited with {status}\n{}", context());
+    assert_eq!(meta(&run)["end_reason"], "total frames reached", "{}", context());
+    let status = wait_timeout(&mut actor, Duration::from_secs(90))
+        .unwrap_or_else(|| panic!("the actor did not stop\n{}", context()));
+    let waited = learner_ended.elapsed();
+    assert!(status.success(), "actor exited with {status}\n{}", context());
+    let log = run.log("actor-0");
+    assert!(log.contains("the learner finished the run"), "{}", context());
+    assert!(!log.contains("starting over"), "a normal end is not a fault\n{}", context());
+    assert!(
+        waited < Duration::from_secs(10),
+        "the actor stopped {waited:?} after the learner\n{}",
+        context()
+    );
+}
+
 /// The README's launcher in this mode, stopped with one Ctrl-C: learner,
 /// recorder and actor all end cleanly (exit 0, a checkpoint, the recorder's
 /// file closed), and none of them is left running.
