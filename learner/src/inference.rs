@@ -292,12 +292,15 @@ impl Inference {
         let now = Instant::now();
         let mut answers: Vec<Option<Answer>> = Vec::with_capacity(requests.len());
         let mut admitted = Vec::new();
-        // Streams refused in this batch: a later copy of one (a duplicate
-        // request, even one at step 0) is refused too, and so is an earlier
-        // copy already admitted, whose stream the refusal removed.
+        // A stream has one step in flight: a second request of it in one
+        // batch (a duplicate, a replay, or its next step, which would act
+        // from the state before this one) is refused, and so is the copy
+        // already admitted, whose stream the refusal removes. Streams
+        // refused in this batch: a later copy of one is refused too.
         let mut refused = std::collections::HashSet::new();
+        let mut seen = std::collections::HashSet::new();
         for (i, request) in requests.iter().enumerate() {
-            let admission = if refused.contains(&request.stream) {
+            let admission = if !seen.insert(request.stream) || refused.contains(&request.stream) {
                 Err("the same stream twice in one batch".to_string())
             } else {
                 self.admit(request, now)
@@ -928,5 +931,30 @@ mod tests {
             }
         }
         assert_eq!(inference.streams(), 1, "only the other stream is held");
+    }
+
+    /// Steps k and k+1 of one stream in one batch (an actor that resent, or a
+    /// replay) would both act from the state before step k; at the unroll's
+    /// turnover the second would need a state never fetched. Whatever k,
+    /// around the turnover too: both are told to start over, nothing panics.
+    #[test]
+    fn consecutive_steps_of_a_stream_in_one_batch_are_told_to_start_over() {
+        let cfg = ModelConfig::small(3);
+        let t = 4;
+        for k in 0..=2 * t as u64 + 1 {
+            let mut inference = Inference::new(model(&cfg, 1), 1, settings(t));
+            let mut unrolls = Vec::new();
+            let step = |seq| fixtures::observations(&cfg, 2, 5, seq, &[], seq);
+            for seq in 0..k {
+                let answers = inference.serve(&[&step(seq)], &mut unrolls);
+                actions_of(&answers[0]);
+            }
+            let (now, next) = (step(k), step(k + 1));
+            let answers = inference.serve(&[&now, &next], &mut unrolls);
+            for (seq, answer) in [k, k + 1].iter().zip(&answers) {
+                assert!(matches!(answer, Answer::Restart(_)), "k = {k}: step {seq} acted on");
+            }
+            assert_eq!(inference.streams(), 0, "k = {k}: the stream ended");
+        }
     }
 }
