@@ -210,8 +210,9 @@ pub struct TrainArgs {
     /// started with `--inference auto` follow what the learner chose.
     #[arg(long, value_enum, default_value_t = InferenceMode::Auto, help_heading = "Central inference")]
     pub inference: InferenceMode,
-    /// Most environments in one inference batch; requests beyond it wait
-    /// for the next batch.
+    /// Most environments in one inference batch; a request that would take a
+    /// batch past it waits for the next one (a request larger than this is
+    /// served alone).
     #[arg(long, default_value_t = 256, help_heading = "Central inference")]
     pub inference_batch: usize,
     /// Longest wait, in milliseconds, for more requests once one is there:

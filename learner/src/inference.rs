@@ -653,6 +653,39 @@ fn receive(
     }
 }
 
+/// The next batch of requests: the one held back last time or the first to
+/// come (waiting at most 100 ms), then whatever comes within `max_wait`
+/// while the batch stays within `max_envs` environments. A request that
+/// would take it past the limit is held for the next batch (one larger than
+/// the limit on its own is a batch alone).
+fn next_batch<T>(
+    rx: &Receiver<T>,
+    held: &mut Option<T>,
+    max_envs: usize,
+    max_wait: Duration,
+    envs_of: impl Fn(&T) -> usize,
+) -> Result<Vec<T>, std::sync::mpsc::RecvTimeoutError> {
+    let first = match held.take() {
+        Some(first) => first,
+        None => rx.recv_timeout(Duration::from_millis(100))?,
+    };
+    let mut envs = envs_of(&first);
+    let mut batch = vec![first];
+    let deadline = Instant::now() + max_wait;
+    while envs < max_envs {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let next = if left.is_zero() { rx.try_recv().ok() } else { rx.recv_timeout(left).ok() };
+        let Some(next) = next else { break };
+        if envs + envs_of(&next) > max_envs {
+            *held = Some(next);
+            break;
+        }
+        envs += envs_of(&next);
+        batch.push(next);
+    }
+    Ok(batch)
+}
+
 /// Serve thread: batch, pass, answer, hand over unrolls, free idle streams.
 fn serve(
     mut inference: Inference,
@@ -668,26 +701,18 @@ fn serve(
     let mut last_report = Instant::now();
     let mut report = (0u64, 0u64, Duration::ZERO); // passes, env steps, busy since last report
     let mut unrolls = Vec::new();
+    let mut held = None;
     while !stop.load(Ordering::Relaxed) {
         if last_sweep.elapsed() > Duration::from_secs(1) {
             inference.free_idle(Instant::now());
             last_sweep = Instant::now();
         }
-        let first = match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(first) => first,
+        let batch = match next_batch(&rx, &mut held, max_envs, max_wait, |(_, o)| o.envs()) {
+            Ok(batch) => batch,
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
         };
-        let mut batch = vec![first];
-        let mut envs = batch[0].1.envs();
-        let deadline = Instant::now() + max_wait;
-        while envs < max_envs {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let next = if left.is_zero() { rx.try_recv().ok() } else { rx.recv_timeout(left).ok() };
-            let Some(next) = next else { break };
-            envs += next.1.envs();
-            batch.push(next);
-        }
+        let envs: usize = batch.iter().map(|(_, o)| o.envs()).sum();
         if let Some(snapshot) = weights.lock().unwrap().take() {
             inference.load_weights(&snapshot);
         }
@@ -931,6 +956,24 @@ mod tests {
             }
         }
         assert_eq!(inference.streams(), 1, "only the other stream is held");
+    }
+
+    /// A batch never goes past `--inference-batch` environments: the request
+    /// that would cross it waits for the next batch, first in line; one
+    /// larger than the limit is served alone; nothing is lost or reordered.
+    #[test]
+    fn a_batch_stays_within_its_environments_and_holds_the_request_that_would_cross() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        for envs in [3, 4, 2, 9, 1, 1] {
+            tx.send(envs).unwrap();
+        }
+        let mut held = None;
+        let mut batches = Vec::new();
+        while let Ok(batch) = next_batch(&rx, &mut held, 8, Duration::ZERO, |&e| e) {
+            batches.push(batch);
+        }
+        assert_eq!(batches, [vec![3, 4], vec![2], vec![9], vec![1, 1]]);
+        assert!(held.is_none());
     }
 
     /// Steps k and k+1 of one stream in one batch (an actor that resent, or a
