@@ -295,12 +295,11 @@ impl Inference {
         // A stream has one step in flight: a second request of it in one
         // batch (a duplicate, a replay, or its next step, which would act
         // from the state before this one) is refused, and so is the copy
-        // already admitted, whose stream the refusal removes. Streams
-        // refused in this batch: a later copy of one is refused too.
+        // already admitted, whose stream the refusal removes (`refused`).
         let mut refused = std::collections::HashSet::new();
         let mut seen = std::collections::HashSet::new();
         for (i, request) in requests.iter().enumerate() {
-            let admission = if !seen.insert(request.stream) || refused.contains(&request.stream) {
+            let admission = if !seen.insert(request.stream) {
                 Err("the same stream twice in one batch".to_string())
             } else {
                 self.admit(request, now)
