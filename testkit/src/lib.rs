@@ -26,6 +26,18 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
+/// The workspace's Python (`.venv`, set up by scripts/bootstrap.sh), for the
+/// tests that compare against PyTorch, h5py or TensorBoard, or run a script.
+pub fn python() -> PathBuf {
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run `. scripts/bootstrap.sh` in the workspace root first",
+        python.display()
+    );
+    python
+}
+
 /// A child process killed (and reaped) when the test ends, pass or fail.
 pub struct KillOnDrop(pub Child);
 

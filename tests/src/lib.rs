@@ -10,7 +10,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 pub use testkit::{
-    bin, default_signals, interrupt, signal, spawn_logged, wait_for, wait_timeout, KillOnDrop,
+    bin, default_signals, interrupt, python, signal, spawn_logged, wait_for, wait_timeout,
+    KillOnDrop,
 };
 
 /// One run directory in a temporary folder and the processes started in it.

@@ -20,12 +20,12 @@ fn root() -> PathBuf {
 /// Runs the peer with `args` and returns its standard output (a warning on
 /// standard error does not spoil it); panics with both if it fails.
 fn peer(args: &[&str]) -> String {
-    let python = root().join(".venv/bin/python");
+    let python = tests::python();
     let out = Command::new(&python)
         .arg(root().join("scripts/peer_vtrace.py"))
         .args(args)
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {} (scripts/bootstrap.sh): {e}", python.display()));
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()));
     let (stdout, stderr) =
         (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "peer_vtrace.py {args:?} failed:\n{stdout}{stderr}");

@@ -552,8 +552,7 @@ for path in sorted(glob.glob(sys.argv[1] + "/episodes-*.h5")):
             uids.append(uid)
 print(json.dumps(uids))
 "#;
-    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
-    let out = std::process::Command::new(python)
+    let out = std::process::Command::new(tests::python())
         .args(["-c", script])
         .arg(run.run_dir())
         .output()

@@ -37,7 +37,7 @@ fn read_with_tboard(dir: &Path) -> HashMap<(String, i64), f32> {
 /// The same with TensorBoard's reader.
 fn read_with_tensorboard(dir: &Path) -> HashMap<(String, i64), f32> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let output = std::process::Command::new(root.join(".venv/bin/python"))
+    let output = std::process::Command::new(tests::python())
         .arg(root.join("scripts/tb_scalars.py"))
         .arg(dir)
         .output()

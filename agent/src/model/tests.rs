@@ -10,6 +10,7 @@ use tch::{Device, Kind, Tensor};
 use super::attention::{attend, keys_and_values};
 use super::weights::{safetensors_to_tensors, tensors_to_safetensors};
 use super::*;
+use testkit::python;
 use wire::protocol::ProtocolError;
 
 pub(super) fn setup(seed: i64) {
@@ -403,18 +404,6 @@ fn recurrent_state_round_trips_through_the_protocol() {
     }
     let other = ModelConfig::paper(4);
     assert!(AgentState::from_protocol(&refs, &other, Device::Cpu).is_err());
-}
-
-/// The workspace's Python, set up by scripts/bootstrap.sh.
-fn python() -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let python = root.join(".venv/bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: run `. scripts/bootstrap.sh` in the workspace root first",
-        python.display()
-    );
-    python
 }
 
 /// Runs `scripts/reference_model.py forward` on the same weights and inputs and

@@ -12,7 +12,7 @@ use wire::config::ModelConfig;
 use wire::protocol::{Array, Body, EpisodeChunk, EpisodeEnd, EpisodeUid};
 use wire::transport::Push;
 
-pub use testkit::{spawn_logged, wait_for, wait_timeout, KillOnDrop};
+pub use testkit::{python, spawn_logged, wait_for, wait_timeout, KillOnDrop};
 
 pub const XPID: &str = "rec-test";
 pub const NUM_ACTIONS: usize = 3;
@@ -154,10 +154,6 @@ pub fn uid(actor: u32, env: u32, counter: u64) -> EpisodeUid {
 
 pub fn recorder_bin() -> &'static str {
     env!("CARGO_BIN_EXE_recorder")
-}
-
-pub fn python() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python")
 }
 
 pub fn script(name: &str) -> PathBuf {
