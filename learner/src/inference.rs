@@ -160,6 +160,8 @@ pub struct Inference {
     settings: InferenceSettings,
     pool: StatePool,
     streams: HashMap<u64, Stream>,
+    /// When each stream's newest request arrived (the receive threads write it).
+    receipts: Arc<Receipts>,
     device: Device,
 }
 
@@ -175,8 +177,14 @@ impl Inference {
             cfg,
             settings,
             streams: HashMap::new(),
+            receipts: Arc::default(),
             device,
         }
+    }
+
+    /// Where receive threads note each request's arrival.
+    pub fn receipts(&self) -> Arc<Receipts> {
+        self.receipts.clone()
     }
 
     pub fn version(&self) -> u64 {
@@ -203,6 +211,7 @@ impl Inference {
     fn end_stream(&mut self, id: u64) -> Option<Stream> {
         let stream = self.streams.remove(&id)?;
         self.pool.release(&stream.slots);
+        self.receipts.forget(id);
         Some(stream)
     }
 
@@ -212,9 +221,13 @@ impl Inference {
         let idle: Vec<u64> = self
             .streams
             .iter()
-            .filter(|(_, s)| now.saturating_duration_since(s.last_seen) > timeout)
+            .filter(|(&id, s)| {
+                let last = self.receipts.last(id).map_or(s.last_seen, |r| r.max(s.last_seen));
+                now.saturating_duration_since(last) > timeout
+            })
             .map(|(&id, _)| id)
             .collect();
+        self.receipts.prune(now, timeout);
         for id in &idle {
             let stream = self.end_stream(*id).expect("listed above");
             tracing::info!(
@@ -527,15 +540,77 @@ impl InferenceCounters {
     }
 }
 
-/// The newest weights for the serve thread.
-type WeightsSlot = Mutex<Option<Snapshot>>;
+/// The newest weights for the serve thread: the training loop publishes, the
+/// serve thread takes. [`take`](WeightsSlot::take) returns the snapshot with
+/// the lock already released, so copying the weights in never blocks the
+/// next publish (a guard in an `if let` would live through the copy).
+#[derive(Default)]
+pub struct WeightsSlot(Mutex<Option<Snapshot>>);
+
+impl WeightsSlot {
+    pub fn publish(&self, snapshot: Snapshot) {
+        *self.0.lock().unwrap() = Some(snapshot);
+    }
+
+    /// The snapshot published since the last take, if any.
+    pub fn take(&self) -> Option<Snapshot> {
+        self.0.lock().unwrap().take()
+    }
+}
+
+/// When each stream's newest request arrived, written by the receive
+/// threads: a stream whose requests wait in the queue while the serve thread
+/// is held up (the batcher full, a slow pass) is not idle.
+#[derive(Default)]
+pub struct Receipts(Mutex<HashMap<u64, Instant>>);
+
+impl Receipts {
+    pub fn received(&self, stream: u64, at: Instant) {
+        self.0.lock().unwrap().insert(stream, at);
+    }
+
+    fn last(&self, stream: u64) -> Option<Instant> {
+        self.0.lock().unwrap().get(&stream).copied()
+    }
+
+    fn forget(&self, stream: u64) {
+        self.0.lock().unwrap().remove(&stream);
+    }
+
+    /// Drops what arrived longer than `timeout` before `now` (requests of
+    /// streams refused or never admitted leave an entry behind).
+    fn prune(&self, now: Instant, timeout: Duration) {
+        self.0.lock().unwrap().retain(|_, &mut at| now.saturating_duration_since(at) <= timeout);
+    }
+}
 
 /// The running receive and serve threads.
 pub struct InferenceService {
     pub counters: Arc<InferenceCounters>,
     weights: Arc<WeightsSlot>,
+    /// Why a thread of the service died, if one did.
+    failure: Arc<Mutex<Option<String>>>,
     stop: Arc<AtomicBool>,
     handles: Vec<JoinHandle<()>>,
+}
+
+/// Set to `serve` in a learner's environment, the serve thread panics at its
+/// first pass: how the tests check that a dead serve thread stops the learner.
+pub const FAILPOINT_ENV: &str = "LEARNER_FAILPOINT";
+
+/// Runs `body` as a thread of the service; a panic is recorded in `failure`
+/// (the first one wins) for the training loop to find.
+fn guarded(name: &str, failure: &Mutex<Option<String>>, body: impl FnOnce()) {
+    if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
+        let what = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "a panic without a message".to_string());
+        let reason = format!("central inference: the {name} thread died: {what}");
+        tracing::error!("{reason}");
+        failure.lock().unwrap().get_or_insert(reason);
+    }
 }
 
 impl InferenceService {
@@ -549,43 +624,69 @@ impl InferenceService {
         inlet: Inlet,
     ) -> Self {
         let counters = Arc::new(InferenceCounters::default());
-        let weights: Arc<WeightsSlot> = Arc::new(Mutex::new(None));
+        let weights = Arc::new(WeightsSlot::default());
+        let failure = Arc::new(Mutex::new(None));
         let stop = Arc::new(AtomicBool::new(false));
-        let cfg = model.cfg.clone();
+        let inference = Inference::new(model, version, settings.clone());
+        let receipts = inference.receipts();
+        let cfg = inference.cfg.clone();
         // Requests waiting for a pass: enough for every stream of a large run.
         let (tx, rx) = std::sync::mpsc::sync_channel(4096);
         let server = Arc::new(server);
         let mut handles = Vec::new();
         for i in 0..settings.receive_threads.max(1) {
             let (server, counters, stop) = (server.clone(), counters.clone(), stop.clone());
-            let (cfg, tx) = (cfg.clone(), tx.clone());
+            let (cfg, tx, receipts, failure) =
+                (cfg.clone(), tx.clone(), receipts.clone(), failure.clone());
             handles.push(
                 std::thread::Builder::new()
                     .name(format!("inference-receive-{i}"))
-                    .spawn(move || receive(&server, &cfg, &tx, &counters, &stop))
+                    .spawn(move || {
+                        guarded("receive", &failure, || {
+                            receive(&server, &cfg, &tx, &receipts, &counters, &stop)
+                        })
+                    })
                     .expect("spawn inference receive thread"),
             );
         }
         drop(tx);
         {
             let (counters, stop, weights) = (counters.clone(), stop.clone(), weights.clone());
-            let inference = Inference::new(model, version, settings);
+            let failure = failure.clone();
+            let fail_at_first_pass = std::env::var(FAILPOINT_ENV).is_ok_and(|v| v == "serve");
             handles.push(
                 std::thread::Builder::new()
                     .name("inference".into())
                     .spawn(move || {
-                        serve(inference, &server, rx, &inlet, &weights, &counters, &stop)
+                        guarded("serve", &failure, || {
+                            let serving = Serving { server: &server, rx, inlet: &inlet };
+                            serve(
+                                inference,
+                                serving,
+                                &weights,
+                                &counters,
+                                &stop,
+                                fail_at_first_pass,
+                            )
+                        })
                     })
                     .expect("spawn inference thread"),
             );
         }
-        InferenceService { counters, weights, stop, handles }
+        InferenceService { counters, weights, failure, stop, handles }
     }
 
     /// Hands the serve thread the weights of a version (the snapshot the
     /// params service publishes too: [`Snapshot::share`], no second copy).
     pub fn publish(&self, snapshot: Snapshot) {
-        *self.weights.lock().unwrap() = Some(snapshot);
+        self.weights.publish(snapshot);
+    }
+
+    /// Why the service stopped serving, once one of its threads died: the
+    /// learner then ends the run (`EndReason::Failed`) instead of waiting
+    /// for unrolls that will never come.
+    pub fn failure(&self) -> Option<String> {
+        self.failure.lock().unwrap().clone()
     }
 }
 
@@ -603,6 +704,7 @@ fn receive(
     server: &InferenceServer,
     cfg: &ModelConfig,
     tx: &SyncSender<(ReplyTo, Observations)>,
+    receipts: &Receipts,
     counters: &InferenceCounters,
     stop: &AtomicBool,
 ) {
@@ -646,6 +748,7 @@ fn receive(
             refuse(observations.stream, e);
             continue;
         }
+        receipts.received(observations.stream, Instant::now());
         if tx.send((to, observations)).is_err() {
             break;
         }
@@ -685,15 +788,21 @@ fn next_batch<T>(
     Ok(batch)
 }
 
+/// Where the serve thread's requests come from and its answers and unrolls go.
+struct Serving<'a> {
+    server: &'a InferenceServer,
+    rx: Receiver<(ReplyTo, Observations)>,
+    inlet: &'a Inlet,
+}
+
 /// Serve thread: batch, pass, answer, hand over unrolls, free idle streams.
 fn serve(
     mut inference: Inference,
-    server: &InferenceServer,
-    rx: Receiver<(ReplyTo, Observations)>,
-    inlet: &Inlet,
+    Serving { server, rx, inlet }: Serving,
     weights: &WeightsSlot,
     counters: &InferenceCounters,
     stop: &AtomicBool,
+    fail_at_first_pass: bool,
 ) {
     let (max_envs, max_wait) = (inference.settings.max_envs.max(1), inference.settings.max_wait);
     let mut last_sweep = Instant::now();
@@ -712,9 +821,10 @@ fn serve(
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
         };
         let envs: usize = batch.iter().map(|(_, o)| o.envs()).sum();
-        if let Some(snapshot) = weights.lock().unwrap().take() {
+        if let Some(snapshot) = weights.take() {
             inference.load_weights(&snapshot);
         }
+        assert!(!fail_at_first_pass, "{FAILPOINT_ENV}=serve: failing at the first pass");
         let started = Instant::now();
         let requests: Vec<&Observations> = batch.iter().map(|(_, o)| o).collect();
         let answers = inference.serve(&requests, &mut unrolls);
@@ -936,6 +1046,58 @@ mod tests {
 
     /// The same stream twice in one batch (a duplicate or replayed request):
     /// every copy is told to start over, the stream is gone, nothing panics.
+    /// A learner held up for longer than the idle timeout (the batcher full,
+    /// a long pass) must not free the streams whose requests wait in its
+    /// queue: a stream counts as seen when its request arrives, not when the
+    /// serve thread gets to it.
+    #[test]
+    fn a_stream_whose_request_waits_in_the_queue_is_not_idle() {
+        let cfg = ModelConfig::small(3);
+        let mut inference = Inference::new(model(&cfg, 1), 1, settings(4));
+        let start = Instant::now();
+        for stream in [1u64, 2] {
+            let o = fixtures::observations(&cfg, 2, stream, 0, &[false, false], 0);
+            assert!(matches!(inference.serve(&[&o], &mut Vec::new())[0], Answer::Actions(_)));
+        }
+        // Stream 1's next request arrives 50 s later and waits; stream 2 says nothing.
+        inference.receipts().received(1, start + Duration::from_secs(50));
+        assert_eq!(inference.free_idle(start + Duration::from_secs(70)), 1, "stream 2 only");
+        assert_eq!(inference.streams(), 1);
+        let o = fixtures::observations(&cfg, 2, 1, 1, &[false, false], 1);
+        assert!(
+            matches!(inference.serve(&[&o], &mut Vec::new())[0], Answer::Actions(_)),
+            "the waiting request is served"
+        );
+        // A receipt for a stream never admitted does not stay forever.
+        inference.receipts().received(99, start + Duration::from_secs(50));
+        inference.free_idle(start + Duration::from_secs(200));
+        assert_eq!(inference.receipts.last(99), None);
+    }
+
+    /// The serve thread takes the newest weights with `if let Some(s) =
+    /// weights.take()` and copies them in inside that block: the lock must
+    /// already be free there, or the next publish waits for the copy (here,
+    /// on one thread, it would never return).
+    #[test]
+    fn publishing_weights_never_waits_for_the_copy_of_the_last_ones() {
+        let cfg = ModelConfig::small(3);
+        let m = model(&cfg, 1);
+        let slot = Arc::new(WeightsSlot::default());
+        slot.publish(Snapshot::of(1, &m));
+        let (done, finished) = std::sync::mpsc::channel();
+        let (slot2, m2) = (slot.clone(), Snapshot::of(2, &m));
+        std::thread::spawn(move || {
+            if let Some(snapshot) = slot2.take() {
+                // Where the serve thread copies `snapshot` in: a publish now.
+                slot2.publish(m2);
+                let _ = done.send(snapshot.version);
+            }
+        });
+        let taken = finished.recv_timeout(Duration::from_secs(10));
+        assert_eq!(taken, Ok(1), "publish blocked while the last weights were taken");
+        assert_eq!(slot.take().map(|s| s.version), Some(2));
+    }
+
     #[test]
     fn a_stream_twice_in_one_batch_is_told_to_start_over() {
         let cfg = ModelConfig::small(3);

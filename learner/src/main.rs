@@ -257,9 +257,15 @@ pub fn train(args: &TrainArgs, stop: &AtomicBool) -> Result<Summary> {
     let train_seconds_before = counters.train_seconds;
     let mut csv_failures: u64 = 0;
 
+    let mut failure = None;
     let reason = loop {
         if stop.load(Ordering::Relaxed) {
             break EndReason::Interrupted;
+        }
+        // A dead serve thread answers nobody: no unroll would ever come.
+        if let Some(why) = inference.as_ref().and_then(|(_, service)| service.failure()) {
+            failure = Some(why);
+            break EndReason::Failed;
         }
         if counters.frames >= args.total_frames {
             break EndReason::TotalFramesReached;
@@ -399,7 +405,16 @@ pub fn train(args: &TrainArgs, stop: &AtomicBool) -> Result<Summary> {
         tracing::error!("{e:#}");
     }
     meta.set("actors_disconnected", gone.into());
+    if let Some(why) = &failure {
+        meta.set("failure", why.clone().into());
+    }
     meta.finish(reason)?;
+    if let Some(why) = failure {
+        bail!(
+            "{why} (checkpoint {} written; fix the cause and resume with --resume)",
+            path.display()
+        );
+    }
     Ok(Summary { counters, reason, checkpoint: path, update_ends, update_seconds, device })
 }
 

@@ -31,9 +31,20 @@ impl TestRun {
 
     /// `name` with `--runs-root`, `--xpid` and `args`; output to `<run dir>/<log>.log`.
     pub fn spawn(&self, name: &str, log: &str, args: &[&str]) -> KillOnDrop {
+        self.spawn_with_env(name, log, args, &[])
+    }
+
+    /// [`spawn`](Self::spawn) with variables added to the child's environment.
+    pub fn spawn_with_env(
+        &self,
+        name: &str,
+        log: &str,
+        args: &[&str],
+        vars: &[(&str, &str)],
+    ) -> KillOnDrop {
         std::fs::create_dir_all(self.run_dir()).expect("run dir");
         spawn_logged(
-            std::process::Command::new(bin(name)).args(args).args([
+            std::process::Command::new(bin(name)).envs(vars.iter().copied()).args(args).args([
                 "--runs-root",
                 self.dir.path().to_str().unwrap(),
                 "--xpid",

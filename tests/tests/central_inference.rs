@@ -160,6 +160,34 @@ fn the_actor_stops_without_a_warning_when_the_learner_finishes_the_run() {
     );
 }
 
+/// A serve thread that dies answers nobody: the learner must not wait for
+/// unrolls that will never come. It stops with a non-zero exit, a final
+/// checkpoint, and the reason in meta.json (`end_reason` "failed",
+/// `failure` naming the thread and its panic).
+#[test]
+fn a_learner_whose_serve_thread_dies_stops_with_the_reason() {
+    let run = TestRun::new("central-serve-dies");
+    let mut learner = run.spawn_with_env(
+        "learner",
+        "learner",
+        &learner_args(),
+        &[("LEARNER_FAILPOINT", "serve")],
+    );
+    let mut actor = run.spawn("actor", "actor-0", &actor_args("0"));
+    let context = || format!("{}\n--- actor\n{}", run.log("learner"), run.log("actor-0"));
+    let status = wait_timeout(&mut learner, Duration::from_secs(120))
+        .unwrap_or_else(|| panic!("the learner kept waiting\n{}", context()));
+    assert!(!status.success(), "a failed run exits non-zero\n{}", context());
+    let meta = meta(&run);
+    assert_eq!(meta["end_reason"], "failed", "{meta:#}");
+    let failure = meta["failure"].as_str().unwrap_or_default();
+    assert!(failure.contains("serve thread died"), "{meta:#}");
+    assert!(failure.contains("LEARNER_FAILPOINT"), "the panic's message: {meta:#}");
+    assert!(!checkpoints(&run).is_empty(), "a final checkpoint\n{}", context());
+    assert!(run.log("learner").contains("resume"), "{}", context());
+    stop(&mut actor, "the actor", context);
+}
+
 /// The README's launcher in this mode, stopped with one Ctrl-C: learner,
 /// recorder and actor all end cleanly (exit 0, a checkpoint, the recorder's
 /// file closed), and none of them is left running.

@@ -74,6 +74,10 @@ pub enum EndReason {
     /// Ctrl-C, SIGTERM or SLURM's time limit: the run can be resumed.
     #[serde(rename = "interrupted")]
     Interrupted,
+    /// A part of the learner died (meta.json's `failure` says which and why):
+    /// the learner exits non-zero; the run can be resumed once that is fixed.
+    #[serde(rename = "failed")]
+    Failed,
 }
 
 impl EndReason {
@@ -82,13 +86,15 @@ impl EndReason {
         match self {
             EndReason::TotalFramesReached => "total frames reached",
             EndReason::Interrupted => "interrupted",
+            EndReason::Failed => "failed",
         }
     }
-    /// One word for scripts: `total-frames-reached` or `interrupted`.
+    /// One word for scripts: `total-frames-reached`, `interrupted` or `failed`.
     pub fn as_word(self) -> &'static str {
         match self {
             EndReason::TotalFramesReached => "total-frames-reached",
             EndReason::Interrupted => "interrupted",
+            EndReason::Failed => "failed",
         }
     }
 }
