@@ -1,4 +1,4 @@
-include!("../build/torch_link.rs");
+include!("../common/torch_link.rs");
 
 fn main() {
     link_torch();

@@ -10,10 +10,10 @@ scripts/reference_model.py, which the model tests already hold the Rust model
 to, and the settings named below.
 
 What it runs, all in one process, one thread:
-  - catch as env/src/catch.rs defines it (7x7 cells of 6x6 pixels, RGB 42x42,
+  - catch as common/env/src/catch.rs defines it (7x7 cells of 6x6 pixels, RGB 42x42,
     5 balls an episode, +1/-1 when a ball lands), E environments in numpy;
   - the `small` preset's attention agent (scripts/reference_model.py),
-    initialised as agent/src/model does (He uniform for ReLU layers, Glorot
+    initialised as common/agent/src/model does (He uniform for ReLU layers, Glorot
     for the ConvLSTM, zero biases, PyTorch's default for the LSTM and the
     heads), drawn from torch.manual_seed(seed) in the Rust var store's order,
     so that a seed gives the Rust learner's initial weights exactly (a test
@@ -64,7 +64,7 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from reference_model import AttentionAgent  # noqa: E402
 
-# --- catch (env/src/catch.rs) -------------------------------------------------
+# --- catch (common/env/src/catch.rs) -------------------------------------------------
 
 ROWS, COLS, CELL = 7, 7, 6
 BALLS_PER_EPISODE = 5
@@ -115,10 +115,10 @@ class Catch:
         return reward, done, finished
 
 
-# --- the model's initialisation (agent/src/model) -----------------------------
+# --- the model's initialisation (common/agent/src/model) -----------------------------
 
 def small_config(num_actions=3, agent="attention", heads=4):
-    """wire/src/config.rs ModelConfig::small."""
+    """common/wire/src/config.rs ModelConfig::small."""
     return {
         "agent": agent, "attention_logits": "scaled_per_part", "normalize_keys": True,
         "height": 42, "width": 42, "in_channels": 3,
@@ -134,7 +134,7 @@ def small_config(num_actions=3, agent="attention", heads=4):
 
 
 def initialise(model, seed):
-    """Draws every weight as agent/src/model does, in the order its var store
+    """Draws every weight as common/agent/src/model does, in the order its var store
     creates them (queries, vision, core), from torch.manual_seed(seed): the
     same generator and calls as the Rust learner's, so the same numbers."""
     torch.manual_seed(seed)
@@ -326,7 +326,7 @@ def parse_args(argv=None):
                         "stop: the tests compare them with the Rust learner's for the seed")
     p.add_argument("--check-game", action="store_true",
                    help="print the mean return of following the ball and of random play "
-                        "(JSON) and stop: the tests compare them with env/src/catch.rs")
+                        "(JSON) and stop: the tests compare them with common/env/src/catch.rs")
     args = p.parse_args(argv)
     if not (args.write_initial_weights or args.check_game or args.out):
         p.error("--out DIR is needed to train")

@@ -3,7 +3,7 @@
 measured with ALE's own Python package (ale-py), not with this project's
 environment code: the baseline a learning curve is compared with.
 
-Setting (env/src/lib.rs, EnvSpec::atari_default): 1..30 no-op frames
+Setting (common/env/src/lib.rs, EnvSpec::atari_default): 1..30 no-op frames
 after each reset, each action repeated for 4 frames, no sticky actions, the
 game's minimal action set, whole games (no episode end at a lost life), and a
 cap of 108,000 frames. Actions are drawn uniformly at every agent step.

@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Plain PyTorch reference of the attention agent (Mott et al. 2019; docs/architecture.md).
 
-An independent implementation of the model in agent/src/model/, written the
+An independent implementation of the model in common/agent/src/model/, written the
 way a researcher would write it in PyTorch, read top to bottom: it exists so
-the Rust model can be checked against it (agent/src/model tests) and timed
-against it (agent/benches/model.rs). It reads the weights and the model config
+the Rust model can be checked against it (common/agent/src/model tests) and timed
+against it (common/agent/benches/model.rs). It reads the weights and the model config
 from the safetensors bytes the Rust model writes (`Model::to_safetensors`).
 
 Deliberately independent of the Rust code's factorisation: keys and values are

@@ -10,7 +10,7 @@
 #
 # The suite runs with AAA_NO_AUTODETECT=1: an actor or learner whose precision
 # or device would come from this machine refuses to start, so no test depends
-# on the CPU (bfloat16 or not) or on a GPU (agent/src/machine.rs). Tests that
+# on the CPU (bfloat16 or not) or on a GPU (common/agent/src/machine.rs). Tests that
 # cannot run here (no GPU, no root for SLURM or a tmpfs) say so and are listed
 # as skipped, not passed; AAA_NO_SKIP=1 makes a skip a failure.
 set -euo pipefail

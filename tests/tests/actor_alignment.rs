@@ -1,5 +1,5 @@
 //! The actor's unrolls follow the step alignment of docs/architecture.md
-//! (authoritative: `wire/src/protocol.rs`): replaying an unroll through the
+//! (authoritative: `common/wire/src/protocol.rs`): replaying an unroll through the
 //! model from its stored initial state gives back the logits the actor acted with and the state the next unroll starts from, and step 0 of
 //! each unroll repeats step T of the one before.
 

@@ -1,11 +1,11 @@
 //! The learning peer, `scripts/peer_vtrace.py` (docs/learning.md, "The
 //! peer"): a plain-PyTorch V-trace loop that tells whether a demo run that
 //! does not learn is the recipe's fault or the project's. These tests keep it
-//! honest: it plays catch by the rules of `env/src/catch.rs`, its loop learns
+//! honest: it plays catch by the rules of `common/env/src/catch.rs`, its loop learns
 //! catch with a board-reading MLP in seconds, and it trains the attention
 //! agent and logs what the heads look at. (That it starts from the Rust
 //! learner's initial weights is checked beside the model, in
-//! `agent/src/model/tests.rs`.)
+//! `common/agent/src/model/tests.rs`.)
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -36,7 +36,7 @@ fn peer(args: &[&str]) -> String {
 fn the_peer_plays_catch_by_the_rules_of_the_built_in_game() {
     let json: serde_json::Value = serde_json::from_str(peer(&["--check-game"]).trim()).unwrap();
     let (follow, random) = (json["follow"].as_f64().unwrap(), json["random"].as_f64().unwrap());
-    // Following the ball catches every ball, as in env/src/catch.rs.
+    // Following the ball catches every ball, as in common/env/src/catch.rs.
     assert_eq!(follow, 5.0, "{json}");
     // Random play scores what it scores in the Rust game (the peer plays 500
     // episodes, standard error about 0.07; the game 2000 here).

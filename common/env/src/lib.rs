@@ -308,7 +308,7 @@ fn venv_candidates() -> Vec<PathBuf> {
             out.push(venv);
         }
     }
-    let compiled = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(".venv");
+    let compiled = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(".venv");
     let compiled = compiled.canonicalize().unwrap_or(compiled);
     if !out.contains(&compiled) {
         out.push(compiled);

@@ -213,7 +213,7 @@ fn bench_python(
     work: Work,
     precision: Precision,
 ) -> Result<Rate, String> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let python = root.join(".venv/bin/python");
     if !python.exists() {
         return Err(format!("{} missing: run `. scripts/bootstrap.sh`", python.display()));

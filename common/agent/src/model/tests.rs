@@ -435,7 +435,7 @@ fn compare_with_pytorch(cfg: ModelConfig, t: i64, b: i64, seed: i64) {
         ("core_c", &init.core_c),
     ];
     std::fs::write(&inputs, tensors_to_safetensors(&named, None).unwrap()).unwrap();
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/reference_model.py");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/reference_model.py");
     let status = Command::new(python())
         .arg(script)
         .args(["forward", "--threads", "2", "--weights"])
@@ -527,7 +527,7 @@ fn baseline_agent_equals_the_plain_pytorch_reference() {
 /// about where the weights started.
 #[test]
 fn the_learning_peer_starts_from_the_learner_s_initial_weights() {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/peer_vtrace.py");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/peer_vtrace.py");
     let dir = tempfile::tempdir().unwrap();
     for (seed, agent) in
         [(1, AgentKind::Attention), (5, AgentKind::Attention), (2, AgentKind::Baseline)]

@@ -29,7 +29,7 @@ pub fn bin(name: &str) -> PathBuf {
 /// The workspace's Python (`.venv`, set up by scripts/bootstrap.sh), for the
 /// tests that compare against PyTorch, h5py or TensorBoard, or run a script.
 pub fn python() -> PathBuf {
-    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
     assert!(
         python.exists(),
         "{} is missing: run `. scripts/bootstrap.sh` in the workspace root first",
