@@ -10,8 +10,10 @@ use anyhow::{bail, Context, Result};
 
 use wire::rundir::{EndReason, Endpoints, RunDir};
 
-use crate::acting::PATIENCE;
 use crate::Args;
+
+/// How long one params request or trajectory send waits before it logs and retries.
+pub const PATIENCE: Duration = Duration::from_secs(10);
 
 /// The learner's and recorder's addresses: flags first, then endpoints.json
 /// (waited for, since under SLURM the learner may start after the actors),

@@ -6,15 +6,38 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
+use agent::model::Model;
+use agent::policy::{BatchedPolicy, Request, Sampling};
+use env::derive_seed;
 use wire::auth::Credentials;
 use wire::checkpoint;
+use wire::protocol::{Body, ParamsRequest};
 use wire::rundir::{Endpoints, RunDir};
 use wire::transport::{ParamsClient, Push};
 
-use crate::acting::{acting_model, model_config, Acting, Policy, Stepper};
-use crate::addresses::resolve_addresses;
+use crate::acting::{Group, Stepper};
+use crate::addresses::{resolve_addresses, PATIENCE};
 use crate::recording::EpisodeSink;
+use crate::train::{acting_model, model_config};
 use crate::Args;
+
+/// The learner's newest weights and their version, if it answers in time.
+fn learners_weights(
+    client: &ParamsClient,
+    actor_id: u32,
+    model: &mut Model,
+) -> Result<Option<u64>> {
+    let request = Body::ParamsRequest(ParamsRequest { actor_id, version: 0 });
+    match client.request(&request, PATIENCE) {
+        Ok(Ok(Body::Params(params))) if params.version > 0 => {
+            model.load_params(&params).context(
+                "loading the learner's weights (is the actor's --preset/--game the learner's?)",
+            )?;
+            Ok(Some(params.version))
+        }
+        _ => Ok(None),
+    }
+}
 
 /// `--eval`: plays `--episodes` episodes with fixed weights (the learner's
 /// newest, or a checkpoint's), records each, and writes their returns to
@@ -36,19 +59,17 @@ pub fn evaluate(args: &Args, run_dir: &RunDir, stop: &AtomicBool) -> Result<()> 
         None => {
             let addresses = resolve_addresses(args, run_dir, stop)?;
             let client = ParamsClient::dial(&addresses.params, &creds, args.max_message_bytes)?;
-            let mut policy = Policy { model, version: 0 };
-            if !policy.refresh(&client, args.actor_id)? || policy.version == 0 {
-                let (bytes, file) = checkpoint::model_weights(run_dir.root()).context(
-                    "the learner did not answer and the run has no good checkpoint: pass --checkpoint",
-                )?;
-                policy.model.load_safetensors(&bytes).with_context(|| {
-                    format!("loading {} (same --preset and --game as the run?)", file.display())
-                })?;
-                model = policy.model;
-                (0, file.display().to_string())
-            } else {
-                model = policy.model;
-                (policy.version, format!("learner version {}", policy.version))
+            match learners_weights(&client, args.actor_id, &mut model)? {
+                Some(version) => (version, format!("learner version {version}")),
+                None => {
+                    let (bytes, file) = checkpoint::model_weights(run_dir.root()).context(
+                        "the learner did not answer and the run has no good checkpoint: pass --checkpoint",
+                    )?;
+                    model.load_safetensors(&bytes).with_context(|| {
+                        format!("loading {} (same --preset and --game as the run?)", file.display())
+                    })?;
+                    (0, file.display().to_string())
+                }
             }
         }
     };
@@ -59,7 +80,11 @@ pub fn evaluate(args: &Args, run_dir: &RunDir, stop: &AtomicBool) -> Result<()> 
         .unwrap_or_else(|| run_dir.ipc("episodes"));
     let mut sink = EpisodeSink::new(Push::dial(&episodes_address, &creds)?);
     let num_envs = args.num_envs.min(args.episodes).max(1);
-    let mut acting = Acting::new(&Args { num_envs, ..args.clone() }, &cfg, 1)?;
+    let mut group = Group::new(args, &cfg, num_envs, 0, 1)?;
+    let seed = derive_seed(args.run.seed, args.actor_id, u32::MAX);
+    let mut policy = BatchedPolicy::new(model, version, None, seed);
+    let rows = policy.add(args.actor_id, 0, num_envs);
+    let sampling = if args.greedy { Sampling::Greedy } else { Sampling::Sample };
     tracing::info!(
         "evaluating {} episodes of {} with weights from {source} ({})",
         args.episodes,
@@ -69,9 +94,9 @@ pub fn evaluate(args: &Args, run_dir: &RunDir, stop: &AtomicBool) -> Result<()> 
     let mut stepper = Stepper { sink: Some(&mut sink), chunk_steps: args.chunk_steps.max(1) };
     let mut returns = Vec::new();
     while returns.len() < args.episodes && !stop.load(Ordering::Relaxed) {
-        for (env, ret, len) in
-            stepper.step(&mut acting, &model, version, args.greedy, |_, _, _, _| {})
-        {
+        let request = group.observations();
+        let acted = policy.act(&[Request { observations: &request, rows: &rows }], sampling);
+        for (env, ret, len) in stepper.apply(&mut group, &acted.answers[0]) {
             if returns.len() < args.episodes {
                 tracing::info!(
                     "episode {} (env {env}): return {ret}, {len} steps",
@@ -81,7 +106,7 @@ pub fn evaluate(args: &Args, run_dir: &RunDir, stop: &AtomicBool) -> Result<()> 
             }
         }
     }
-    stepper.flush_incomplete(&mut acting, version);
+    stepper.flush_incomplete(&mut group, version);
     anyhow::ensure!(!returns.is_empty(), "stopped before any episode finished");
     let mean = returns.iter().sum::<f64>() / returns.len() as f64;
     let mut sorted = returns.clone();

@@ -1,17 +1,19 @@
-//! The actor: E environments in one process, one batched inference call per
-//! step on its own copy of the model, unrolls of T+1 steps to the learner,
-//! chosen episodes with their attention maps to the recorder (docs/architecture.md,
-//! Processes and Step alignment). Under central inference ([`central`]) it
-//! holds no model: the learner picks its actions and assembles its unrolls.
+//! The actor: groups of E environments in one process ([`acting`]), their
+//! steps answered with actions by its own batched policy or, under central
+//! inference, by the learner's ([`inference`]), in one loop ([`train`]);
+//! unrolls of T+1 steps to the learner and chosen episodes with their
+//! attention maps to the recorder (docs/architecture.md, Processes, One
+//! batched policy, Step alignment).
 //! With `--eval` it plays N episodes with fixed weights instead and reports
 //! their returns.
 
 mod acting;
 mod addresses;
-mod central;
 mod evaluation;
 mod flags;
+mod inference;
 mod recording;
+mod train;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -59,6 +61,6 @@ fn run(args: &Args) -> Result<()> {
     if args.eval {
         evaluation::evaluate(args, &run_dir, &stop)
     } else {
-        acting::train(args, &run_dir, &stop)
+        train::train(args, &run_dir, &stop)
     }
 }

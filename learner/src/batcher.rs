@@ -423,7 +423,7 @@ fn drop_log(
     let n = counters.dropped(actor, reason);
     // Every drop is counted; the log shows the first ten of each reason, then
     // every power of two, so a misconfigured actor cannot flood it.
-    if n <= 10 || n.is_power_of_two() {
+    if wire::log_throttle::worth_logging(n) {
         let who = actor.map_or("unknown sender".to_string(), |a| format!("actor {a}"));
         tracing::warn!("dropped trajectory from {who} ({reason}, {n} so far): {e}");
     }

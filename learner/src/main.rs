@@ -190,6 +190,7 @@ pub fn train(args: &TrainArgs, stop: &AtomicBool) -> Result<Summary> {
             // Under central inference no trajectory arrives over the socket:
             // the decode threads' share of the cores decodes requests instead.
             receive_threads: args.decode_threads,
+            seed: env::derive_seed(args.run.seed, u32::MAX, u32::MAX),
         };
         let service =
             InferenceService::spawn(server, copy, counters.version, settings, batcher.inlet());
@@ -331,7 +332,7 @@ pub fn train(args: &TrainArgs, stop: &AtomicBool) -> Result<Summary> {
         // counted and reported; checkpoints (which must succeed) stop the run.
         if let Err(e) = csv.write(&row) {
             csv_failures += 1;
-            if csv_failures <= 10 || csv_failures.is_power_of_two() {
+            if wire::log_throttle::worth_logging(csv_failures) {
                 tracing::error!(
                     "logs.csv row of step {} not written ({csv_failures} rows lost so far), \
                      learning goes on: {e:#}",

@@ -196,7 +196,7 @@ fn serve(
                 // REP must answer before its next receive: say which version is
                 // current; the asker (if it is ours) asks again.
                 let n = stats.refused.fetch_add(1, Ordering::Relaxed) + 1;
-                if n <= 10 || n.is_power_of_two() {
+                if wire::log_throttle::worth_logging(n) {
                     match other {
                         Err(e) => tracing::warn!("refused params request ({n} so far): {e}"),
                         Ok(b) => tracing::warn!(

@@ -9,5 +9,6 @@
 
 pub mod machine;
 pub mod model;
+pub mod policy;
 pub mod precision;
 pub mod vtrace;

@@ -2,8 +2,9 @@
 //! ([`protocol`]) and its NNG sockets ([`transport`]), the run's secret key
 //! ([`auth`]), the configuration every shape derives from ([`config`]), the
 //! per-step layouts ([`layout`]), the run directory ([`rundir`]: endpoints,
-//! checkpoints, how a run ended), the flags every process takes ([`args`]) and
-//! the unroll assembly actors and the learner share ([`unroll`]).
+//! checkpoints, how a run ended), the flags every process takes ([`args`]), the
+//! unroll buffer the batched policy fills ([`unroll`]) and the rule for
+//! repeated log lines ([`log_throttle`]).
 //!
 //! It holds no process logic and no model: the recorder depends on it alone
 //! (with `env` for its benchmark), so it builds on a laptop without PyTorch.
@@ -15,6 +16,7 @@ pub mod config;
 pub mod events;
 pub mod fixtures;
 pub mod layout;
+pub mod log_throttle;
 pub mod protocol;
 pub mod rundir;
 pub mod transport;

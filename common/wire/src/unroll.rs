@@ -1,8 +1,8 @@
-//! The unroll being assembled for one environment, in the trajectory's
-//! layout (`crate::layout`): T+1 steps, step 0 repeating step T of the
-//! previous unroll, with the recurrent state from before step 0
-//! (docs/architecture.md, Step alignment). Actors in their own mode and the
-//! learner under central inference assemble unrolls with the same code.
+//! The bytes of the unroll being assembled for one environment, in the
+//! trajectory's layout (`crate::layout`). When a step is appended, and when
+//! an unroll turns over, is decided in one place,
+//! `agent::policy::UnrollStore` (`common/agent/src/policy/unroll_store.rs`),
+//! which both inference modes use.
 
 use crate::config::ModelConfig;
 use crate::protocol::{Array, RecurrentState, Trajectory, TrajectorySteps};
