@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tch::{Device, Kind, Tensor};
 
@@ -25,7 +25,9 @@ use agent::model::{AgentState, Unroll};
 use wire::config::ModelConfig;
 use wire::layout::Field;
 use wire::protocol::{Array, Body, DType, ProtocolError, Trajectory, TrajectorySteps};
-use wire::transport::{Pull, TransportError};
+use wire::transport::Pull;
+
+use crate::receive::{receive_loop, Flow};
 
 /// B unrolls ready for the learner; tensors on the CPU, time-major.
 pub struct Batch {
@@ -438,45 +440,40 @@ fn receive(
     queued: &AtomicUsize,
     stop: &AtomicBool,
 ) {
-    let mut last_error_log = Instant::now() - Duration::from_secs(60);
-    while !stop.load(Ordering::Relaxed) {
-        let body = match pull.recv(Some(Duration::from_millis(100))) {
-            Ok(None) => continue,
-            Ok(Some(Ok(body))) => body,
-            Ok(Some(Err(e))) => {
-                drop_log(counters, None, drop_reason(&e), &e);
-                continue;
-            }
-            Err(TransportError::Closed) => break,
-            Err(e) => {
-                if last_error_log.elapsed() > Duration::from_secs(10) {
-                    tracing::error!("trajectory socket: {e}");
-                    last_error_log = Instant::now();
+    receive_loop(
+        "trajectory",
+        stop,
+        |wait| pull.recv(Some(wait)),
+        |message| {
+            let body = match message {
+                Ok(body) => body,
+                Err(e) => {
+                    drop_log(counters, None, drop_reason(&e), &e);
+                    return Flow::Continue;
                 }
-                std::thread::sleep(Duration::from_millis(10));
-                continue;
+            };
+            let trajectory = match body {
+                Body::Trajectory(t) => *t,
+                other => {
+                    let e = ProtocolError::UnexpectedBody { got: other.kind(), want: "Trajectory" };
+                    drop_log(counters, None, drop_reason(&e), &e);
+                    return Flow::Continue;
+                }
+            };
+            let actor = trajectory.actor_id;
+            counters.received(actor);
+            if let Err(e) = trajectory.validate(&cfg.model, cfg.unroll_length) {
+                drop_log(counters, Some(actor), drop_reason(&e), &e);
+                return Flow::Continue;
             }
-        };
-        let trajectory = match body {
-            Body::Trajectory(t) => *t,
-            other => {
-                let e = ProtocolError::UnexpectedBody { got: other.kind(), want: "Trajectory" };
-                drop_log(counters, None, drop_reason(&e), &e);
-                continue;
+            queued.fetch_add(1, Ordering::Relaxed);
+            // Blocks while the assembler is full: back-pressure onto the actors.
+            match tx.send(trajectory) {
+                Ok(()) => Flow::Continue,
+                Err(_) => Flow::Stop,
             }
-        };
-        let actor = trajectory.actor_id;
-        counters.received(actor);
-        if let Err(e) = trajectory.validate(&cfg.model, cfg.unroll_length) {
-            drop_log(counters, Some(actor), drop_reason(&e), &e);
-            continue;
-        }
-        queued.fetch_add(1, Ordering::Relaxed);
-        // Blocks while the assembler is full: back-pressure onto the actors.
-        if tx.send(trajectory).is_err() {
-            break;
-        }
-    }
+        },
+    );
 }
 
 /// The assembler: B trajectories into one batch, handed to the learner.
@@ -569,7 +566,7 @@ mod tests {
         while accepted < 200 {
             match push.send(&message, timeout) {
                 Ok(()) => accepted += 1,
-                Err(TransportError::TimedOut) => break,
+                Err(wire::transport::TransportError::TimedOut) => break,
                 Err(e) => panic!("{e}"),
             }
         }

@@ -22,29 +22,18 @@ use rand::{Rng, SeedableRng};
 
 use agent::model::{AgentState, Model};
 use agent::precision::Precision;
-use env::EnvSpec;
 use wire::auth::Credentials;
 use wire::config::ModelConfig;
 use wire::protocol::{Array, Body, ParamsRequest, Trajectory};
 use wire::transport::{open, seal, ParamsClient};
 
 use crate::batcher::build_batch;
-use crate::flags::{device_name, parse_device, TrainArgs};
+use crate::flags::{device_name, BenchArgs};
 use crate::metrics::process_cpu_seconds;
 use crate::optim::Optimizer;
-use crate::{train, update};
-
-#[derive(clap::Args, Debug)]
-pub struct BenchArgs {
-    #[command(flatten)]
-    pub train: TrainArgs,
-    /// Timed updates per measurement.
-    #[arg(long, default_value_t = 5)]
-    pub updates: usize,
-    /// Untimed updates before each measurement.
-    #[arg(long, default_value_t = 1)]
-    pub warmup: usize,
-}
+use crate::settings::Settings;
+use crate::training::train;
+use crate::update::update;
 
 /// A trajectory of random frames and actions with valid shapes, for benchmarks.
 pub fn random_trajectory(
@@ -81,11 +70,8 @@ pub fn random_trajectory(
 pub fn run(args: &BenchArgs) -> Result<()> {
     let train_args = &args.train;
     let (t, b) = (train_args.run.unroll_length, train_args.batch_size);
-    let env = EnvSpec::of_run(&train_args.run.game, train_args.run.full_action_set);
-    let num_actions = env.num_actions().context("finding the game's number of actions")?;
-    let cfg = train_args.run.model_config(num_actions);
-    let device = parse_device(&train_args.device)?;
-    let precision = train_args.precision.resolve(device)?;
+    let Settings { cfg, device, precision, num_actions, frames_per_step, .. } =
+        Settings::resolve(train_args)?;
     let mut rng = rand_pcg::Pcg64::seed_from_u64(train_args.run.seed);
     let trajectories: Vec<Trajectory> =
         (0..b).map(|i| random_trajectory(&cfg, t, 0, i as u32, &mut rng)).collect();
@@ -109,6 +95,49 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     );
 
     // 2. The learner loop, fed over ipc.
+    let looped = measure_loop(args, &cfg, frames_per_step, device, trajectories.clone())?;
+    let (model_alone_after, model_cpu_after) =
+        model_step_seconds(args, &cfg, &trajectories, device, precision.precision)?;
+
+    let model = Measured {
+        alone_before: model_alone_before,
+        alone_after: model_alone_after,
+        cpu_before: model_cpu_before,
+        cpu_after: model_cpu_after,
+    };
+    print_report(args, device, precision.precision, &model, &looped);
+    Ok(())
+}
+
+/// The model step alone, wall and CPU seconds, before and after the loop.
+struct Measured {
+    alone_before: f64,
+    alone_after: f64,
+    cpu_before: f64,
+    cpu_after: f64,
+}
+
+/// What the learner loop did when fed over ipc.
+struct Looped {
+    summary: crate::training::Summary,
+    /// Seconds per batch of each piece of the loop's own work ([`loop_parts`]).
+    parts: [f64; 6],
+    message_bytes: usize,
+    downloads: u64,
+    last_version: u64,
+}
+
+/// Runs the real training loop on pre-encoded trajectories pushed as fast as
+/// it takes them, while a client asks for params as actors do.
+fn measure_loop(
+    args: &BenchArgs,
+    cfg: &ModelConfig,
+    frames_per_step: u64,
+    device: tch::Device,
+    trajectories: Vec<Trajectory>,
+) -> Result<Looped> {
+    let train_args = &args.train;
+    let (t, b) = (train_args.run.unroll_length, train_args.batch_size);
     let root = tempfile::tempdir().context("creating a temporary run directory")?;
     let mut loop_args = train_args.clone();
     loop_args.run.runs_root = root.path().to_path_buf();
@@ -116,7 +145,6 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     loop_args.resume = false;
     loop_args.checkpoint_interval_s = f64::INFINITY;
     loop_args.log_interval_s = 3600.0;
-    let frames_per_step = u64::from(env.action_repeat.max(1));
     loop_args.total_frames = ((args.warmup + args.updates) * t * b) as u64 * frames_per_step;
     let run_dir = loop_args.run.run_dir().map_err(anyhow::Error::msg)?;
     let trajectories_address = run_dir.ipc("trajectories");
@@ -127,13 +155,12 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     // The run's key (made with its directory), as the learner will read it:
     // the messages are tagged.
     let creds = Credentials::of(&run_dir)?;
-    let trajectories_for_after = trajectories.clone();
     let messages: Vec<Vec<u8>> = trajectories
         .into_iter()
         .map(|tr| seal(&creds, &Body::Trajectory(Box::new(tr))))
         .collect::<Result<_, _>>()?;
     let message_bytes = messages[0].len();
-    let parts = loop_parts(&messages, &creds, &cfg, t, device, train_args.decode_threads)?;
+    let parts = loop_parts(&messages, &creds, cfg, t, device, train_args.decode_threads)?;
     let done = Arc::new(AtomicBool::new(false));
     let producer = {
         let done = done.clone();
@@ -177,11 +204,21 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let _ = producer.join();
     let (last_version, downloads) = params_client.join().expect("params client").unwrap_or((0, 0));
     let summary = summary?;
-    let (model_alone_after, model_cpu_after) =
-        model_step_seconds(args, &cfg, &trajectories_for_after, device, precision.precision)?;
-    let model_alone = model_alone_before.min(model_alone_after);
-    let model_cpu = model_cpu_before.min(model_cpu_after);
+    Ok(Looped { summary, parts, message_bytes, downloads, last_version })
+}
 
+fn print_report(
+    args: &BenchArgs,
+    device: tch::Device,
+    precision: Precision,
+    model: &Measured,
+    looped: &Looped,
+) {
+    let train_args = &args.train;
+    let (t, b) = (train_args.run.unroll_length, train_args.batch_size);
+    let Looped { summary, parts, message_bytes, downloads, last_version } = looped;
+    let model_alone = model.alone_before.min(model.alone_after);
+    let model_cpu = model.cpu_before.min(model.cpu_after);
     // From the end of the last warm-up update (or of the first update) to the end.
     let ends = &summary.update_ends;
     let first = args.warmup.max(1) - 1;
@@ -205,7 +242,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         "| {} | {} | {} | {t} | {b} | {} ",
         train_args.run.preset,
         device_name(device),
-        precision.precision,
+        precision,
         tch::get_num_threads()
     );
     println!(
@@ -232,11 +269,11 @@ pub fn run(args: &BenchArgs) -> Result<()> {
          threads)",
         args.updates,
         args.warmup,
-        model_alone_before * 1e3,
-        model_alone_after * 1e3,
-        model_cpu_before * 1e3,
-        model_cpu_after * 1e3,
-        message_bytes as f64 / 1e6
+        model.alone_before * 1e3,
+        model.alone_after * 1e3,
+        model.cpu_before * 1e3,
+        model.cpu_after * 1e3,
+        *message_bytes as f64 / 1e6
     );
     println!();
     println!(
@@ -259,7 +296,6 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         parts[4] * 1e3,
         parts[5] * 1e3
     );
-    Ok(())
 }
 
 /// Wall and process CPU seconds per [`update`] on a batch already on the

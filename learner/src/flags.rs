@@ -11,7 +11,6 @@ use agent::vtrace::{LossConfig, VTraceConfig};
 use wire::args::RunArgs;
 use wire::transport::DEFAULT_MAX_MESSAGE_BYTES;
 
-use crate::bench;
 use crate::optim::OptimizerConfig;
 
 /// `--optimizer`: which update rule the learner uses.
@@ -77,9 +76,9 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Measure learner samples/s against the bare model training step (prints a table).
-    Bench(Box<bench::BenchArgs>),
+    Bench(Box<BenchArgs>),
     /// Print how the run's newest session ended, one word: `total-frames-reached`,
-    /// `interrupted`, or `none` (running, never started, or killed).
+    /// `interrupted`, `failed`, or `none` (running, never started, or killed).
     EndReason(EndReasonArgs),
 }
 
@@ -496,4 +495,16 @@ mod tests {
             assert!(json.get(key).is_some(), "FREE_ON_RESUME names {key}, which is no setting");
         }
     }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub train: TrainArgs,
+    /// Timed updates per measurement.
+    #[arg(long, default_value_t = 5)]
+    pub updates: usize,
+    /// Untimed updates before each measurement.
+    #[arg(long, default_value_t = 1)]
+    pub warmup: usize,
 }

@@ -16,14 +16,15 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
 
 use tch::{Device, Tensor};
 
 use agent::model::Model;
 use wire::config::ModelConfig;
 use wire::protocol::{Body, Params, UpToDate};
-use wire::transport::{ParamsServer, TransportError};
+use wire::transport::ParamsServer;
+
+use crate::receive::{receive_loop, Flow};
 
 /// The weights of one version: (var-store name, tensor on the learner's device).
 pub struct Snapshot {
@@ -148,68 +149,60 @@ fn serve(
     let mut served = Model::new(cfg, Device::Cpu);
     // (version, encoded Params message) of the last version someone asked for.
     let mut encoded: Option<(u64, Vec<u8>)> = None;
-    let mut last_error_log = Instant::now() - Duration::from_secs(60);
-    while !stop.load(Ordering::Relaxed) {
-        let request = match server.recv(Some(Duration::from_millis(100))) {
-            Ok(None) => continue,
-            Ok(Some(r)) => r,
-            Err(TransportError::Closed) => break,
-            Err(e) => {
-                if last_error_log.elapsed() > Duration::from_secs(10) {
-                    tracing::error!("params socket: {e}");
-                    last_error_log = Instant::now();
+    receive_loop(
+        "params",
+        stop,
+        |wait| server.recv(Some(wait)),
+        |request| {
+            stats.requests.fetch_add(1, Ordering::Relaxed);
+            let version = latest.lock().unwrap().version;
+            let up_to_date = Body::UpToDate(UpToDate { version });
+            let sent = match request {
+                Ok(Body::ParamsRequest(req)) if req.version == version => {
+                    stats.up_to_date_sent.fetch_add(1, Ordering::Relaxed);
+                    server.reply(&up_to_date)
                 }
-                std::thread::sleep(Duration::from_millis(10));
-                continue;
-            }
-        };
-        stats.requests.fetch_add(1, Ordering::Relaxed);
-        let version = latest.lock().unwrap().version;
-        let up_to_date = Body::UpToDate(UpToDate { version });
-        let sent = match request {
-            Ok(Body::ParamsRequest(req)) if req.version == version => {
-                stats.up_to_date_sent.fetch_add(1, Ordering::Relaxed);
-                server.reply(&up_to_date)
-            }
-            Ok(Body::ParamsRequest(_)) => {
-                if encoded.as_ref().map(|(v, _)| *v) != Some(version) {
-                    encoded = match encode_newest(&server, &mut served, latest) {
-                        Ok(message) => {
-                            stats.encodes.fetch_add(1, Ordering::Relaxed);
-                            Some(message)
-                        }
-                        Err(e) => {
-                            tracing::error!("cannot encode params version {version}: {e:#}");
-                            None
-                        }
-                    };
-                }
-                match &encoded {
-                    Some((_, bytes)) => {
-                        stats.params_sent.fetch_add(1, Ordering::Relaxed);
-                        server.reply_encoded(bytes)
+                Ok(Body::ParamsRequest(_)) => {
+                    if encoded.as_ref().map(|(v, _)| *v) != Some(version) {
+                        encoded = match encode_newest(&server, &mut served, latest) {
+                            Ok(message) => {
+                                stats.encodes.fetch_add(1, Ordering::Relaxed);
+                                Some(message)
+                            }
+                            Err(e) => {
+                                tracing::error!("cannot encode params version {version}: {e:#}");
+                                None
+                            }
+                        };
                     }
-                    None => server.reply(&up_to_date),
+                    match &encoded {
+                        Some((_, bytes)) => {
+                            stats.params_sent.fetch_add(1, Ordering::Relaxed);
+                            server.reply_encoded(bytes)
+                        }
+                        None => server.reply(&up_to_date),
+                    }
                 }
-            }
-            other => {
-                // REP must answer before its next receive: say which version is
-                // current; the asker (if it is ours) asks again.
-                let n = stats.refused.fetch_add(1, Ordering::Relaxed) + 1;
-                if wire::log_throttle::worth_logging(n) {
-                    match other {
-                        Err(e) => tracing::warn!("refused params request ({n} so far): {e}"),
-                        Ok(b) => tracing::warn!(
+                other => {
+                    // REP must answer before its next receive: say which version is
+                    // current; the asker (if it is ours) asks again.
+                    let n = stats.refused.fetch_add(1, Ordering::Relaxed) + 1;
+                    if wire::log_throttle::worth_logging(n) {
+                        match other {
+                            Err(e) => tracing::warn!("refused params request ({n} so far): {e}"),
+                            Ok(b) => tracing::warn!(
                             "refused {} on the params socket ({n} so far): expected ParamsRequest",
                             b.kind()
                         ),
+                        }
                     }
+                    server.reply(&up_to_date)
                 }
-                server.reply(&up_to_date)
+            };
+            if let Err(e) = sent {
+                tracing::warn!("cannot answer a params request: {e}");
             }
-        };
-        if let Err(e) = sent {
-            tracing::warn!("cannot answer a params request: {e}");
-        }
-    }
+            Flow::Continue
+        },
+    );
 }
