@@ -203,10 +203,14 @@ fn play(
 
         if last_report.elapsed() > Duration::from_secs(10) {
             let seconds = last_report.elapsed().as_secs_f64();
-            let emulating: f64 =
-                groups.iter_mut().map(|g| g.take_environment_time().as_secs_f64()).sum();
+            let pct = |d: Duration| 100.0 * d.as_secs_f64() / seconds;
+            let emulating: Duration = groups.iter_mut().map(Group::take_environment_time).sum();
+            let mut time = format!("environment {:.0}%", pct(emulating));
+            for (what, spent) in inference.take_times(std::mem::take(&mut tally.in_inference)) {
+                time += &format!(", {what} {:.0}%", pct(spent));
+            }
             tracing::info!(
-                "actor {}: {} unrolls per env, {} frames, params version {}, episode chunks sent {} dropped {}, restarts {}, {}; time: environment {:.0}%, {} {:.0}%",
+                "actor {}: {} unrolls per env, {} frames, params version {}, episode chunks sent {} dropped {}, restarts {}, {}; time: {time}",
                 args.actor_id,
                 tally.unrolls_per_env(t_len),
                 tally.frames,
@@ -215,11 +219,7 @@ fn play(
                 stepper.sink.as_ref().map_or(0, |s| s.dropped),
                 tally.restarts,
                 inference.status(),
-                100.0 * emulating / seconds,
-                inference.waiting_for(),
-                100.0 * tally.in_inference.as_secs_f64() / seconds,
             );
-            tally.in_inference = Duration::ZERO;
             last_report = Instant::now();
         }
         if args.max_unrolls > 0 && tally.unrolls_per_env(t_len) >= args.max_unrolls {

@@ -33,6 +33,8 @@ pub struct Local<'a> {
     args: &'a Args,
     run_dir: &'a RunDir,
     stop: &'a AtomicBool,
+    /// Time in the policy's passes since the last [`Inference::take_times`].
+    acting: Duration,
     /// Set when the learner finished the run (or we were stopped) while
     /// sending: every later `recv` says so.
     finished: bool,
@@ -69,6 +71,7 @@ impl<'a> Local<'a> {
             args,
             run_dir,
             stop,
+            acting: Duration::ZERO,
             finished: false,
         };
         local.take_weights()?;
@@ -200,8 +203,9 @@ impl Inference for Local<'_> {
         })
     }
 
-    fn waiting_for(&self) -> &'static str {
-        "inference"
+    fn take_times(&mut self, in_calls: Duration) -> Vec<(&'static str, Duration)> {
+        let acting = std::mem::take(&mut self.acting);
+        vec![("inference", acting), ("waiting for the learner", in_calls.saturating_sub(acting))]
     }
 
     fn status(&self) -> String {

@@ -35,9 +35,10 @@ pub trait Inference {
     fn send(&mut self, group: usize, request: Observations) -> Result<()>;
     /// The answer to `group`'s request, waiting at most `wait` for it.
     fn recv(&mut self, group: usize, wait: Duration) -> Result<Reply>;
-    /// What the actor's time outside the environments goes to, for the
-    /// progress line ("inference", "waiting for the learner").
-    fn waiting_for(&self) -> &'static str;
+    /// Where `in_calls`, the time spent in [`send`](Self::send) and
+    /// [`recv`](Self::recv) since the last call, went: ("inference", ..),
+    /// ("waiting for the learner", ..), for the progress line.
+    fn take_times(&mut self, in_calls: Duration) -> Vec<(&'static str, Duration)>;
     /// Counts worth a place on the progress line.
     fn status(&self) -> String;
 }

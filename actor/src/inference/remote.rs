@@ -172,8 +172,8 @@ impl Inference for Remote<'_> {
         Ok(reply)
     }
 
-    fn waiting_for(&self) -> &'static str {
-        "waiting for the learner"
+    fn take_times(&mut self, in_calls: Duration) -> Vec<(&'static str, Duration)> {
+        vec![("waiting for the learner", in_calls)]
     }
 
     fn status(&self) -> String {
