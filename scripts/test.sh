@@ -36,12 +36,13 @@ step "cargo fmt --check" cargo fmt --all --check
 step "cargo clippy --all-targets -- -D warnings" \
   cargo clippy --release --workspace --all-targets -- -D warnings
 step "the scripts' flag parsing" tests/scripts/flags.sh
+step "the code's shape (file and function sizes, no import circles)" .venv/bin/python scripts/checks/code_shape.py
 echo "== cargo build (the end-to-end tests start the binaries)"
 if ! cargo build --release --workspace --bins; then
   echo "== FAILED: the build; no test ran" >&2
   exit 1
 fi
-step "the recorder builds and runs without PyTorch" scripts/recorder-without-torch.sh
+step "the recorder builds and runs without PyTorch" scripts/checks/recorder-without-torch.sh
 echo "== cargo test (every test binary, even after a failure; output also in $test_log)"
 set +e
 cargo test --release --workspace --no-fail-fast "$@" 2>&1 | tee "$test_log"

@@ -129,7 +129,7 @@ common+=("${model_flags[@]}")
 [ -n "$seed" ] && common+=(--seed "$seed")
 learner_args=("${common[@]}" --device "$device" --precision "$precision" --threads 1 --inference "$inference")
 [ -n "$total_frames" ] && learner_args+=(--total-frames "$total_frames")
-. "$ROOT/scripts/demo-settings.sh"
+. "$ROOT/scripts/launch/demo-settings.sh"
 ((demo)) && learner_args+=("${DEMO_LEARNER_FLAGS[@]}")
 ((resume)) && learner_args+=(--resume)
 learner_args+=("${learner_extra[@]}")

@@ -209,16 +209,7 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         let start = Instant::now();
         writer.shutdown()?;
         busy += start.elapsed();
-        let segments = closed_segments(&dir)?;
-        let disk: u64 = segments.iter().map(|p| crate::reader::file_size(p)).sum();
-        let mut frame_disk = 0u64;
-        for p in &segments {
-            let f = hdf5::File::open(p)?;
-            let g = f.group(crate::schema::EPISODES)?;
-            for name in g.member_names()? {
-                frame_disk += g.dataset(&format!("{name}/frame"))?.storage_size();
-            }
-        }
+        let (disk, frame_disk) = bytes_on_disk(&dir)?;
         let secs = busy.as_secs_f64();
         println!(
             "{:>7} {:>9} {:>9.2} {:>12.1} {:>9.0} {:>12.0} {:>13.0} {:>9.1}",
@@ -239,6 +230,21 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         let _ = std::fs::remove_dir_all(&tmp);
     }
     Ok(())
+}
+
+/// Bytes of the closed segments in `dir`, and of their frame datasets.
+fn bytes_on_disk(dir: &std::path::Path) -> Result<(u64, u64)> {
+    let segments = closed_segments(dir)?;
+    let disk: u64 = segments.iter().map(|p| crate::reader::file_size(p)).sum();
+    let mut frame_disk = 0u64;
+    for p in &segments {
+        let f = hdf5::File::open(p)?;
+        let g = f.group(crate::schema::EPISODES)?;
+        for name in g.member_names()? {
+            frame_disk += g.dataset(&format!("{name}/frame"))?.storage_size();
+        }
+    }
+    Ok((disk, frame_disk))
 }
 
 fn tempfile_dir(dir: &Option<PathBuf>) -> Result<PathBuf> {

@@ -106,19 +106,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
     if let Some(cfg) = &meta_config {
         info!(num_actions = cfg.num_actions, "model config from {}", run_dir.meta_json().display());
     }
-    let opts = WriterOptions {
-        run_dir: PathBuf::from(run_dir.root()),
-        run_id: run_dir.xpid().to_owned(),
-        model: args.run.model_choice(),
-        model_config: meta_config,
-        num_actions: args.num_actions,
-        env: env_json(&args.run),
-        rotate_every: Duration::from_secs_f64(args.rotate_seconds.max(0.0)),
-        deflate: args.deflate.min(9),
-        episode_timeout: Duration::from_secs_f64(args.episode_timeout_seconds.max(1.0)),
-        compress_threads: args.compress_threads.unwrap_or_else(default_threads),
-    };
-    let mut writer = Writer::new(opts)?;
+    let mut writer = Writer::new(writer_options(&args, &run_dir, meta_config))?;
     let address = args.episodes_address.clone().unwrap_or_else(|| run_dir.ipc("episodes"));
     let creds = wire::auth::Credentials::of(&run_dir)?;
     let pull = Pull::bind(&address, &creds, args.max_message_bytes, args.allow_remote)
@@ -145,34 +133,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
     while !stop.load(Ordering::SeqCst) {
         match pull.recv(Some(Duration::from_millis(200))) {
             Ok(None) => {}
-            Ok(Some(Err(e))) => {
-                writer.stats.dropped += 1;
-                warn!(dropped = writer.stats.dropped, "dropped message: {e}");
-            }
-            Ok(Some(Ok(Body::EpisodeChunk(chunk)))) => match writer.accept(&chunk) {
-                Ok(Outcome::Appended) => {}
-                Ok(Outcome::Finished(s)) => {
-                    info!(
-                        uid = %s.uid, steps = s.steps, episode_return = s.episode_return, complete = s.complete,
-                        end = s.end_reason,
-                        "episode recorded"
-                    );
-                    if let Some(Err(e)) = board.as_mut().map(|b| b.episode(&s, &chunk)) {
-                        warn!("TensorBoard stops for this session, recording goes on: {e:#}");
-                        board = None;
-                    }
-                }
-                Ok(Outcome::Dropped(why)) => warn!(dropped = writer.stats.dropped, "dropped {why}"),
-                Err(e) => warn!("cannot write chunk {} of {}: {e:#}", chunk.sequence, chunk.uid),
-            },
-            Ok(Some(Ok(other))) => {
-                writer.stats.dropped += 1;
-                warn!(
-                    dropped = writer.stats.dropped,
-                    "dropped a {} message: expected EpisodeChunk",
-                    other.kind()
-                );
-            }
+            Ok(Some(message)) => take(&mut writer, &mut board, message),
             Err(TransportError::Closed) => break,
             Err(e) => return Err(e).context("receive episode chunks"),
         }
@@ -209,6 +170,66 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         "recorder stopped"
     );
     Ok(())
+}
+
+/// How the writer is set up: files, compression, timeouts, and the model's
+/// shapes from the learner's meta.json when it has them.
+fn writer_options(
+    args: &ServeArgs,
+    run_dir: &wire::rundir::RunDir,
+    meta_config: Option<ModelConfig>,
+) -> WriterOptions {
+    WriterOptions {
+        run_dir: PathBuf::from(run_dir.root()),
+        run_id: run_dir.xpid().to_owned(),
+        model: args.run.model_choice(),
+        model_config: meta_config,
+        num_actions: args.num_actions,
+        env: env_json(&args.run),
+        rotate_every: Duration::from_secs_f64(args.rotate_seconds.max(0.0)),
+        deflate: args.deflate.min(9),
+        episode_timeout: Duration::from_secs_f64(args.episode_timeout_seconds.max(1.0)),
+        compress_threads: args.compress_threads.unwrap_or_else(default_threads),
+    }
+}
+
+/// One received message: an episode chunk goes to the writer (and a
+/// finished episode to TensorBoard); anything else is dropped and counted.
+fn take(
+    writer: &mut Writer,
+    board: &mut Option<RecorderBoard>,
+    message: Result<Body, wire::protocol::ProtocolError>,
+) {
+    match message {
+        Err(e) => {
+            writer.stats.dropped += 1;
+            warn!(dropped = writer.stats.dropped, "dropped message: {e}");
+        }
+        Ok(Body::EpisodeChunk(chunk)) => match writer.accept(&chunk) {
+            Ok(Outcome::Appended) => {}
+            Ok(Outcome::Finished(s)) => {
+                info!(
+                    uid = %s.uid, steps = s.steps, episode_return = s.episode_return, complete = s.complete,
+                    end = s.end_reason,
+                    "episode recorded"
+                );
+                if let Some(Err(e)) = board.as_mut().map(|b| b.episode(&s, &chunk)) {
+                    warn!("TensorBoard stops for this session, recording goes on: {e:#}");
+                    *board = None;
+                }
+            }
+            Ok(Outcome::Dropped(why)) => warn!(dropped = writer.stats.dropped, "dropped {why}"),
+            Err(e) => warn!("cannot write chunk {} of {}: {e:#}", chunk.sequence, chunk.uid),
+        },
+        Ok(other) => {
+            writer.stats.dropped += 1;
+            warn!(
+                dropped = writer.stats.dropped,
+                "dropped a {} message: expected EpisodeChunk",
+                other.kind()
+            );
+        }
+    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 # the actors' own inference and then central inference, with the same
 # processes, one after the other.
 #
-#   scripts/bench-system.sh [--seconds 120] [--actors 1] [--envs 4] [--game seaquest] [--preset paper]
+#   scripts/bench/bench-system.sh [--seconds 120] [--actors 1] [--envs 4] [--game seaquest] [--preset paper]
 #                           [--device cpu] [--inference actors|central|both]
 #                           [-- extra flags for learner and actors, e.g. --precision bf16]
 #
@@ -32,7 +32,7 @@
 # Environment: AAA_NO_BUILD=1 skips the build; AAA_BIN_DIR picks the binaries
 # (default: target/release).
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 seconds=120 actors=1 envs=4 game=seaquest preset=paper unroll=20 batch=8 warmup_timeout=600 extra=()
 device=cpu inference=actors learner_threads=1
 usage() { sed -n '2,/^set -euo pipefail/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'; }

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Runs the demo (scripts/train-local.sh --demo: catch, small preset) once per
 # precision and seed, several at a time, and prints what each run learned
-# (scripts/learning_curves.py): the mean episode return over the last 20% of
+# (scripts/python/learning_curves.py): the mean episode return over the last 20% of
 # its updates (the learning test's measure), the mean per tenth of its frames,
 # how far it fell back from its best tenth, and the frames until it first
 # reached halfway between random and perfect play; per precision the median.
 #
-#   scripts/compare-seeds.sh [--precisions "fp32 bf16"] [--seeds "1 2 3"]
+#   scripts/bench/compare-seeds.sh [--precisions "fp32 bf16"] [--seeds "1 2 3"]
 #       [--parallel N] [--runs-root DIR] [--total-frames F] [--prefix NAME]
 #       [-- flags for train-local.sh, e.g. --agent baseline]
 #
@@ -15,7 +15,7 @@
 # than 2N free cores the runs slow each other down.
 # Ctrl-C stops every run cleanly and prints the table as far as they got.
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 precisions="fp32 bf16" seeds="1 2 3" parallel=1 runs_root="$ROOT/runs" total_frames="" prefix="seeds"
 extra_flags=()
 usage() { sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
@@ -70,12 +70,12 @@ done
 while (($(jobs -rp | wc -l) > 0)); do wait || true; done
 ((stopped)) && echo "stopped early: the table shows the runs as far as they got"
 
-# The learning measures of every run (scripts/learning_curves.py), one table
+# The learning measures of every run (scripts/python/learning_curves.py), one table
 # per precision with its summary line: frames to halfway, last 20%, drops.
 for p in $precisions; do
   dirs=()
   for s in $seeds; do dirs+=("$runs_root/$prefix-$p-seed$s"); done
   echo
   echo "### $p"
-  python3 "$ROOT/scripts/learning_curves.py" --markdown "${dirs[@]}"
+  python3 "$ROOT/scripts/python/learning_curves.py" --markdown "${dirs[@]}"
 done

@@ -3,16 +3,16 @@
 # inference"), as one call on a lent GPU host that has PyTorch 2.11 but no
 # Rust: the binaries are built here and carried.
 #
-#   scripts/gpu-measure.sh --prepare          # here: build, strip into dist/bin, copy the ROM
-#   scripts/gpu-measure.sh [BENCH-SYSTEM FLAGS...]   # there: logs under $OUT (else ./gpu-logs)
+#   scripts/bench/gpu-measure.sh --prepare          # here: build, strip into dist/bin, copy the ROM
+#   scripts/bench/gpu-measure.sh [BENCH-SYSTEM FLAGS...]   # there: logs under $OUT (else ./gpu-logs)
 #
-# On the GPU host it runs scripts/bench-system.sh with --inference both (the
+# On the GPU host it runs scripts/bench/bench-system.sh with --inference both (the
 # actors' own inference, then central inference, the same processes), on
 # Seaquest with the paper preset at the learner's default T = 50, B = 32,
 # 15 actors x 4 envs, 120 s each (precision auto: fp32 on a GPU); flags given replace those defaults
 # (e.g. --seconds 60, or --device cpu --game catch --preset small to try it on a CPU).
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 if [ "${1:-}" = --prepare ]; then
   . "$ROOT/scripts/bootstrap.sh"
   (cd "$ROOT" && cargo build --release --bins -q)
@@ -21,7 +21,7 @@ if [ "${1:-}" = --prepare ]; then
   rom="$(ls "$ROOT"/.venv/lib/python3*/site-packages/ale_py/roms/seaquest.bin | head -n 1)"
   cp "$rom" "$ROOT/dist/roms/"
   du -sh "$ROOT/dist"
-  echo "carry dist/ to the GPU host and run scripts/gpu-measure.sh there"
+  echo "carry dist/ to the GPU host and run scripts/bench/gpu-measure.sh there"
   exit 0
 fi
 out="${OUT:-$ROOT/gpu-logs}"
@@ -40,4 +40,4 @@ defaults=(--device cuda --actors 15 --envs 4 --seconds 120 --unroll-length 50 --
   --learner-threads 4 --inference both)
 # Flags given after the defaults: bench-system.sh takes the last of each.
 AAA_NO_BUILD=1 AAA_BIN_DIR="${AAA_BIN_DIR:-$ROOT/dist/bin}" \
-  "$ROOT/scripts/bench-system.sh" "${defaults[@]}" "$@" 2>&1 | tee "$out/bench-system.txt"
+  "$ROOT/scripts/bench/bench-system.sh" "${defaults[@]}" "$@" 2>&1 | tee "$out/bench-system.txt"

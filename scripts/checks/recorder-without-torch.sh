@@ -5,7 +5,7 @@
 # (`wire`, `env`) reaches libtorch again: torch-sys's build script cannot find
 # a libtorch then, and the build stops. Run by scripts/test.sh.
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
 clean_path=$(tr ':' '\n' <<<"$PATH" | grep -v -e '\.venv' -e 'torch' | paste -sd: -)
 run_clean() {

@@ -2,7 +2,7 @@
 """What each run of the catch demo learned, from its logs.csv: the measures
 docs/learning.md and the learning tests use.
 
-  scripts/learning_curves.py RUN_DIR [RUN_DIR ...] [--markdown] [--halfway R]
+  scripts/python/learning_curves.py RUN_DIR [RUN_DIR ...] [--markdown] [--halfway R]
 
 Per run:
   last20   mean episode return over the last 20% of updates (the learning

@@ -6,13 +6,13 @@ Why it exists (docs/learning.md, "The peer"): when the demo fails to learn on
 a seed, this loop tells whether the recipe is at fault (the peer fails too) or
 the project's data path, loss or optimizer (the peer learns where the project
 does not). It shares nothing with the Rust code but the model's definition in
-scripts/reference_model.py, which the model tests already hold the Rust model
+scripts/python/reference_model.py, which the model tests already hold the Rust model
 to, and the settings named below.
 
 What it runs, all in one process, one thread:
   - catch as common/env/src/catch.rs defines it (7x7 cells of 6x6 pixels, RGB 42x42,
     5 balls an episode, +1/-1 when a ball lands), E environments in numpy;
-  - the `small` preset's attention agent (scripts/reference_model.py),
+  - the `small` preset's attention agent (scripts/python/reference_model.py),
     initialised as common/agent/src/model does (He uniform for ReLU layers, Glorot
     for the ConvLSTM, zero biases, PyTorch's default for the LSTM and the
     heads), drawn from torch.manual_seed(seed) in the Rust var store's order,
@@ -23,7 +23,7 @@ What it runs, all in one process, one thread:
   - V-trace (rho-bar = c-bar = 1) and the IMPALA loss summed over time and
     batch (baseline cost 0.5, entropy cost 0.01, rewards clipped to [-1, 1]),
     gradient-norm clipping at 40, Adam (betas 0.9/0.999, eps 1e-5): the
-    learner's defaults; and the demo's own settings (scripts/demo-settings.sh):
+    learner's defaults; and the demo's own settings (scripts/launch/demo-settings.sh):
     discount 0.9, Adam at 1e-3 with a warm-up over 5e4 frames times a linear
     decay to 0 over the run, B = 8, T = 20, 4 heads, a policy lag of 2
     updates;
@@ -40,12 +40,12 @@ mean |log rho|, the policy's entropy and, per head, the attention on the
 ball's cell, on the paddle's cell and the map's entropy.
 
 It writes RUN_DIR/logs.csv (frames, episodes, mean_episode_return, ...) and
-meta.json, so scripts/learning_curves.py reads its runs as it reads the
+meta.json, so scripts/python/learning_curves.py reads its runs as it reads the
 demo's.
 
-  .venv/bin/python scripts/peer_vtrace.py --out runs/peer-s1 --seed 1 [--total-frames 4e5] [--lag 2]
-  seq 1 10 | xargs -P 2 -I{} .venv/bin/python scripts/peer_vtrace.py --out runs/peer-s{} --seed {}
-  .venv/bin/python scripts/learning_curves.py runs/peer-s*
+  .venv/bin/python scripts/python/peer_vtrace.py --out runs/peer-s1 --seed 1 [--total-frames 4e5] [--lag 2]
+  seq 1 10 | xargs -P 2 -I{} .venv/bin/python scripts/python/peer_vtrace.py --out runs/peer-s{} --seed {}
+  .venv/bin/python scripts/python/learning_curves.py runs/peer-s*
 """
 
 import argparse
@@ -458,7 +458,7 @@ def train(args):
                 print(f"update {updates} frames {frames_learned} return "
                       f"{np.mean(returns) if returns else float('nan'):.2f}", flush=True)
     with open(os.path.join(args.out, "meta.json"), "w") as f:
-        json.dump({"peer": "scripts/peer_vtrace.py", "args": vars(args),
+        json.dump({"peer": "scripts/python/peer_vtrace.py", "args": vars(args),
                    "config": {"precision_resolved": "fp32", "model": cfg},
                    "final_counters": {"train_seconds": time.time() - started}}, f, indent=1)
 

@@ -8,7 +8,7 @@ after each reset, each action repeated for 4 frames, no sticky actions, the
 game's minimal action set, whole games (no episode end at a lost life), and a
 cap of 108,000 frames. Actions are drawn uniformly at every agent step.
 
-    .venv/bin/python scripts/random_policy_return.py seaquest --episodes 100
+    .venv/bin/python scripts/python/random_policy_return.py seaquest --episodes 100
 """
 import argparse
 import statistics

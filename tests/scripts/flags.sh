@@ -80,13 +80,13 @@ check() {
 
 check train-local.sh "--model-flag" --xpid --game --preset --agent --model-flag --actors --envs \
   --device --precision --inference --unroll-length --total-frames --record-every --seed --runs-root
-check bench-system.sh "" --seconds --actors --envs --game --preset --unroll-length --batch-size \
+check bench/bench-system.sh "" --seconds --actors --envs --game --preset --unroll-length --batch-size \
   --warmup-timeout --device --inference --learner-threads
-usage_error bench-system.sh "--warmup-timeout needs a positive number" --warmup-timeout 0
-check compare-seeds.sh "" --precisions --seeds --parallel --runs-root --total-frames --prefix
-check slurm/submit.sh "--actor-flag" --xpid --game --preset --agent --unroll-length --seed \
+usage_error bench/bench-system.sh "--warmup-timeout needs a positive number" --warmup-timeout 0
+check bench/compare-seeds.sh "" --precisions --seeds --parallel --runs-root --total-frames --prefix
+check launch/slurm/submit.sh "--actor-flag" --xpid --game --preset --agent --unroll-length --seed \
   --total-frames --actors --first-actor --envs --record-every --actor-flag --runs-root
-usage_error slurm/submit.sh "--xpid NAME is required" --game catch
+usage_error launch/slurm/submit.sh "--xpid NAME is required" --game catch
 
 echo "script flags: $passed checks passed, $failed failed"
 ((failed == 0))

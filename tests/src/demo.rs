@@ -29,7 +29,7 @@ pub fn random_policy_return(episodes: usize) -> f64 {
 }
 
 /// What a run learned, from the rows of its logs.csv: the measures of
-/// scripts/learning_curves.py (docs/learning.md), written again here so the
+/// scripts/python/learning_curves.py (docs/learning.md), written again here so the
 /// test needs no Python.
 #[derive(Debug)]
 pub struct Curve {

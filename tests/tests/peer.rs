@@ -1,4 +1,4 @@
-//! The learning peer, `scripts/peer_vtrace.py` (docs/learning.md, "The
+//! The learning peer, `scripts/python/peer_vtrace.py` (docs/learning.md, "The
 //! peer"): a plain-PyTorch V-trace loop that tells whether a demo run that
 //! does not learn is the recipe's fault or the project's. These tests keep it
 //! honest: it plays catch by the rules of `common/env/src/catch.rs`, its loop learns
@@ -22,7 +22,7 @@ fn root() -> PathBuf {
 fn peer(args: &[&str]) -> String {
     let python = tests::python();
     let out = Command::new(&python)
-        .arg(root().join("scripts/peer_vtrace.py"))
+        .arg(root().join("scripts/python/peer_vtrace.py"))
         .args(args)
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()));

@@ -1,6 +1,6 @@
-//! The SLURM launcher (`scripts/slurm/`) on a real one-node SLURM cluster
+//! The SLURM launcher (`scripts/launch/slurm/`) on a real one-node SLURM cluster
 //! started here from Debian's `slurm-wlm` and `munge` by
-//! `scripts/slurm/local-cluster.sh`, in a temporary state directory.
+//! `scripts/launch/slurm/local-cluster.sh`, in a temporary state directory.
 //!
 //! One run on the built-in game: `submit.sh` sends the learner (with the
 //! recorder) as one job, with `--gres=gpu:1` since the node announces a GPU
@@ -29,7 +29,7 @@ const TOTAL_FRAMES: u64 = 20_000;
 const ACTORS: usize = 3;
 
 fn scripts() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/slurm")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/launch/slurm")
 }
 
 /// Runs a command, returning (success, stdout + stderr).

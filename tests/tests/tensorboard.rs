@@ -1,6 +1,6 @@
 //! The learner's TensorBoard event files, read back two ways after a brief
 //! run of the demo command: with the library that wrote them (`tboard`) and
-//! with TensorBoard's own reader (`scripts/tb_scalars.py`, the virtualenv's
+//! with TensorBoard's own reader (`scripts/python/tb_scalars.py`, the virtualenv's
 //! `tensorboard` package). Both must find every scalar of `logs.csv`, at its
 //! row's frames, with the value the CSV shows.
 
@@ -38,7 +38,7 @@ fn read_with_tboard(dir: &Path) -> HashMap<(String, i64), f32> {
 fn read_with_tensorboard(dir: &Path) -> HashMap<(String, i64), f32> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let output = std::process::Command::new(tests::python())
-        .arg(root.join("scripts/tb_scalars.py"))
+        .arg(root.join("scripts/python/tb_scalars.py"))
         .arg(dir)
         .output()
         .expect("the virtualenv's python (scripts/bootstrap.sh installs tensorboard)");

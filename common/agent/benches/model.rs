@@ -1,5 +1,5 @@
 //! Throughput of the attention agent: the Rust model (tch) against the plain
-//! PyTorch reference (`scripts/reference_model.py`) with the same weights, in
+//! PyTorch reference (`scripts/python/reference_model.py`) with the same weights, in
 //! one run, on the same number of threads. Prints a table; not a timed test.
 //!
 //! ```text
@@ -223,7 +223,7 @@ fn bench_python(
         Work::Training => ("training", "training_samples_per_s"),
     };
     let out = Command::new(python)
-        .arg(root.join("scripts/reference_model.py"))
+        .arg(root.join("scripts/python/reference_model.py"))
         .arg("bench")
         .arg("--weights")
         .arg(weights)

@@ -18,7 +18,26 @@
 //! docs/architecture.md ("Per-step layouts") has the tables as prose.
 
 use crate::config::ModelConfig;
-use crate::protocol::DType;
+use serde::{Deserialize, Serialize};
+
+/// Element type of a field (and of the [`crate::array::Array`] that carries it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DType {
+    U8,
+    I64,
+    F32,
+}
+
+impl DType {
+    pub fn size(self) -> usize {
+        match self {
+            DType::U8 => 1,
+            DType::I64 => 8,
+            DType::F32 => 4,
+        }
+    }
+}
 
 /// One dimension of a step's shape (the leading step axis not included).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

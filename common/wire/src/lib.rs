@@ -10,9 +10,11 @@
 //! (with `env` for its benchmark), so it builds on a laptop without PyTorch.
 
 pub mod args;
+pub mod array;
 pub mod auth;
 pub mod checkpoint;
 pub mod config;
+pub mod error;
 pub mod events;
 pub mod fixtures;
 pub mod layout;

@@ -144,6 +144,30 @@ impl Analysis {
         }
     }
 
+    /// Adds each head's attention entropy at one step (`maps`: [heads,
+    /// cells]) to bucket `b`; returns which heads' maps are valid (finite,
+    /// with mass), counting the others as bad.
+    fn add_entropies(&mut self, b: usize, maps: &[f32], cells: usize, ln_cells: f64) -> Vec<bool> {
+        let valid: Vec<bool> = maps
+            .chunks(cells)
+            .map(|m| {
+                let s: f32 = m.iter().sum();
+                s.is_finite() && s > 0.0
+            })
+            .collect();
+        for (head, map) in maps.chunks(cells).enumerate() {
+            if !valid[head] {
+                self.bad_maps += 1;
+                continue;
+            }
+            let hs = self.head_sums.entry((b, head)).or_default();
+            hs.steps += 1;
+            hs.entropy += entropy(map);
+            hs.entropy_uniform += ln_cells;
+        }
+        valid
+    }
+
     /// Adds every step of `ep`; `seed` draws its time shuffle. `maps(t0, t1)`
     /// gives the attention maps of steps `t0..t1`, f32 [t1 - t0, heads, h, w].
     pub fn add(
@@ -200,23 +224,7 @@ impl Analysis {
             bs.steps += 1;
             bs.version_sum += ep.params_version[t] as f64;
             let maps = &block[(t - block_start) * per_step..][..per_step];
-            let valid: Vec<bool> = maps
-                .chunks(cells)
-                .map(|m| {
-                    let s: f32 = m.iter().sum();
-                    s.is_finite() && s > 0.0
-                })
-                .collect();
-            for (head, map) in maps.chunks(cells).enumerate() {
-                if !valid[head] {
-                    self.bad_maps += 1;
-                    continue;
-                }
-                let hs = self.head_sums.entry((b, head)).or_default();
-                hs.steps += 1;
-                hs.entropy += entropy(map);
-                hs.entropy_uniform += ln_cells;
-            }
+            let valid = self.add_entropies(b, maps, cells, ln_cells);
             for (kind, objs) in &by_kind {
                 points(t, objs, &mut pts);
                 let here = !pts.is_empty();

@@ -4,10 +4,10 @@
 # directory (munge key and socket, slurm.conf, controller state, spool, logs);
 # nothing is written to /etc, and no system service is touched.
 #
-#   scripts/slurm/local-cluster.sh install        # apt-get install slurm-wlm munge (root)
-#   scripts/slurm/local-cluster.sh start DIR      # munged, slurmctld, slurmd; prints the SLURM_CONF to export
+#   scripts/launch/slurm/local-cluster.sh install        # apt-get install slurm-wlm munge (root)
+#   scripts/launch/slurm/local-cluster.sh start DIR      # munged, slurmctld, slurmd; prints the SLURM_CONF to export
 #   export SLURM_CONF=DIR/slurm.conf              # then sbatch, squeue, sinfo, scancel use it
-#   scripts/slurm/local-cluster.sh stop DIR       # cancels the jobs, stops the daemons it started
+#   scripts/launch/slurm/local-cluster.sh stop DIR       # cancels the jobs, stops the daemons it started
 #
 # Needs root (slurmd runs jobs as their submitting user) and Debian's
 # slurm-wlm and munge packages. Works without systemd: the daemons run with
@@ -98,7 +98,7 @@ start() {
   port="$(free_ports "${AAA_CLUSTER_PORT:-16817}")"
   mem=$(($(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024))
   cat >"$dir/slurm.conf" <<EOF
-# One-node test cluster written by scripts/slurm/local-cluster.sh.
+# One-node test cluster written by scripts/launch/slurm/local-cluster.sh.
 ClusterName=aaa-local
 SlurmctldHost=$host(127.0.0.1)
 SlurmctldPort=$port

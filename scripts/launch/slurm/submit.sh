@@ -3,14 +3,14 @@
 # (learner.sbatch), the actors as a job array (actors.sbatch) that starts once
 # the learner job has started and finds it through <run dir>/endpoints.json.
 #
-#   scripts/slurm/submit.sh --xpid sq1 --actors 16                 # Seaquest, paper preset
-#   scripts/slurm/submit.sh --xpid demo --demo --actors 3          # built-in catch game, minutes
-#   scripts/slurm/submit.sh --xpid sq1 --actors 16 -- --total-frames 5e8   # flags after -- go to the learner
-#   scripts/slurm/submit.sh --xpid sq1 --no-actors                 # the learner again (it resumes)
-#   scripts/slurm/submit.sh --xpid sq1 --no-learner --actors 8 --first-actor 16   # more actors
+#   scripts/launch/slurm/submit.sh --xpid sq1 --actors 16                 # Seaquest, paper preset
+#   scripts/launch/slurm/submit.sh --xpid demo --demo --actors 3          # built-in catch game, minutes
+#   scripts/launch/slurm/submit.sh --xpid sq1 --actors 16 -- --total-frames 5e8   # flags after -- go to the learner
+#   scripts/launch/slurm/submit.sh --xpid sq1 --no-actors                 # the learner again (it resumes)
+#   scripts/launch/slurm/submit.sh --xpid sq1 --no-learner --actors 8 --first-actor 16   # more actors
 #
 # The settings below are this script's defaults; set any of them in the
-# environment (PARTITION=gpu ACCOUNT=lab scripts/slurm/submit.sh ...) or edit
+# environment (PARTITION=gpu ACCOUNT=lab scripts/launch/slurm/submit.sh ...) or edit
 # them here for your cluster.
 
 # --- cluster settings ---------------------------------------------------------
@@ -30,7 +30,7 @@ SBATCH_EXTRA="${SBATCH_EXTRA:-}"      # more sbatch options for both jobs, e.g. 
 # ------------------------------------------------------------------------------
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ROOT="$(cd "$HERE/../.." && pwd)"
+ROOT="$(cd "$HERE/../../.." && pwd)"
 
 xpid="" game="seaquest" preset="paper" agent="attention" unroll="" seed="" actors=8 first_actor=0 envs=8
 record_every=50 runs_root="${AAA_RUNS_ROOT:-$ROOT/runs}" total_frames="" full_action_set=0
@@ -107,7 +107,7 @@ learner_flags=()
 [ -n "$total_frames" ] && learner_flags+=(--total-frames "$total_frames")
 # The learner settings of train-local.sh --demo. With more than one actor the
 # policy lag rises and catch is learned later or not at all (docs/learning.md).
-. "$ROOT/scripts/demo-settings.sh"
+. "$ROOT/scripts/launch/demo-settings.sh"
 ((demo)) && learner_flags+=("${DEMO_LEARNER_FLAGS[@]}")
 learner_flags+=("${learner_extra[@]}")
 actor_flags=(--num-envs "$envs" --record-every "$record_every" "${actor_extra[@]}")

@@ -392,11 +392,11 @@ fn recurrent_state_round_trips_through_the_protocol() {
     setup(9);
     let cfg = ModelConfig::small(4);
     let state = random_state(&cfg, 3);
-    let wire: Vec<RecurrentState> = (0..3).map(|i| state.to_protocol(i)).collect();
+    let wire: Vec<wire::protocol::RecurrentState> = (0..3).map(|i| state.to_protocol(i)).collect();
     for w in &wire {
         w.validate(&cfg).unwrap();
     }
-    let refs: Vec<&RecurrentState> = vec![&wire[2], &wire[0]];
+    let refs: Vec<&wire::protocol::RecurrentState> = vec![&wire[2], &wire[0]];
     let back = AgentState::from_protocol(&refs, &cfg, Device::Cpu).unwrap();
     for ((name, a), (_, b)) in states(&back).into_iter().zip(states(&state)) {
         assert!(a.get(0).equal(&b.get(2)), "{name}");
@@ -406,7 +406,7 @@ fn recurrent_state_round_trips_through_the_protocol() {
     assert!(AgentState::from_protocol(&refs, &other, Device::Cpu).is_err());
 }
 
-/// Runs `scripts/reference_model.py forward` on the same weights and inputs and
+/// Runs `scripts/python/reference_model.py forward` on the same weights and inputs and
 /// compares every output and the final state.
 fn compare_with_pytorch(cfg: ModelConfig, t: i64, b: i64, seed: i64) {
     setup(seed);
@@ -435,7 +435,8 @@ fn compare_with_pytorch(cfg: ModelConfig, t: i64, b: i64, seed: i64) {
         ("core_c", &init.core_c),
     ];
     std::fs::write(&inputs, tensors_to_safetensors(&named, None).unwrap()).unwrap();
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/reference_model.py");
+    let script =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/python/reference_model.py");
     let status = Command::new(python())
         .arg(script)
         .args(["forward", "--threads", "2", "--weights"])
@@ -521,13 +522,14 @@ fn baseline_agent_equals_the_plain_pytorch_reference() {
     );
 }
 
-/// The learning peer (scripts/peer_vtrace.py, docs/learning.md) starts from
+/// The learning peer (scripts/python/peer_vtrace.py, docs/learning.md) starts from
 /// the learner's initial weights for the same seed, drawn independently from
 /// the same generator: so a seed that fails in one and not the other is not
 /// about where the weights started.
 #[test]
 fn the_learning_peer_starts_from_the_learner_s_initial_weights() {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/peer_vtrace.py");
+    let script =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/python/peer_vtrace.py");
     let dir = tempfile::tempdir().unwrap();
     for (seed, agent) in
         [(1, AgentKind::Attention), (5, AgentKind::Attention), (2, AgentKind::Baseline)]

@@ -3,7 +3,7 @@
 //! Tensors are stored by their var-store names (`vision.conv0.weight`, ...) as
 //! little-endian f32; the header's metadata key [`METADATA_KEY`] holds JSON with
 //! `fingerprint` (the config's [`ModelConfig::fingerprint`]) and `config`, so any safetensors
-//! reader (Python's `safetensors`, `scripts/reference_model.py`) can rebuild
+//! reader (Python's `safetensors`, `scripts/python/reference_model.py`) can rebuild
 //! the model, and a loader refuses weights of another architecture.
 
 use std::collections::HashMap;

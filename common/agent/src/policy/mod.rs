@@ -128,6 +128,32 @@ impl BatchedPolicy {
     /// (validated) requests, their actions, the answers, and the unrolls
     /// completed.
     pub fn act(&mut self, requests: &[Request], sampling: Sampling) -> Acted {
+        let batch = self.inputs(requests);
+        let before = self.pool.gather(&batch.rows);
+        let (out, after) = self.model.act(&batch.input, &before);
+        self.pool.scatter(&batch.rows, &after);
+        let outputs = Outputs {
+            logits: to_f32(&out.policy_logits),
+            baseline: to_f32(&out.baseline),
+            maps: (!batch.recorded.is_empty()).then(|| {
+                let index = Tensor::from_slice(&batch.recorded).to_device(self.device);
+                let pick = |t: &Tensor| to_f32(&t.squeeze_dim(0).index_select(0, &index));
+                [pick(&out.attention), pick(&out.attention_content), pick(&out.attention_place)]
+            }),
+        };
+        let a = self.model.cfg.num_actions;
+        let action: Vec<i64> = (0..batch.rows.len())
+            .map(|j| self.sampler.choose(&outputs.logits[j * a..(j + 1) * a], sampling) as i64)
+            .collect();
+        let unrolls = self.assemble(requests, &batch, &before, &outputs.logits, &action);
+        for (row, &action) in batch.rows.iter().zip(&action) {
+            self.last_action[row.index()] = action;
+        }
+        Acted { answers: self.answers(requests, &action, &outputs), unrolls }
+    }
+
+    /// The requests stacked into one `[1, N, ...]` input on the device.
+    fn inputs(&self, requests: &[Request]) -> Inputs {
         let cfg = &self.model.cfg;
         let total: usize = requests.iter().map(|r| r.observations.envs()).sum();
         let mut frames = Vec::with_capacity(total * cfg.frame_len());
@@ -154,78 +180,73 @@ impl BatchedPolicy {
         }
         let n = total as i64;
         let to_dev = |t: Tensor| t.to_device(self.device);
+        let shape = [1, n, cfg.height as i64, cfg.width as i64, cfg.in_channels as i64];
         let input = Unroll {
-            frame: to_dev(Tensor::from_slice(&frames).view([
-                1,
-                n,
-                cfg.height as i64,
-                cfg.width as i64,
-                cfg.in_channels as i64,
-            ])),
+            frame: to_dev(Tensor::from_slice(&frames).view(shape)),
             reward: to_dev(Tensor::from_slice(&reward).view([1, n])),
             done: to_dev(Tensor::from_slice(&done).view([1, n])),
             last_action: to_dev(Tensor::from_slice(&last_action).view([1, n])),
         };
-        let before = self.pool.gather(&rows);
-        let (out, after) = self.model.act(&input, &before);
-        self.pool.scatter(&rows, &after);
+        Inputs { input, rows, recorded, reward, done, last_action }
+    }
 
-        let logits = to_f32(&out.policy_logits);
-        let baseline = to_f32(&out.baseline);
-        let maps = (!recorded.is_empty()).then(|| {
-            let index = to_dev(Tensor::from_slice(&recorded));
-            let pick = |t: &Tensor| to_f32(&t.squeeze_dim(0).index_select(0, &index));
-            [pick(&out.attention), pick(&out.attention_content), pick(&out.attention_place)]
+    /// Appends every environment's step to its unroll; returns the unrolls
+    /// completed. `before` holds the states before this step, in batch order.
+    fn assemble(
+        &mut self,
+        requests: &[Request],
+        batch: &Inputs,
+        before: &AgentState,
+        logits: &[f32],
+        action: &[i64],
+    ) -> Vec<Trajectory> {
+        let Some(store) = &mut self.unrolls else { return Vec::new() };
+        let cfg = &self.model.cfg;
+        let rows = &batch.rows;
+        // The state before this step, on the CPU, of only the rows whose
+        // unroll starts or turns over here (a paper-sized state is half a
+        // megabyte): one gather and one copy for the whole pass.
+        let needs: Vec<i64> =
+            (0..rows.len()).filter(|&j| store.needs_state(rows[j])).map(|j| j as i64).collect();
+        let states = (!needs.is_empty()).then(|| {
+            let index = Tensor::from_slice(&needs).to_device(self.device);
+            before.map(|t| t.index_select(0, &index).to_device(Device::Cpu))
         });
-        let a = cfg.num_actions;
-        let action: Vec<i64> = (0..total)
-            .map(|j| self.sampler.choose(&logits[j * a..(j + 1) * a], sampling) as i64)
-            .collect();
-
+        let state_before = |j: usize| {
+            let states: &AgentState = states.as_ref().expect("some unroll needs a state");
+            let at = needs.binary_search(&(j as i64)).expect("listed above");
+            states.to_protocol(at as i64)
+        };
+        let (a, frame_len) = (cfg.num_actions, cfg.frame_len());
         let mut unrolls = Vec::new();
-        if let Some(store) = &mut self.unrolls {
-            // The state before this step, on the CPU, of only the rows whose
-            // unroll starts or turns over here (a paper-sized state is half
-            // a megabyte): one gather and one copy for the whole pass.
-            let needs: Vec<i64> =
-                (0..total).filter(|&j| store.needs_state(rows[j])).map(|j| j as i64).collect();
-            let states = (!needs.is_empty()).then(|| {
-                let index = to_dev(Tensor::from_slice(&needs));
-                before.map(|t| t.index_select(0, &index).to_device(Device::Cpu))
-            });
-            let state_before = |j: usize| {
-                let states: &AgentState = states.as_ref().expect("some unroll needs a state");
-                let at = needs.binary_search(&(j as i64)).expect("listed above");
-                states.to_protocol(at as i64)
-            };
-            let frame_len = cfg.frame_len();
-            let mut j = 0;
-            for request in requests {
-                let o = request.observations;
-                let returns = o.episode_return.to_f32("episode_return").expect("validated");
-                let lengths = o.episode_step.to_i64("episode_step").expect("validated");
-                for e in 0..o.envs() {
-                    let step = Step {
-                        frame: &o.frame.data[e * frame_len..(e + 1) * frame_len],
-                        reward: reward[j],
-                        done: done[j],
-                        last_action: last_action[j],
-                        action: action[j],
-                        policy_logits: &logits[j * a..(j + 1) * a],
-                        episode_return: returns[e],
-                        episode_step: lengths[e],
-                    };
-                    let completed =
-                        store.append(rows[j], &step, self.version, cfg, || state_before(j));
-                    unrolls.extend(completed);
-                    j += 1;
-                }
+        let mut j = 0;
+        for request in requests {
+            let o = request.observations;
+            let returns = o.episode_return.to_f32("episode_return").expect("validated");
+            let lengths = o.episode_step.to_i64("episode_step").expect("validated");
+            for e in 0..o.envs() {
+                let step = Step {
+                    frame: &o.frame.data[e * frame_len..(e + 1) * frame_len],
+                    reward: batch.reward[j],
+                    done: batch.done[j],
+                    last_action: batch.last_action[j],
+                    action: action[j],
+                    policy_logits: &logits[j * a..(j + 1) * a],
+                    episode_return: returns[e],
+                    episode_step: lengths[e],
+                };
+                unrolls.extend(store.append(rows[j], &step, self.version, cfg, || state_before(j)));
+                j += 1;
             }
         }
-        for (row, &action) in rows.iter().zip(&action) {
-            self.last_action[row.index()] = action;
-        }
+        unrolls
+    }
 
+    /// One answer per request: its environments' actions, logits and
+    /// baselines, and the maps of those it records.
+    fn answers(&self, requests: &[Request], action: &[i64], outputs: &Outputs) -> Vec<Actions> {
+        let cfg = &self.model.cfg;
+        let a = cfg.num_actions;
         let (gh, gw) = cfg.grid();
         let map_len = cfg.heads * gh * gw;
         let (mut j, mut r_at) = (0, 0);
@@ -235,12 +256,15 @@ impl BatchedPolicy {
             let envs = o.envs();
             let steps = ActionSteps {
                 action: Array::from_i64(vec![envs], &action[j..j + envs]),
-                policy_logits: Array::from_f32(vec![envs, a], &logits[j * a..(j + envs) * a]),
-                baseline: Array::from_f32(vec![envs], &baseline[j..j + envs]),
+                policy_logits: Array::from_f32(
+                    vec![envs, a],
+                    &outputs.logits[j * a..(j + envs) * a],
+                ),
+                baseline: Array::from_f32(vec![envs], &outputs.baseline[j..j + envs]),
             };
             let rows_recorded = o.record.data.iter().filter(|&&r| r == 1).count();
             let maps = (rows_recorded > 0).then(|| {
-                let m = maps.as_ref().expect("recorded rows");
+                let m = outputs.maps.as_ref().expect("recorded rows");
                 let range = r_at * map_len..(r_at + rows_recorded) * map_len;
                 let shape = vec![rows_recorded, cfg.heads, gh, gw];
                 AttentionMaps {
@@ -253,8 +277,27 @@ impl BatchedPolicy {
             answers.push(Actions::from_parts(o.stream, o.seq, self.version, steps, maps));
             j += envs;
         }
-        Acted { answers, unrolls }
+        answers
     }
+}
+
+/// A pass's input, and what the unrolls need of it, in batch order.
+struct Inputs {
+    input: Unroll,
+    rows: Vec<Row>,
+    /// Batch positions of the recorded environments.
+    recorded: Vec<i64>,
+    reward: Vec<f32>,
+    done: Vec<bool>,
+    last_action: Vec<i64>,
+}
+
+/// A pass's outputs on the CPU: logits [N, A], baselines [N], and the maps
+/// of the recorded environments [R, heads, h, w] (attention, content, place).
+struct Outputs {
+    logits: Vec<f32>,
+    baseline: Vec<f32>,
+    maps: Option<[Vec<f32>; 3]>,
 }
 
 /// A tensor's values as f32 on the CPU, flattened.
