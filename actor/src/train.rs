@@ -117,7 +117,7 @@ pub fn train(args: &Args, run_dir: &RunDir, stop: &AtomicBool) -> Result<()> {
 /// What the loop has done, for the progress line and the last log line.
 #[derive(Default)]
 struct Tally {
-    /// Steps of group 0 sent (every group plays about as many).
+    /// Answers group 0 took (every group plays about as many).
     steps: u64,
     frames: u64,
     restarts: u64,
@@ -128,14 +128,11 @@ struct Tally {
 }
 
 impl Tally {
-    /// Unrolls each environment has completed: the first holds T+1 steps,
-    /// each next one T more.
+    /// Unrolls each environment has completed once the step after the
+    /// answers taken is sent: the first unroll holds T+1 steps, each next
+    /// one T more (after a start over, the count goes on: an estimate).
     fn unrolls_per_env(&self, t_len: u64) -> u64 {
-        if self.steps > t_len {
-            (self.steps - 1) / t_len
-        } else {
-            0
-        }
+        self.steps / t_len
     }
 
     /// Sends group `g`'s current step.
@@ -143,9 +140,6 @@ impl Tally {
         let started = Instant::now();
         inference.send(g, group.observations())?;
         self.in_inference += started.elapsed();
-        if g == 0 {
-            self.steps += 1;
-        }
         Ok(())
     }
 
@@ -181,6 +175,9 @@ fn play(
                 let group = &mut groups[g];
                 stepper.apply(group, &actions);
                 tally.frames += group.frames_per_step();
+                if g == 0 {
+                    tally.steps += 1;
+                }
                 tally.send(inference, g, group)?;
             }
             Reply::NotYet => {}

@@ -66,8 +66,9 @@ struct Services {
     batcher: Batcher,
     /// Central inference, with its address.
     inference: Option<(String, InferenceService)>,
-    /// The trajectory socket's connections, for `actors_disconnected`.
-    connections: Arc<Connections>,
+    /// The trajectory socket's connections and, under central inference,
+    /// the inference socket's: for `actors_disconnected`.
+    connections: Vec<Arc<Connections>>,
     trajectories_address: String,
     params_address: String,
 }
@@ -77,7 +78,8 @@ struct Served {
     params: ParamsService,
     inference: Option<Arc<InferenceCounters>>,
     trajectories: Arc<batcher::TrajectoryCounters>,
-    /// Actor id -> how often its connection closed while the learner ran.
+    /// Actor id -> how many of its connections closed while the learner
+    /// ran (an actor under central inference has one per group).
     gone: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -95,7 +97,7 @@ impl Services {
                 .with_context(|| format!("binding the trajectory socket {trajectories_address}"))?;
         let server = ParamsServer::bind(&params_address, &creds, args.allow_remote)
             .with_context(|| format!("binding the params socket {params_address}"))?;
-        let connections = pull.connections();
+        let mut connections = vec![pull.connections()];
         let params = ParamsService::spawn(server, model, version);
         let batcher = Batcher::spawn(
             pull,
@@ -126,8 +128,10 @@ impl Services {
                 // Under central inference no trajectory arrives over the socket:
                 // the decode threads' share of the cores decodes requests instead.
                 receive_threads: args.decode_threads,
-                seed: env::derive_seed(args.run.seed, u32::MAX, u32::MAX),
+                // A resumed learner samples anew, not the same numbers again.
+                seed: env::derive_seed(args.run.seed, u32::MAX, version as u32),
             };
+            connections.push(server.connections());
             let service = InferenceService::spawn(server, copy, version, settings, batcher.inlet());
             Some((address, service))
         } else {
@@ -174,13 +178,18 @@ impl Services {
     /// until the caller drops it, after the final checkpoint.
     fn stop_serving(self) -> Served {
         let Services { params, batcher, inference, connections, .. } = self;
+        // Before closing the sockets closes the connections that remain. An
+        // actor under central inference has a connection per group.
+        let mut gone = std::collections::BTreeMap::<u32, u64>::new();
+        for (actor, n) in connections.iter().flat_map(|c| c.gone()) {
+            *gone.entry(actor).or_default() += n;
+        }
+        let gone = gone.into_iter().map(|(a, n)| (a.to_string(), n.into())).collect();
         let inference = inference.map(|(_, service)| {
             let counters = service.counters.clone();
             drop(service);
             counters
         });
-        // Before closing the socket closes the connections that remain.
-        let gone = connections.gone().into_iter().map(|(a, n)| (a.to_string(), n.into())).collect();
         let trajectories = batcher.counters.clone();
         let report = trajectories.report();
         if !report.is_empty() {
@@ -349,13 +358,14 @@ impl<'a> Session<'a> {
             if stop.load(Ordering::Relaxed) {
                 return Ok(EndReason::Interrupted);
             }
-            if self.counters.frames >= self.args.total_frames {
-                return Ok(EndReason::TotalFramesReached);
-            }
             // A dead serve thread answers nobody: no unroll would ever come.
+            // (Before the total frames: a failure is reported whenever it came.)
             if let Some(why) = self.services.failure() {
                 self.failure = Some(why);
                 return Ok(EndReason::Failed);
+            }
+            if self.counters.frames >= self.args.total_frames {
+                return Ok(EndReason::TotalFramesReached);
             }
             let batcher = &self.services.batcher;
             let queue_size = batcher.queued.load(Ordering::Relaxed);

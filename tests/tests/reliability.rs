@@ -19,6 +19,42 @@ use wire::rundir::Endpoints;
 const SMALL: [&str; 6] = ["--preset", "small", "--game", "catch", "--unroll-length", "20"];
 const T: usize = 20;
 
+/// Who runs the actors' model: the kill -9 tests run in both modes.
+#[derive(Clone, Copy, Debug)]
+enum Mode {
+    Actors,
+    Central,
+}
+
+impl Mode {
+    fn learner_flags(self) -> &'static [&'static str] {
+        match self {
+            Mode::Actors => &["--inference", "actors"],
+            Mode::Central => &["--inference", "central"],
+        }
+    }
+
+    /// An actor's log says that its learner went away.
+    fn away(self, log: &str) -> bool {
+        match self {
+            Mode::Actors => {
+                log.contains("learner not answering")
+                    || log.contains("learner not taking trajectories")
+            }
+            Mode::Central => log.contains("starting over"),
+        }
+    }
+
+    /// Connections an actor holds to the learner's data socket: its
+    /// trajectory push, or one inference socket per group (2).
+    fn connections_per_actor(self) -> u64 {
+        match self {
+            Mode::Actors => 1,
+            Mode::Central => 2,
+        }
+    }
+}
+
 fn learner_args(extra: &[&'static str]) -> Vec<&'static str> {
     let mut a = SMALL.to_vec();
     a.extend(["--batch-size", "4", "--threads", "1", "--device", "cpu", "--precision", "fp32"]);
@@ -101,9 +137,18 @@ fn damage_checkpoint(dir: &Path, rng: &mut impl Rng) -> &'static str {
 /// backwards), and the same actors reconnect and are learned from.
 #[test]
 fn a_learner_killed_with_kill_9_resumes_from_its_last_verified_checkpoint() {
-    let run = TestRun::new("learner-kill9");
-    let mut learner =
-        run.spawn("learner", "learner-1", &learner_args(&["--checkpoint-interval-s", "2"]));
+    learner_killed(Mode::Actors);
+}
+
+#[test]
+fn under_central_inference_a_learner_killed_with_kill_9_resumes() {
+    learner_killed(Mode::Central);
+}
+
+fn learner_killed(mode: Mode) {
+    let run = TestRun::new(&format!("learner-kill9-{mode:?}"));
+    let flags = [mode.learner_flags(), &["--checkpoint-interval-s", "2"][..]].concat();
+    let mut learner = run.spawn("learner", "learner-1", &learner_args(&flags));
     let _a0 = run.spawn("actor", "actor-0", &actor_args("0", &[]));
     let _a1 = run.spawn("actor", "actor-1", &actor_args("1", &[]));
     wait_until(
@@ -136,10 +181,9 @@ fn a_learner_killed_with_kill_9_resumes_from_its_last_verified_checkpoint() {
     }
     assert!(kinds.len() >= 5, "too few kinds of damage tried: {kinds:?}");
 
-    // The actors live on and say that they wait.
-    let away = |log: &str| {
-        log.contains("learner not answering") || log.contains("learner not taking trajectories")
-    };
+    // The actors live on and say that they wait (or, under central
+    // inference, start their groups over).
+    let away = |log: &str| mode.away(log);
     wait_until(
         60,
         "the actors to notice",
@@ -147,7 +191,8 @@ fn a_learner_killed_with_kill_9_resumes_from_its_last_verified_checkpoint() {
         || away(&run.log("actor-0")) && away(&run.log("actor-1")),
     );
 
-    let mut learner = run.spawn("learner", "learner-2", &learner_args(&["--resume"]));
+    let flags = [mode.learner_flags(), &["--resume"][..]].concat();
+    let mut learner = run.spawn("learner", "learner-2", &learner_args(&flags));
     wait_until(
         120,
         "the resume",
@@ -227,8 +272,17 @@ fn a_learner_killed_with_kill_9_resumes_from_its_last_verified_checkpoint() {
 /// joins and is learned from.
 #[test]
 fn an_actor_killed_with_kill_9_is_counted_gone_and_its_id_rejoins() {
-    let run = TestRun::new("actor-kill9");
-    let mut learner = run.spawn("learner", "learner", &learner_args(&[]));
+    actor_killed(Mode::Actors);
+}
+
+#[test]
+fn under_central_inference_an_actor_killed_with_kill_9_is_counted_gone_and_rejoins() {
+    actor_killed(Mode::Central);
+}
+
+fn actor_killed(mode: Mode) {
+    let run = TestRun::new(&format!("actor-kill9-{mode:?}"));
+    let mut learner = run.spawn("learner", "learner", &learner_args(mode.learner_flags()));
     let _a0 = run.spawn("actor", "actor-0", &actor_args("0", &[]));
     let mut a1 = run.spawn("actor", "actor-1", &actor_args("1", &[]));
     wait_until(120, "updates", || run.log("learner"), || steps(&run).len() >= 3);
@@ -266,7 +320,8 @@ fn an_actor_killed_with_kill_9_is_counted_gone_and_its_id_rejoins() {
     let status = stop(&mut learner, "the learner", || run.log("learner"));
     assert!(status.success(), "{}", run.log("learner"));
     let m = meta(&run);
-    assert_eq!(m["actors_disconnected"]["1"], 1, "{}", m["actors_disconnected"]);
+    let gone = m["actors_disconnected"]["1"].as_u64();
+    assert_eq!(gone, Some(mode.connections_per_actor()), "{}", m["actors_disconnected"]);
     assert!(m["actors_disconnected"].get("0").is_none(), "{}", m["actors_disconnected"]);
     assert!(m["trajectories_per_actor"]["1"]["used"].as_u64().unwrap() > 0);
 }

@@ -35,8 +35,10 @@ pub struct Local<'a> {
     stop: &'a AtomicBool,
     /// Time in the policy's passes since the last [`Inference::take_times`].
     acting: Duration,
-    /// Set when the learner finished the run (or we were stopped) while
-    /// sending: every later `recv` says so.
+    /// An unroll was sent: the next pass takes the learner's newest weights first.
+    weights_due: bool,
+    /// Set when the learner finished the run while an unroll was being
+    /// sent: every later `recv` says so.
     finished: bool,
 }
 
@@ -72,6 +74,7 @@ impl<'a> Local<'a> {
             run_dir,
             stop,
             acting: Duration::ZERO,
+            weights_due: false,
             finished: false,
         };
         local.take_weights()?;
@@ -177,9 +180,17 @@ impl<'a> Local<'a> {
 
 impl Inference for Local<'_> {
     fn send(&mut self, group: usize, request: Observations) -> Result<()> {
+        // The learner's newest weights before the first step of an unroll,
+        // as IMPALA's actors take them (never after the actor's last one).
+        if self.weights_due {
+            self.take_weights()?;
+            self.weights_due = false;
+        }
+        let started = Instant::now();
         let acted = self
             .policy
             .act(&[Request { observations: &request, rows: &self.rows[group] }], Sampling::Sample);
+        self.acting += started.elapsed();
         self.answers[group] = acted.answers.into_iter().next();
         if acted.unrolls.is_empty() {
             return Ok(());
@@ -190,7 +201,8 @@ impl Inference for Local<'_> {
                 return Ok(());
             }
         }
-        self.take_weights()
+        self.weights_due = true;
+        Ok(())
     }
 
     fn recv(&mut self, group: usize, _wait: Duration) -> Result<Reply> {

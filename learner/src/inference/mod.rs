@@ -263,7 +263,9 @@ impl Inference {
     }
 }
 
-/// What central inference did, for logs and meta.json.
+/// When each stream's newest request arrived, written by the receive
+/// threads: a stream whose requests wait in the queue while the serve thread
+/// is held up (the batcher full, a slow pass) is not idle.
 #[derive(Default)]
 pub struct Receipts(Mutex<HashMap<u64, Instant>>);
 
@@ -287,7 +289,6 @@ impl Receipts {
     }
 }
 
-/// The running receive and serve threads.
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,6 +20,7 @@ use crate::batcher::{drop_reason, Inlet};
 use crate::params_service::Snapshot;
 use crate::receive::{receive_loop, Flow};
 
+/// What central inference did, for logs and meta.json.
 #[derive(Default)]
 pub struct InferenceCounters {
     pub requests: AtomicU64,
@@ -78,9 +79,7 @@ impl WeightsSlot {
     }
 }
 
-/// When each stream's newest request arrived, written by the receive
-/// threads: a stream whose requests wait in the queue while the serve thread
-/// is held up (the batcher full, a slow pass) is not idle.
+/// The running receive and serve threads.
 pub struct InferenceService {
     pub counters: Arc<InferenceCounters>,
     weights: Arc<WeightsSlot>,
