@@ -24,6 +24,8 @@ use clap::Parser;
 pub use flags::Args;
 
 fn main() {
+    // The run's files and sockets are this user's alone, whatever the umask.
+    wire::private::restrict_umask();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -56,8 +58,7 @@ fn run(args: &Args) -> Result<()> {
         .context("installing the Ctrl-C handler")?;
     }
     let run_dir = args.run.run_dir().map_err(anyhow::Error::msg)?;
-    std::fs::create_dir_all(run_dir.root())
-        .with_context(|| format!("creating run dir {}", run_dir.root().display()))?;
+    run_dir.create().with_context(|| format!("creating run dir {}", run_dir.root().display()))?;
     if args.eval {
         evaluation::evaluate(args, &run_dir, &stop)
     } else {

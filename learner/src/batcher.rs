@@ -540,6 +540,7 @@ mod tests {
     #[test]
     fn back_pressure_bounds_what_is_buffered() {
         let dir = tempfile::tempdir().unwrap();
+        wire::private::private_dir(dir.path()).unwrap();
         let address = format!("ipc://{}/trajectories", dir.path().display());
         let cfg = ModelConfig::paper(18);
         let (t_len, batch_size) = (5, 2);
@@ -588,6 +589,7 @@ mod tests {
     #[test]
     fn bad_trajectories_are_counted_per_actor_and_reason() {
         let dir = tempfile::tempdir().unwrap();
+        wire::private::private_dir(dir.path()).unwrap();
         let address = format!("ipc://{}/trajectories", dir.path().display());
         let cfg = ModelConfig::small(3);
         let creds = wire::auth::Credentials::ephemeral("run");

@@ -21,6 +21,8 @@ fn print_end_reason(args: &flags::EndReasonArgs) -> Result<()> {
 }
 
 fn main() {
+    // The run's files and sockets are this user's alone, whatever the umask.
+    wire::private::restrict_umask();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -95,9 +95,10 @@ pub fn env_json(run: &RunArgs) -> serde_json::Value {
 }
 
 pub fn serve(args: ServeArgs) -> Result<()> {
+    // The run's files and sockets are this user's alone, whatever the umask.
+    wire::private::restrict_umask();
     let run_dir = args.run.run_dir().map_err(anyhow::Error::msg)?;
-    std::fs::create_dir_all(run_dir.root())
-        .with_context(|| format!("create {}", run_dir.root().display()))?;
+    run_dir.create().with_context(|| format!("create {}", run_dir.root().display()))?;
     let meta_config = if args.num_actions.is_none() {
         model_config_from_meta(&run_dir.meta_json())
     } else {

@@ -14,7 +14,8 @@ fn write(root: &Path, rel: &str, text: &str) {
 
 fn check(root: &Path) -> (bool, String) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/checks/code_shape.py");
-    let out = Command::new(testkit::python()).arg(script).arg(root).output().expect("run the check");
+    let out =
+        Command::new(testkit::python()).arg(script).arg(root).output().expect("run the check");
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
 }
 

@@ -74,8 +74,10 @@ fn a_forger_without_the_key_is_dropped_and_counted_and_the_real_actor_learned_fr
     for _ in 0..forged_requests {
         let request = Body::ParamsRequest(ParamsRequest { actor_id: 9, version: 0 });
         let answer = client.request(&request, Duration::from_secs(30)).unwrap();
-        // The learner answers (REP must), tagged with the run's key: the
-        // forger cannot even read the answer, and it holds no weights.
+        // The learner answers (REP must), tagged with the run's key. The
+        // forger's client refuses it as unauthenticated, but the bytes are
+        // not encrypted: the run id and version in them are readable. It
+        // holds no weights because the forged request was refused.
         let what = answer.as_ref().map(Body::kind);
         assert!(matches!(answer, Err(ProtocolError::Unauthenticated)), "the forger got {what:?}");
     }

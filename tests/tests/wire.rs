@@ -31,6 +31,7 @@ fn paper_sized_trajectory_crosses_processes_identical() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
+    wire::private::private_dir(dir.path()).unwrap();
     let address = format!("ipc://{}/trajectories", dir.path().display());
     // Both processes read the run's key from the same run directory.
     let pull =

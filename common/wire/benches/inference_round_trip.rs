@@ -114,6 +114,7 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(500);
     let dir = tempfile::tempdir().unwrap();
+    wire::private::private_dir(dir.path()).unwrap();
     println!(
         "round trips of Observations -> Actions, {trips} each (after 20 to warm up); microseconds"
     );

@@ -28,6 +28,8 @@ fn main() {
     let size = encode(RUN, &Body::Trajectory(Box::new(trajectory.clone()))).unwrap().len();
     let dir = tempfile::tempdir().unwrap();
 
+    wire::private::private_dir(dir.path()).unwrap();
+
     // Raw NNG: the same number of bytes, already in a buffer.
     let raw_address = format!("ipc://{}/raw", dir.path().display());
     let pull = Socket::new(Protocol::Pull0).unwrap();

@@ -92,16 +92,16 @@ impl RunKey {
         }
         let io = |action, source| AuthError::Io { action, path: path.clone(), source };
         std::fs::create_dir_all(root).map_err(|e| io("create the directory of", e))?;
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let candidate = root.join(format!(".{KEY_FILE}.{}.{nanos}", std::process::id()));
+        // A name no other call picks (64 random bits), so a call deletes only
+        // the candidate it created itself.
+        let suffix: u64 = rand::random();
+        let candidate = root.join(format!(".{KEY_FILE}.{suffix:016x}"));
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&candidate).map_err(|e| io("create", e))?;
         let written = (|| {
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create_new(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            let mut file = options.open(&candidate)?;
             writeln!(file, "{}", hex(&Self::random().0))?;
             file.sync_all()?;
             match std::fs::hard_link(&candidate, &path) {
@@ -256,14 +256,25 @@ mod tests {
         assert!(matches!(RunKey::load_file(&path), Err(AuthError::Malformed { .. })));
     }
 
+    /// Eight starters released at once, 1,000 times: every call succeeds and
+    /// reads the one key. (With temporary names made of the process id and
+    /// the clock, two threads could pick the same name, and the loser deleted
+    /// the winner's candidate: both calls could fail.)
     #[test]
     fn processes_starting_together_agree_on_one_key() {
-        for _ in 0..20 {
+        for _ in 0..1000 {
             let dir = tempfile::tempdir().unwrap();
             let root = dir.path().join("run");
+            let start = std::sync::Barrier::new(8);
             let keys: Vec<RunKey> = std::thread::scope(|s| {
-                let handles: Vec<_> =
-                    (0..8).map(|_| s.spawn(|| RunKey::load_or_create(&root).unwrap())).collect();
+                let handles: Vec<_> = (0..8)
+                    .map(|_| {
+                        s.spawn(|| {
+                            start.wait();
+                            RunKey::load_or_create(&root).unwrap()
+                        })
+                    })
+                    .collect();
                 handles.into_iter().map(|h| h.join().unwrap()).collect()
             });
             assert!(keys.windows(2).all(|w| w[0] == w[1]), "every starter reads the winner's key");

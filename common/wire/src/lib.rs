@@ -19,6 +19,7 @@ pub mod events;
 pub mod fixtures;
 pub mod layout;
 pub mod log_throttle;
+pub mod private;
 pub mod protocol;
 pub mod rundir;
 pub mod transport;

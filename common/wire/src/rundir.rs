@@ -36,9 +36,13 @@ impl RunDir {
     pub fn root(&self) -> &Path {
         &self.root
     }
+    /// Creates the run directory with its `checkpoints/` and `sock/`, all
+    /// 0700 whatever the umask (and made so if they existed already).
     pub fn create(&self) -> std::io::Result<()> {
-        std::fs::create_dir_all(self.checkpoints())?;
-        std::fs::create_dir_all(self.sockets())
+        for dir in [self.root.clone(), self.checkpoints(), self.sockets()] {
+            crate::private::private_dir(&dir)?;
+        }
+        Ok(())
     }
     pub fn sockets(&self) -> PathBuf {
         self.root.join("sock")

@@ -44,6 +44,8 @@ pub enum TransportError {
     NotLoopback(String),
     #[error("address {0:?} is neither ipc://<path> nor tcp://<host>:<port>")]
     BadAddress(String),
+    #[error("the ipc socket's directory is not private: {0}")]
+    NotPrivate(#[from] crate::private::NotPrivate),
     #[error("timed out")]
     TimedOut,
     #[error("socket closed")]
@@ -101,11 +103,18 @@ fn listen_on(
 ) -> Result<Socket> {
     check_bind_address(address, allow_remote)?;
     if let Some(path) = address.strip_prefix("ipc://") {
-        // A socket file left by a killed process blocks the bind; nobody owns it.
+        // Only the user may enter the socket's directory, so the operating
+        // system keeps other users from connecting (crate::private).
         let path = std::path::Path::new(path);
-        if let Some(dir) = path.parent() {
-            let _ = std::fs::create_dir_all(dir);
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if !dir.exists() {
+                crate::private::private_dir(dir).map_err(|source| {
+                    crate::private::NotPrivate::Io { path: dir.to_owned(), source }
+                })?;
+            }
+            crate::private::check_private(dir)?;
         }
+        // A socket file left by a killed process blocks the bind; nobody owns it.
         let _ = std::fs::remove_file(path);
     }
     socket.set_opt::<RecvMaxSize>(max_bytes).map_err(socket_error("configure", address))?;
@@ -581,6 +590,7 @@ mod tests {
     #[test]
     fn a_byte_flipped_in_flight_is_dropped() {
         let dir = tempfile::tempdir().unwrap();
+        crate::private::private_dir(dir.path()).unwrap();
         let address = format!("ipc://{}/pull", dir.path().display());
         let creds = Credentials::ephemeral("run");
         let pull = Pull::bind(&address, &creds, 1 << 20, false).unwrap();
@@ -612,6 +622,7 @@ mod tests {
     fn inference_requests_are_answered_in_any_order() {
         use crate::protocol::Restart;
         let dir = tempfile::tempdir().unwrap();
+        crate::private::private_dir(dir.path()).unwrap();
         let address = format!("ipc://{}/inference", dir.path().display());
         let creds = Credentials::ephemeral("run");
         let server = InferenceServer::bind(&address, &creds, 1 << 20, false).unwrap();
