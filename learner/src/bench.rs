@@ -154,7 +154,7 @@ fn measure_loop(
 
     // The run's key (made with its directory), as the learner will read it:
     // the messages are tagged.
-    let creds = Credentials::of(&run_dir)?;
+    let creds = Credentials::of(&run_dir)?.for_address(&trajectories_address)?;
     let messages: Vec<Vec<u8>> = trajectories
         .into_iter()
         .map(|tr| seal(&creds, &Body::Trajectory(Box::new(tr))))

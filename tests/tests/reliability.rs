@@ -218,10 +218,15 @@ fn learner_killed(mode: Mode) {
     if killed_at > good_step {
         let aside = run.run_dir().join(format!("logs.csv.lost-after-step-{good_step}"));
         let lost = std::fs::read_to_string(&aside).unwrap_or_default();
+        let listing: Vec<String> = std::fs::read_dir(run.run_dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
         assert_eq!(
             lost.lines().count() as u64,
             1 + killed_at - good_step,
-            "the lost updates' rows are kept aside in {}",
+            "the lost updates' rows are kept aside in {} (killed at step {killed_at}, steps \
+             before the kill {before:?}; the run directory holds {listing:?})\n{log}",
             aside.display()
         );
     }
@@ -326,6 +331,11 @@ fn actor_killed(mode: Mode) {
     assert!(m["trajectories_per_actor"]["1"]["used"].as_u64().unwrap() > 0);
 }
 
+/// A loopback port nobody listens on now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
 fn cfg() -> ModelConfig {
     ModelConfig::small(EnvSpec::catch_default().num_actions().unwrap())
 }
@@ -372,8 +382,14 @@ fn bad_messages_to_a_running_learner_are_dropped_counted_and_harmless() {
     let run = TestRun::new("bad-input");
     // B = 4 good trajectories make an update; T = 20 small trajectories are
     // ~120 KB, so 1 MB is a generous maximum that a 3 MB message exceeds.
-    let mut learner =
-        run.spawn("learner", "learner", &learner_args(&["--max-message-bytes", "1000000"]));
+    // On tcp, where messages carry the run's tag (on ipc the operating system
+    // keeps strangers out, and messages go untagged).
+    let [t, p] = [free_port(), free_port()].map(|port| -> &'static str {
+        Box::leak(format!("tcp://127.0.0.1:{port}").into_boxed_str())
+    });
+    let flags =
+        ["--max-message-bytes", "1000000", "--trajectories-address", t, "--params-address", p];
+    let mut learner = run.spawn("learner", "learner", &learner_args(&flags));
     let (trajectories, params) = endpoints(&run, "learner");
     let xpid = run.xpid.clone();
     let mut rng = rand_pcg::Pcg64::seed_from_u64(5);

@@ -14,7 +14,12 @@
 //! clear) and replay, within the same run, of messages seen on the wire.
 //! `docs/reliability.md` has the threat model.
 //!
-//! On `ipc://` and loopback the tag is on as well: one code path everywhere.
+//! On `ipc://` the operating system keeps others out instead ([`Guard::Os`]):
+//! the socket is bound only in a directory that belongs to the user and that
+//! no one else may enter (`crate::private`), so only the user's own
+//! processes can connect, and those can read the key anyway; messages there
+//! carry no tag and cost nothing to authenticate. On tcp, loopback included,
+//! every message is tagged.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -162,11 +167,52 @@ fn hex(bytes: &[u8]) -> String {
 pub struct Credentials {
     run: String,
     key: RunKey,
+    guard: Guard,
+}
+
+/// Who keeps strangers' messages out on a socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Guard {
+    /// The tag: every message carries it, every receiver checks it (tcp).
+    Tag,
+    /// The operating system: the socket lives in a directory only this user
+    /// may enter (ipc, checked by [`crate::private::check_private`]), so
+    /// only the user's own processes, which can read the key anyway, can
+    /// connect. Messages carry no tag and cost nothing to authenticate.
+    Os,
 }
 
 impl Credentials {
     pub fn new(run: impl Into<String>, key: RunKey) -> Self {
-        Credentials { run: run.into(), key }
+        Credentials { run: run.into(), key, guard: Guard::Tag }
+    }
+
+    /// These credentials for a socket at `address`: untagged ([`Guard::Os`])
+    /// on `ipc://` in a private directory (made private if it is new),
+    /// tagged on anything else. Both ends of a socket decide from the same
+    /// address, so they agree. An ipc address in a directory others may
+    /// enter is an error: the run would be open to them.
+    pub fn for_address(&self, address: &str) -> Result<Self, crate::private::NotPrivate> {
+        let guard = match address.strip_prefix("ipc://") {
+            None => Guard::Tag,
+            Some(path) => {
+                let path = Path::new(path);
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    if !dir.exists() {
+                        crate::private::private_dir(dir).map_err(|source| {
+                            crate::private::NotPrivate::Io { path: dir.to_owned(), source }
+                        })?;
+                    }
+                    crate::private::check_private(dir)?;
+                }
+                Guard::Os
+            }
+        };
+        Ok(Credentials { guard, ..self.clone() })
+    }
+
+    pub fn guard(&self) -> Guard {
+        self.guard
     }
 
     /// The run directory's id and key (the key is created if the run has none).
@@ -188,16 +234,22 @@ impl Credentials {
         &self.key
     }
 
-    /// `message` with its tag appended.
+    /// `message` with its tag appended (as it is under [`Guard::Os`]).
     pub fn seal(&self, mut message: Vec<u8>) -> Vec<u8> {
-        let tag = self.key.tag(&message);
-        message.extend_from_slice(&tag);
+        if self.guard == Guard::Tag {
+            let tag = self.key.tag(&message);
+            message.extend_from_slice(&tag);
+        }
         message
     }
 
     /// The message without its tag, if the tag is this run's; `None` for a
-    /// message too short to hold one or whose tag does not match.
+    /// message too short to hold one or whose tag does not match. Under
+    /// [`Guard::Os`], the message as it came.
     pub fn open<'a>(&self, sealed: &'a [u8]) -> Option<&'a [u8]> {
+        if self.guard == Guard::Os {
+            return Some(sealed);
+        }
         let body = sealed.len().checked_sub(TAG_BYTES)?;
         let (message, tag) = sealed.split_at(body);
         self.key.verify(message, tag).then_some(message)

@@ -9,9 +9,11 @@
 //! themselves when the peer goes away and comes back, and nothing binds beyond
 //! loopback unless the caller says so ([`check_bind_address`]).
 //!
-//! Every message is tagged with the run's key ([`crate::auth`]) and every
-//! received one is checked before it is decoded, on every transport, ipc and
-//! loopback included: one code path.
+//! On tcp every message is tagged with the run's key ([`crate::auth`]) and
+//! every received one is checked before it is decoded; on ipc, which binds
+//! only in a private directory, the operating system keeps others out and
+//! messages carry no tag ([`crate::auth::Guard`]). Each socket takes its
+//! guard from its address ([`Credentials::for_address`]).
 //!
 //! A receive returns `Ok(Err(ProtocolError))` for a message that arrived but
 //! was refused (no valid tag, wrong run, bad bytes): the caller counts it and
@@ -22,7 +24,7 @@ use std::time::Duration;
 use nng::options::{Options, ReconnectMaxTime, ReconnectMinTime, RecvMaxSize, RecvTimeout};
 use nng::{Message, Protocol, Socket};
 
-use crate::auth::{Credentials, TAG_BYTES};
+use crate::auth::{Credentials, Guard, TAG_BYTES};
 use crate::protocol::{encode_into, Body, ProtocolError};
 
 /// Default maximum size of one received message: a paper-sized unroll
@@ -140,8 +142,10 @@ fn dial(protocol: Protocol, address: &str, max_bytes: usize) -> Result<Socket> {
 fn encode_message(creds: &Credentials, body: &Body, capacity: usize) -> Result<Message> {
     let mut message = Message::with_capacity(capacity + TAG_BYTES);
     encode_into(&mut message, creds.run(), body)?;
-    let tag = creds.key().tag(&message);
-    message.push_back(&tag);
+    if creds.guard() == Guard::Tag {
+        let tag = creds.key().tag(&message);
+        message.push_back(&tag);
+    }
     Ok(message)
 }
 
@@ -293,7 +297,7 @@ impl Pull {
         socket
             .pipe_notify(move |pipe, event| c.event(pipe, event))
             .map_err(socket_error("configure", address))?;
-        Ok(Pull { socket, creds: creds.clone(), connections })
+        Ok(Pull { socket, creds: creds.for_address(address)?, connections })
     }
 
     /// Who is connected, and which actors went away.
@@ -341,7 +345,10 @@ pub struct Push {
 
 impl Push {
     pub fn dial(address: &str, creds: &Credentials) -> Result<Self> {
-        Ok(Push { socket: dial(Protocol::Push0, address, 1 << 20)?, creds: creds.clone() })
+        Ok(Push {
+            socket: dial(Protocol::Push0, address, 1 << 20)?,
+            creds: creds.for_address(address)?,
+        })
     }
 
     /// Sends, waiting while the receiver's queue is full: a slow learner slows
@@ -377,7 +384,7 @@ impl ParamsServer {
     pub fn bind(address: &str, creds: &Credentials, allow_remote: bool) -> Result<Self> {
         Ok(ParamsServer {
             socket: listen(Protocol::Rep0, address, 1 << 16, allow_remote)?,
-            creds: creds.clone(),
+            creds: creds.for_address(address)?,
         })
     }
 
@@ -424,7 +431,7 @@ impl ParamsClient {
         socket
             .set_opt::<nng::options::protocol::reqrep::ResendTime>(Some(Duration::from_secs(5)))
             .map_err(socket_error("configure", address))?;
-        Ok(ParamsClient { socket, creds: creds.clone() })
+        Ok(ParamsClient { socket, creds: creds.for_address(address)? })
     }
 
     /// Sends `body` and waits up to `timeout` for the answer.
@@ -470,7 +477,7 @@ impl InferenceServer {
                 socket.set_opt::<nng::options::SendTimeout>(Some(Duration::from_secs(1)))?;
                 socket.pipe_notify(move |pipe, event| c.event(pipe, event))
             })?;
-        Ok(InferenceServer { socket, creds: creds.clone(), connections })
+        Ok(InferenceServer { socket, creds: creds.for_address(address)?, connections })
     }
 
     /// Who is connected, and which actors went away.
@@ -543,7 +550,13 @@ impl InferenceClient {
             let _ = tx.lock().map(|tx| tx.send(result));
         })
         .map_err(socket_error("set up", address))?;
-        Ok(InferenceClient { _socket: socket, ctx, aio, results, creds: creds.clone() })
+        Ok(InferenceClient {
+            _socket: socket,
+            ctx,
+            aio,
+            results,
+            creds: creds.for_address(address)?,
+        })
     }
 
     /// Sends a request, waiting up to `timeout` for a learner to take it,
@@ -589,10 +602,9 @@ mod tests {
     /// taken, and so is the next one: the connection stays usable.
     #[test]
     fn a_byte_flipped_in_flight_is_dropped() {
-        let dir = tempfile::tempdir().unwrap();
-        crate::private::private_dir(dir.path()).unwrap();
-        let address = format!("ipc://{}/pull", dir.path().display());
-        let creds = Credentials::ephemeral("run");
+        // On tcp, where messages are tagged.
+        let address = loopback();
+        let creds = Credentials::ephemeral("run").for_address(&address).unwrap();
         let pull = Pull::bind(&address, &creds, 1 << 20, false).unwrap();
         let wire = Socket::new(Protocol::Push0).unwrap();
         wire.dial(&address).unwrap();
@@ -621,9 +633,7 @@ mod tests {
     #[test]
     fn inference_requests_are_answered_in_any_order() {
         use crate::protocol::Restart;
-        let dir = tempfile::tempdir().unwrap();
-        crate::private::private_dir(dir.path()).unwrap();
-        let address = format!("ipc://{}/inference", dir.path().display());
+        let address = loopback();
         let creds = Credentials::ephemeral("run");
         let server = InferenceServer::bind(&address, &creds, 1 << 20, false).unwrap();
         let clients: Vec<_> =
@@ -660,6 +670,45 @@ mod tests {
             clients[0].recv(timeout).unwrap(),
             Ok(Body::UpToDate(UpToDate { version: 6 }))
         ));
+    }
+
+    /// A loopback tcp address nobody listens on now.
+    fn loopback() -> String {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        format!("tcp://127.0.0.1:{port}")
+    }
+
+    /// What a sender puts on the wire for one body, read by a raw socket.
+    fn on_the_wire(address: &str, creds: &Credentials, body: &Body) -> Vec<u8> {
+        let raw = Socket::new(Protocol::Pull0).unwrap();
+        raw.listen(address).unwrap();
+        let push = Push::dial(address, creds).unwrap();
+        push.send(body, Some(Duration::from_secs(10))).unwrap();
+        raw.set_opt::<RecvTimeout>(Some(Duration::from_secs(10))).unwrap();
+        raw.recv().unwrap().as_slice().to_vec()
+    }
+
+    /// ipc in a private directory carries the bare encoding (the operating
+    /// system keeps others out); tcp carries it with the run's tag. An ipc
+    /// socket in a directory others may enter is refused on both ends.
+    #[test]
+    fn messages_are_tagged_on_tcp_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let creds = Credentials::ephemeral("run");
+        let body = Body::UpToDate(UpToDate { version: 3 });
+        let bare = crate::protocol::encode("run", &body).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        crate::private::private_dir(dir.path()).unwrap();
+        let ipc = format!("ipc://{}/pull", dir.path().display());
+        assert_eq!(on_the_wire(&ipc, &creds, &body), bare);
+        let tagged = on_the_wire(&loopback(), &creds, &body);
+        assert_eq!(tagged.len(), bare.len() + TAG_BYTES);
+        assert_eq!(creds.open(&tagged), Some(&bare[..]));
+
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o750)).unwrap();
+        let refused = |e: TransportError| e.to_string().contains("chmod 700");
+        assert!(Push::dial(&ipc, &creds).err().is_some_and(refused));
+        assert!(Pull::bind(&ipc, &creds, 1 << 20, false).err().is_some_and(refused));
     }
 
     #[test]
