@@ -152,7 +152,17 @@ impl CsvLog {
 /// `logs.csv.lost-after-step-<step>` so that the step column of `logs.csv`
 /// never goes backwards and nothing is deleted. Returns how many rows moved.
 pub fn set_aside_rows_after(path: &Path, step: u64) -> Result<usize> {
-    let Ok(text) = std::fs::read_to_string(path) else { return Ok(0) };
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => {
+            tracing::warn!(
+                "cannot read {} to set aside rows after step {step}: {e}",
+                path.display()
+            );
+            return Ok(0);
+        }
+    };
     let mut lines = text.lines();
     let Some(header) = lines.next() else { return Ok(0) };
     let Some(column) = header.split(',').position(|c| c == "step") else { return Ok(0) };

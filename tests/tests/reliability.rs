@@ -45,6 +45,23 @@ impl Mode {
         }
     }
 
+    /// The actors' flags: a short inference timeout under central inference.
+    fn actor_flags(self) -> &'static [&'static str] {
+        match self {
+            Mode::Actors => &[],
+            Mode::Central => &["--inference-timeout-s", "5"],
+        }
+    }
+
+    /// How long after both actors reconnected their groups may take to give
+    /// unrolls again (two inference timeouts under central inference).
+    fn settle(self) -> std::time::Duration {
+        match self {
+            Mode::Actors => std::time::Duration::ZERO,
+            Mode::Central => std::time::Duration::from_secs(12),
+        }
+    }
+
     /// Connections an actor holds to the learner's data socket: its
     /// trajectory push, or one inference socket per group (2).
     fn connections_per_actor(self) -> u64 {
@@ -149,8 +166,11 @@ fn learner_killed(mode: Mode) {
     let run = TestRun::new(&format!("learner-kill9-{mode:?}"));
     let flags = [mode.learner_flags(), &["--checkpoint-interval-s", "2"][..]].concat();
     let mut learner = run.spawn("learner", "learner-1", &learner_args(&flags));
-    let _a0 = run.spawn("actor", "actor-0", &actor_args("0", &[]));
-    let _a1 = run.spawn("actor", "actor-1", &actor_args("1", &[]));
+    // Under central inference a request lost with the learner waits out the
+    // actor's inference timeout (30 s by default) before its group starts over.
+    let actor_flags = mode.actor_flags();
+    let _a0 = run.spawn("actor", "actor-0", &actor_args("0", actor_flags));
+    let _a1 = run.spawn("actor", "actor-1", &actor_args("1", actor_flags));
     wait_until(
         180,
         "a checkpoint and updates after it",
@@ -203,7 +223,9 @@ fn learner_killed(mode: Mode) {
         120,
         "updates after the resume",
         || run.log("learner-2"),
-        || steps(&run).len() as u64 > good_step + 3,
+        // Past the step the first learner died at: rows of the new session
+        // (the lost ones' count alone would be met by the old rows).
+        || steps(&run).last().is_some_and(|&last| last > killed_at.max(good_step + 3)),
     );
     let log = run.log("learner-2");
     let resumed = format!("resumed from {}", good.display());
@@ -226,8 +248,10 @@ fn learner_killed(mode: Mode) {
             lost.lines().count() as u64,
             1 + killed_at - good_step,
             "the lost updates' rows are kept aside in {} (killed at step {killed_at}, steps \
-             before the kill {before:?}; the run directory holds {listing:?})\n{log}",
-            aside.display()
+             before the kill {before:?}; the run directory holds {listing:?})\n{log}\n\
+             --- logs.csv now:\n{}",
+            aside.display(),
+            std::fs::read_to_string(run.run_dir().join("logs.csv")).unwrap_or_default()
         );
     }
     // Both actors reconnect and are learned from (meta.json below). Each
@@ -245,11 +269,18 @@ fn learner_killed(mode: Mode) {
         },
     );
     let reconnected_at = steps(&run).len() as u64;
+    // A connection shows at an actor's first message; under central inference
+    // that may be a stale request, answered with Restart, after which the
+    // group needs T + 1 steps, or an inference timeout, to give an unroll.
+    let settle = std::time::Instant::now() + mode.settle();
     wait_until(
         120,
         "more updates",
         || run.log("learner-2"),
-        || steps(&run).len() as u64 > reconnected_at.max(good_step) + 10,
+        || {
+            steps(&run).len() as u64 > reconnected_at.max(good_step) + 10
+                && std::time::Instant::now() >= settle
+        },
     );
 
     let status = stop(&mut learner, "the resumed learner", || run.log("learner-2"));
@@ -290,7 +321,14 @@ fn actor_killed(mode: Mode) {
     let mut learner = run.spawn("learner", "learner", &learner_args(mode.learner_flags()));
     let _a0 = run.spawn("actor", "actor-0", &actor_args("0", &[]));
     let mut a1 = run.spawn("actor", "actor-1", &actor_args("1", &[]));
-    wait_until(120, "updates", || run.log("learner"), || steps(&run).len() >= 3);
+    // Actor 1 must have reached the learner (a connection is tied to an actor
+    // by its first message) before it dies, or nothing names it.
+    wait_until(
+        120,
+        "updates, with both actors connected",
+        || run.log("learner"),
+        || steps(&run).len() >= 3 && run.log("learner").contains("actor 1 connected"),
+    );
     a1.0.kill().unwrap();
     a1.0.wait().unwrap();
     wait_until(
