@@ -196,15 +196,7 @@ impl Credentials {
         let guard = match address.strip_prefix("ipc://") {
             None => Guard::Tag,
             Some(path) => {
-                let path = Path::new(path);
-                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    if !dir.exists() {
-                        crate::private::private_dir(dir).map_err(|source| {
-                            crate::private::NotPrivate::Io { path: dir.to_owned(), source }
-                        })?;
-                    }
-                    crate::private::check_private(dir)?;
-                }
+                crate::private::socket_dir(Path::new(path))?;
                 Guard::Os
             }
         };

@@ -75,6 +75,19 @@ pub fn check_private(dir: &Path) -> Result<(), NotPrivate> {
     Ok(())
 }
 
+/// The directory of an ipc socket at `socket`: made private if it does not
+/// exist yet, then checked ([`check_private`]). A path without a directory
+/// part is the working directory's business.
+pub fn socket_dir(socket: &Path) -> Result<(), NotPrivate> {
+    let Some(dir) = socket.parent().filter(|d| !d.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    if !dir.exists() {
+        private_dir(dir).map_err(|source| NotPrivate::Io { path: dir.to_owned(), source })?;
+    }
+    check_private(dir)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -108,14 +108,7 @@ fn listen_on(
         // Only the user may enter the socket's directory, so the operating
         // system keeps other users from connecting (crate::private).
         let path = std::path::Path::new(path);
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            if !dir.exists() {
-                crate::private::private_dir(dir).map_err(|source| {
-                    crate::private::NotPrivate::Io { path: dir.to_owned(), source }
-                })?;
-            }
-            crate::private::check_private(dir)?;
-        }
+        crate::private::socket_dir(path)?;
         // A socket file left by a killed process blocks the bind; nobody owns it.
         let _ = std::fs::remove_file(path);
     }
