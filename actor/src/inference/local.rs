@@ -37,6 +37,8 @@ pub struct Local<'a> {
     acting: Duration,
     /// An unroll was sent: the next pass takes the learner's newest weights first.
     weights_due: bool,
+    /// Unrolls the learner took.
+    sent: u64,
     /// Set when the learner finished the run while an unroll was being
     /// sent: every later `recv` says so.
     finished: bool,
@@ -75,6 +77,7 @@ impl<'a> Local<'a> {
             stop,
             acting: Duration::ZERO,
             weights_due: false,
+            sent: 0,
             finished: false,
         };
         local.take_weights()?;
@@ -200,6 +203,7 @@ impl Inference for Local<'_> {
                 self.finished = learner_finished(self.run_dir);
                 return Ok(());
             }
+            self.sent += 1;
         }
         self.weights_due = true;
         Ok(())
@@ -221,6 +225,6 @@ impl Inference for Local<'_> {
     }
 
     fn status(&self) -> String {
-        format!("params version {}", self.policy.version())
+        format!("unrolls sent {}", self.sent)
     }
 }
