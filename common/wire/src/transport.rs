@@ -87,38 +87,47 @@ fn socket_error(action: &'static str, address: &str) -> impl FnOnce(nng::Error) 
 fn listen(
     protocol: Protocol,
     address: &str,
+    creds: &Credentials,
     max_bytes: usize,
     allow_remote: bool,
-) -> Result<Socket> {
+) -> Result<(Socket, Credentials)> {
     let socket = Socket::new(protocol).map_err(socket_error("create socket for", address))?;
-    listen_on(socket, address, max_bytes, allow_remote, |_| Ok(()))
+    listen_on(socket, address, creds, max_bytes, allow_remote, |_| Ok(()))
 }
 
 /// Binds `socket` at `address` after `configure` (pipe notifications must be
-/// set before the first peer connects).
+/// set before the first peer connects); returns it with `creds` guarded for
+/// the address ([`Credentials::for_address`], which refuses an ipc directory
+/// others may enter before anything is bound there).
 fn listen_on(
     socket: Socket,
     address: &str,
+    creds: &Credentials,
     max_bytes: usize,
     allow_remote: bool,
     configure: impl FnOnce(&Socket) -> std::result::Result<(), nng::Error>,
-) -> Result<Socket> {
+) -> Result<(Socket, Credentials)> {
     check_bind_address(address, allow_remote)?;
+    let creds = creds.for_address(address)?;
     if let Some(path) = address.strip_prefix("ipc://") {
-        // Only the user may enter the socket's directory, so the operating
-        // system keeps other users from connecting (crate::private).
-        let path = std::path::Path::new(path);
-        crate::private::socket_dir(path)?;
         // A socket file left by a killed process blocks the bind; nobody owns it.
         let _ = std::fs::remove_file(path);
     }
     socket.set_opt::<RecvMaxSize>(max_bytes).map_err(socket_error("configure", address))?;
     configure(&socket).map_err(socket_error("configure", address))?;
     socket.listen(address).map_err(socket_error("bind", address))?;
-    Ok(socket)
+    Ok((socket, creds))
 }
 
-fn dial(protocol: Protocol, address: &str, max_bytes: usize) -> Result<Socket> {
+/// Dials `address`; returns the socket with `creds` guarded for the address
+/// ([`Credentials::for_address`]), as [`listen_on`] does for a listener.
+fn dial(
+    protocol: Protocol,
+    address: &str,
+    creds: &Credentials,
+    max_bytes: usize,
+) -> Result<(Socket, Credentials)> {
+    let creds = creds.for_address(address)?;
     let socket = Socket::new(protocol).map_err(socket_error("create socket for", address))?;
     socket.set_opt::<RecvMaxSize>(max_bytes).map_err(socket_error("configure", address))?;
     socket
@@ -129,7 +138,7 @@ fn dial(protocol: Protocol, address: &str, max_bytes: usize) -> Result<Socket> {
         .map_err(socket_error("configure", address))?;
     // Asynchronous dial: succeeds before the peer exists and redials forever.
     socket.dial_async(address).map_err(socket_error("dial", address))?;
-    Ok(socket)
+    Ok((socket, creds))
 }
 
 fn encode_message(creds: &Credentials, body: &Body, capacity: usize) -> Result<Message> {
@@ -284,13 +293,14 @@ impl Pull {
         max_bytes: usize,
         allow_remote: bool,
     ) -> Result<Self> {
-        let socket = listen(Protocol::Pull0, address, max_bytes + TAG_BYTES, allow_remote)?;
+        let (socket, creds) =
+            listen(Protocol::Pull0, address, creds, max_bytes + TAG_BYTES, allow_remote)?;
         let connections = std::sync::Arc::new(Connections::default());
         let c = connections.clone();
         socket
             .pipe_notify(move |pipe, event| c.event(pipe, event))
             .map_err(socket_error("configure", address))?;
-        Ok(Pull { socket, creds: creds.for_address(address)?, connections })
+        Ok(Pull { socket, creds, connections })
     }
 
     /// Who is connected, and which actors went away.
@@ -338,10 +348,8 @@ pub struct Push {
 
 impl Push {
     pub fn dial(address: &str, creds: &Credentials) -> Result<Self> {
-        Ok(Push {
-            socket: dial(Protocol::Push0, address, 1 << 20)?,
-            creds: creds.for_address(address)?,
-        })
+        let (socket, creds) = dial(Protocol::Push0, address, creds, 1 << 20)?;
+        Ok(Push { socket, creds })
     }
 
     /// Sends, waiting while the receiver's queue is full: a slow learner slows
@@ -375,10 +383,8 @@ pub struct ParamsServer {
 
 impl ParamsServer {
     pub fn bind(address: &str, creds: &Credentials, allow_remote: bool) -> Result<Self> {
-        Ok(ParamsServer {
-            socket: listen(Protocol::Rep0, address, 1 << 16, allow_remote)?,
-            creds: creds.for_address(address)?,
-        })
+        let (socket, creds) = listen(Protocol::Rep0, address, creds, 1 << 16, allow_remote)?;
+        Ok(ParamsServer { socket, creds })
     }
 
     /// Waits for the next request. A refused message still needs a reply
@@ -419,12 +425,12 @@ pub struct ParamsClient {
 
 impl ParamsClient {
     pub fn dial(address: &str, creds: &Credentials, max_bytes: usize) -> Result<Self> {
-        let socket = dial(Protocol::Req0, address, max_bytes + TAG_BYTES)?;
+        let (socket, creds) = dial(Protocol::Req0, address, creds, max_bytes + TAG_BYTES)?;
         // Re-send a request that got no answer (learner restarted meanwhile).
         socket
             .set_opt::<nng::options::protocol::reqrep::ResendTime>(Some(Duration::from_secs(5)))
             .map_err(socket_error("configure", address))?;
-        Ok(ParamsClient { socket, creds: creds.for_address(address)? })
+        Ok(ParamsClient { socket, creds })
     }
 
     /// Sends `body` and waits up to `timeout` for the answer.
@@ -465,12 +471,13 @@ impl InferenceServer {
             .map_err(socket_error("create socket for", address))?;
         let connections = std::sync::Arc::new(Connections::default());
         let c = connections.clone();
-        let socket =
-            listen_on(raw.socket, address, max_bytes + TAG_BYTES, allow_remote, move |socket| {
+        let max_bytes = max_bytes + TAG_BYTES;
+        let (socket, creds) =
+            listen_on(raw.socket, address, creds, max_bytes, allow_remote, move |socket| {
                 socket.set_opt::<nng::options::SendTimeout>(Some(Duration::from_secs(1)))?;
                 socket.pipe_notify(move |pipe, event| c.event(pipe, event))
             })?;
-        Ok(InferenceServer { socket, creds: creds.for_address(address)?, connections })
+        Ok(InferenceServer { socket, creds, connections })
     }
 
     /// Who is connected, and which actors went away.
@@ -529,7 +536,7 @@ pub struct InferenceClient {
 
 impl InferenceClient {
     pub fn dial(address: &str, creds: &Credentials, max_bytes: usize) -> Result<Self> {
-        let socket = dial(Protocol::Req0, address, max_bytes + TAG_BYTES)?;
+        let (socket, creds) = dial(Protocol::Req0, address, creds, max_bytes + TAG_BYTES)?;
         // Never re-send on our own: a step answered twice would advance the
         // learner's copy of the environment twice. A lost answer is a timeout,
         // and the actor starts the group over.
@@ -543,13 +550,7 @@ impl InferenceClient {
             let _ = tx.lock().map(|tx| tx.send(result));
         })
         .map_err(socket_error("set up", address))?;
-        Ok(InferenceClient {
-            _socket: socket,
-            ctx,
-            aio,
-            results,
-            creds: creds.for_address(address)?,
-        })
+        Ok(InferenceClient { _socket: socket, ctx, aio, results, creds })
     }
 
     /// Sends a request, waiting up to `timeout` for a learner to take it,
