@@ -59,7 +59,6 @@ struct Stream {
     /// The policy's rows, one per environment.
     rows: Vec<Row>,
     next_seq: u64,
-    last_seen: Instant,
 }
 
 /// The answer to one request.
@@ -81,21 +80,19 @@ impl Answer {
 /// but the sockets and threads, so tests can drive it step by step.
 pub struct Inference {
     policy: BatchedPolicy,
-    cfg: ModelConfig,
     settings: InferenceSettings,
     streams: HashMap<u64, Stream>,
-    /// When each stream's newest request arrived (the receive threads write it).
+    /// When each stream was last heard from: its newest request's arrival
+    /// (the receive threads write it) or admission.
     receipts: Arc<Receipts>,
 }
 
 impl Inference {
     /// `model` is the inference copy (on the learner's device, in its precision).
     pub fn new(model: Model, version: u64, settings: InferenceSettings) -> Self {
-        let cfg = model.cfg.clone();
         let store = UnrollStore::new(settings.unroll_length);
         Inference {
             policy: BatchedPolicy::new(model, version, Some(store), settings.seed),
-            cfg,
             settings,
             streams: HashMap::new(),
             receipts: Arc::default(),
@@ -109,6 +106,11 @@ impl Inference {
 
     pub fn version(&self) -> u64 {
         self.policy.version()
+    }
+
+    /// The shapes the requests must have.
+    pub fn cfg(&self) -> &ModelConfig {
+        &self.policy.model().cfg
     }
 
     /// Streams held now.
@@ -140,9 +142,8 @@ impl Inference {
         let idle: Vec<u64> = self
             .streams
             .iter()
-            .filter(|(&id, s)| {
-                let last = self.receipts.last(id).map_or(s.last_seen, |r| r.max(s.last_seen));
-                now.saturating_duration_since(last) > timeout
+            .filter(|(&id, _)| {
+                self.receipts.last(id).is_none_or(|at| now.saturating_duration_since(at) > timeout)
             })
             .map(|(&id, _)| id)
             .collect();
@@ -180,7 +181,7 @@ impl Inference {
                     return Err(reason);
                 }
                 stream.next_seq += 1;
-                stream.last_seen = now;
+                self.receipts.received(request.stream, now);
                 Ok(())
             }
             None if request.seq != 0 => Err(format!(
@@ -192,8 +193,9 @@ impl Inference {
                 let rows = self.policy.add(request.actor_id, request.first_env, envs);
                 self.streams.insert(
                     request.stream,
-                    Stream { actor_id: request.actor_id, rows, next_seq: 1, last_seen: now },
+                    Stream { actor_id: request.actor_id, rows, next_seq: 1 },
                 );
+                self.receipts.received(request.stream, now);
                 Ok(())
             }
         }
@@ -263,15 +265,19 @@ impl Inference {
     }
 }
 
-/// When each stream's newest request arrived, written by the receive
-/// threads: a stream whose requests wait in the queue while the serve thread
-/// is held up (the batcher full, a slow pass) is not idle.
+/// When each stream was last heard from, written by the receive threads as
+/// its requests arrive and by the serve thread as it admits them: a stream
+/// whose requests wait in the queue while the serve thread is held up (the
+/// batcher full, a slow pass) is not idle.
 #[derive(Default)]
 pub struct Receipts(Mutex<HashMap<u64, Instant>>);
 
 impl Receipts {
+    /// Notes that `stream` was heard from at `at` (the later time is kept).
     pub fn received(&self, stream: u64, at: Instant) {
-        self.0.lock().unwrap().insert(stream, at);
+        let mut seen = self.0.lock().unwrap();
+        let last = seen.entry(stream).or_insert(at);
+        *last = (*last).max(at);
     }
 
     fn last(&self, stream: u64) -> Option<Instant> {

@@ -124,7 +124,7 @@ impl InferenceService {
         let stop = Arc::new(AtomicBool::new(false));
         let inference = Inference::new(model, version, settings.clone());
         let receipts = inference.receipts();
-        let cfg = inference.cfg.clone();
+        let cfg = inference.cfg().clone();
         // Requests waiting for a pass: enough for every stream of a large run.
         let (tx, rx) = std::sync::mpsc::sync_channel(4096);
         let server = Arc::new(server);
