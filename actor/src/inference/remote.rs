@@ -27,17 +27,12 @@ use super::{Inference, Reply};
 use crate::addresses::{learner_finished, learner_finishing, resolve_addresses, FINISHING_GRACE};
 use crate::Args;
 
-struct Pending {
-    request: Box<Observations>,
-    since: Instant,
-}
-
 pub struct Remote<'a> {
     cfg: ModelConfig,
     clients: Vec<InferenceClient>,
     /// The request each group waits on; `None` after a failed send (the
     /// wait then times out and the group starts over).
-    pending: Vec<Option<Pending>>,
+    pending: Vec<Option<Box<Observations>>>,
     /// When each group's last send was tried.
     sent_at: Vec<Instant>,
     address: String,
@@ -110,7 +105,7 @@ impl Inference for Remote<'_> {
         match self.clients[group].send(&body, self.timeout) {
             Ok(()) => {
                 let Body::Observations(request) = body else { unreachable!("built above") };
-                self.pending[group] = Some(Pending { request, since: self.sent_at[group] });
+                self.pending[group] = Some(request);
                 Ok(())
             }
             Err(TransportError::Closed) => anyhow::bail!("the inference socket closed"),
@@ -129,7 +124,7 @@ impl Inference for Remote<'_> {
         let reply = match self.clients[group].recv(wait) {
             Ok(Ok(Body::Actions(actions))) => match self.pending[group].take() {
                 None => Reply::StartOver("an answer came to no request".to_string()),
-                Some(Pending { request, .. }) => match actions.validate(&self.cfg, &request) {
+                Some(request) => match actions.validate(&self.cfg, &request) {
                     Ok(()) => Reply::Acted(actions),
                     Err(e) => Reply::StartOver(format!("the learner's answer was refused: {e}")),
                 },
@@ -140,8 +135,7 @@ impl Inference for Remote<'_> {
             }
             Ok(Err(e)) => Reply::StartOver(format!("the learner's answer was refused: {e}")),
             Err(TransportError::TimedOut) => {
-                let since = self.pending[group].as_ref().map_or(self.sent_at[group], |p| p.since);
-                if since.elapsed() < self.timeout {
+                if self.sent_at[group].elapsed() < self.timeout {
                     // Not yet: the other groups' answers may be there.
                     return Ok(Reply::NotYet);
                 }
