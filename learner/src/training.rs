@@ -217,7 +217,6 @@ impl Logs {
         s: &Settings,
         counters: &Counters,
         resumed_from: Option<&std::path::Path>,
-        central: bool,
     ) -> Result<Self> {
         let run_dir = &s.run_dir;
         let mut config = s.config_json.clone();
@@ -228,7 +227,8 @@ impl Logs {
         config["device_resolved"] = device_name(s.device).into();
         config["precision_resolved"] = s.precision.precision.to_string().into();
         config["precision_reason"] = s.precision.reason.clone().into();
-        config["inference_resolved"] = if central { "central" } else { "actors" }.into();
+        config["inference_resolved"] =
+            if s.central_inference { "central" } else { "actors" }.into();
         let meta = Meta::start(&run_dir.meta_json(), config, resumed_from)?;
         if resumed_from.is_some() {
             metrics::set_aside_rows_after(&run_dir.logs_csv(), counters.step)?;
@@ -314,8 +314,7 @@ impl<'a> Session<'a> {
             );
         }
         let services = Services::start(args, s, &model, counters.version)?;
-        let central = services.inference.is_some();
-        let logs = Logs::open(args, s, &counters, resumed_from.as_deref(), central)?;
+        let logs = Logs::open(args, s, &counters, resumed_from.as_deref())?;
         tracing::info!(
             "learner {} on {} in {} ({}): model {} ({} actions), T = {}, B = {}; trajectories at {}, params at {}; inference {}",
             s.run_dir.xpid(),
