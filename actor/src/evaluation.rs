@@ -11,32 +11,24 @@ use agent::policy::{BatchedPolicy, Request, Sampling};
 use env::derive_seed;
 use wire::auth::Credentials;
 use wire::checkpoint;
-use wire::protocol::{Body, ParamsRequest};
 use wire::rundir::{Endpoints, RunDir};
 use wire::transport::{ParamsClient, Push};
 
 use crate::acting::{Group, Stepper};
-use crate::addresses::{resolve_addresses, PATIENCE};
+use crate::addresses::resolve_addresses;
 use crate::recording::EpisodeSink;
 use crate::train::{acting_model, model_config};
+use crate::weights::{self, Fetched};
 use crate::Args;
 
-/// The learner's newest weights and their version, if it answers in time.
-fn learners_weights(
-    client: &ParamsClient,
-    actor_id: u32,
-    model: &mut Model,
-) -> Result<Option<u64>> {
-    let request = Body::ParamsRequest(ParamsRequest { actor_id, version: 0 });
-    match client.request(&request, PATIENCE) {
-        Ok(Ok(Body::Params(params))) if params.version > 0 => {
-            model.load_params(&params).context(
-                "loading the learner's weights (is the actor's --preset/--game the learner's?)",
-            )?;
-            Ok(Some(params.version))
-        }
-        _ => Ok(None),
-    }
+/// Loads the weights of the newest checkpoint that verifies under `path` (a
+/// checkpoint, or a run directory) into `model`; returns the file's name.
+fn from_checkpoint(model: &mut Model, path: &std::path::Path, missing: &str) -> Result<String> {
+    let (bytes, file) = checkpoint::model_weights(path).context(missing.to_owned())?;
+    model.load_safetensors(&bytes).with_context(|| {
+        format!("loading {} (same --preset and --game as the run?)", file.display())
+    })?;
+    Ok(file.display().to_string())
 }
 
 /// `--eval`: plays `--episodes` episodes with fixed weights (the learner's
@@ -48,27 +40,21 @@ pub fn evaluate(args: &Args, run_dir: &RunDir, stop: &AtomicBool) -> Result<()> 
     let creds = Credentials::of(run_dir)?;
     let (version, source) = match &args.checkpoint {
         Some(path) => {
-            let (bytes, file) = checkpoint::model_weights(path).context(
-                "reading --checkpoint (a checkpoint that does not verify: pick another)",
-            )?;
-            model.load_safetensors(&bytes).with_context(|| {
-                format!("loading {} (same --preset and --game as the run?)", file.display())
-            })?;
-            (0, file.display().to_string())
+            let missing = "reading --checkpoint (a checkpoint that does not verify: pick another)";
+            (0, from_checkpoint(&mut model, path, missing)?)
         }
         None => {
             let addresses = resolve_addresses(args, run_dir, stop)?;
             let client = ParamsClient::dial(&addresses.params, &creds, args.max_message_bytes)?;
-            match learners_weights(&client, args.actor_id, &mut model)? {
-                Some(version) => (version, format!("learner version {version}")),
-                None => {
-                    let (bytes, file) = checkpoint::model_weights(run_dir.root()).context(
-                        "the learner did not answer and the run has no good checkpoint: pass --checkpoint",
-                    )?;
-                    model.load_safetensors(&bytes).with_context(|| {
-                        format!("loading {} (same --preset and --game as the run?)", file.display())
-                    })?;
-                    (0, file.display().to_string())
+            match weights::ask(&client, args.actor_id, 0)? {
+                Fetched::Params(params) if params.version > 0 => {
+                    weights::load(&mut model, &params)?;
+                    (params.version, format!("learner version {}", params.version))
+                }
+                _ => {
+                    let missing = "the learner did not answer and the run has no good \
+                                   checkpoint: pass --checkpoint";
+                    (0, from_checkpoint(&mut model, run_dir.root(), missing)?)
                 }
             }
         }

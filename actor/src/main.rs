@@ -14,6 +14,7 @@ mod flags;
 mod inference;
 mod recording;
 mod train;
+mod weights;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

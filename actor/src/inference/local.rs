@@ -7,18 +7,19 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 
 use agent::model::Model;
 use agent::policy::{BatchedPolicy, Request, Row, Sampling, UnrollStore};
 use env::derive_seed;
 use wire::auth::Credentials;
-use wire::protocol::{Actions, Body, Observations, ParamsRequest, Trajectory};
+use wire::protocol::{Actions, Body, Observations, Trajectory};
 use wire::rundir::RunDir;
 use wire::transport::{ParamsClient, Push, TransportError};
 
 use super::{Inference, Reply};
 use crate::addresses::{learner_finished, resolve_addresses, Addresses, PATIENCE};
+use crate::weights::{self, Fetched};
 use crate::Args;
 
 pub struct Local<'a> {
@@ -87,20 +88,13 @@ impl<'a> Local<'a> {
     /// Asks the learner for weights newer than ours. `Ok(false)`: the
     /// learner did not answer in time.
     fn refresh(&mut self) -> Result<bool> {
-        let version = self.policy.version();
-        let request = Body::ParamsRequest(ParamsRequest { actor_id: self.args.actor_id, version });
-        match self.params.request(&request, PATIENCE) {
-            Ok(Ok(Body::Params(params))) => {
-                self.policy.load(params.version, |model| model.load_params(&params)).context(
-                    "loading the learner's weights (is the actor's --preset/--game the learner's?)",
-                )?;
+        match weights::ask(&self.params, self.args.actor_id, self.policy.version())? {
+            Fetched::Params(params) => {
+                self.policy.load(params.version, |model| weights::load(model, &params))?;
                 Ok(true)
             }
-            Ok(Ok(Body::UpToDate(_))) => Ok(true),
-            Ok(Ok(other)) => bail!("the learner answered a params request with {}", other.kind()),
-            Ok(Err(e)) => Err(e).context("the learner's answer was refused"),
-            Err(TransportError::TimedOut) => Ok(false),
-            Err(e) => Err(e.into()),
+            Fetched::UpToDate => Ok(true),
+            Fetched::NoAnswer => Ok(false),
         }
     }
 
