@@ -4,7 +4,7 @@
 use anyhow::{bail, Context, Result};
 
 use agent::model::Model;
-use wire::protocol::{Body, Params, ParamsRequest};
+use wire::protocol::{Body, Params, ParamsRequest, ProtocolError};
 use wire::transport::{ParamsClient, TransportError};
 
 use crate::addresses::PATIENCE;
@@ -15,7 +15,7 @@ pub enum Fetched {
     Params(Box<Params>),
     /// The version held is the newest.
     UpToDate,
-    /// No answer within [`PATIENCE`].
+    /// No answer within [`PATIENCE`], or the learner refused the request.
     NoAnswer,
 }
 
@@ -28,6 +28,13 @@ pub fn ask(client: &ParamsClient, actor_id: u32, version: u64) -> Result<Fetched
         Ok(Ok(Body::Params(params))) => Ok(Fetched::Params(Box::new(params))),
         Ok(Ok(Body::UpToDate(_))) => Ok(Fetched::UpToDate),
         Ok(Ok(other)) => bail!("the learner answered a params request with {}", other.kind()),
+        Ok(Err(ProtocolError::RefusedByPeer(why))) if why.worth_retrying() => {
+            // Sealed before the learner started (it was resumed meanwhile),
+            // or a copy it had taken: asked again a second later.
+            tracing::warn!("the learner refused the params request ({why}); asking again in 1 s");
+            std::thread::sleep(std::time::Duration::from_secs(1));
+            Ok(Fetched::NoAnswer)
+        }
         Ok(Err(e)) => Err(e).context("the learner's answer was refused"),
         Err(TransportError::TimedOut) => Ok(Fetched::NoAnswer),
         Err(e) => Err(e.into()),

@@ -269,6 +269,9 @@ pub fn drop_reason(e: &ProtocolError) -> &'static str {
     match e {
         ProtocolError::Decode(_) => "undecodable",
         ProtocolError::Unauthenticated => "unauthenticated",
+        ProtocolError::Replayed => "replayed",
+        ProtocolError::Stale { .. } => "stale",
+        ProtocolError::RefusedByPeer(_) => "refused_by_peer",
         ProtocolError::Encode(_) => "encode",
         ProtocolError::WrongProtocol { .. } => "wrong_protocol",
         ProtocolError::WrongRun { .. } => "wrong_run",

@@ -22,10 +22,11 @@ use rand::{Rng, SeedableRng};
 
 use agent::model::{AgentState, Model};
 use agent::precision::Precision;
-use wire::auth::Credentials;
+use wire::auth::{Channel, Credentials};
 use wire::config::ModelConfig;
-use wire::protocol::{Array, Body, ParamsRequest, Trajectory};
-use wire::transport::{open, seal, ParamsClient};
+use wire::protocol::{decode, Array, Body, ParamsRequest, Trajectory};
+use wire::seal::End;
+use wire::transport::{seal, ParamsClient};
 
 use crate::batcher::build_batch;
 use crate::flags::{device_name, BenchArgs};
@@ -152,15 +153,17 @@ fn measure_loop(
     loop_args.trajectories_address = Some(trajectories_address.clone());
     loop_args.params_address = Some(params_address.clone());
 
-    // The run's key (made with its directory), as the learner will read it:
-    // the messages are tagged.
-    let creds = Credentials::of(&run_dir)?.for_address(&trajectories_address)?;
+    // The run's key (made with its directory), as the learner will read it.
+    // The sockets are ipc in the run's private directory: nothing is sealed
+    // (wire::auth::Guard::Os), as in a local run.
+    let creds = Credentials::of(&run_dir)?;
+    let channel = creds.for_address(&trajectories_address, End::Dialer)?;
     let messages: Vec<Vec<u8>> = trajectories
         .into_iter()
-        .map(|tr| seal(&creds, &Body::Trajectory(Box::new(tr))))
+        .map(|tr| seal(&channel, &Body::Trajectory(Box::new(tr))).map(|(bytes, _)| bytes))
         .collect::<Result<_, _>>()?;
     let message_bytes = messages[0].len();
-    let parts = loop_parts(&messages, &creds, cfg, t, device, train_args.decode_threads)?;
+    let parts = loop_parts(&messages, &channel, cfg, t, device, train_args.decode_threads)?;
     let done = Arc::new(AtomicBool::new(false));
     let producer = {
         let done = done.clone();
@@ -341,7 +344,7 @@ fn model_step_seconds(
 /// and encode the params message.
 fn loop_parts(
     messages: &[Vec<u8>],
-    creds: &Credentials,
+    channel: &Channel,
     cfg: &ModelConfig,
     unroll_length: usize,
     device: tch::Device,
@@ -359,7 +362,7 @@ fn loop_parts(
         let clock = Instant::now();
         let trajectories: Vec<Trajectory> = messages
             .iter()
-            .map(|m| match open(m, creds) {
+            .map(|m| match decode(m, channel.run()) {
                 Ok(Body::Trajectory(t)) => Ok(*t),
                 other => anyhow::bail!("bench message decodes to {other:?}"),
             })
@@ -387,7 +390,7 @@ fn loop_parts(
         drop(snapshot);
         let clock = Instant::now();
         let params = model.to_params(1)?;
-        let _bytes = seal(creds, &Body::Params(params))?;
+        let _bytes = seal(channel, &Body::Params(params))?;
         sums[5] += clock.elapsed().as_secs_f64();
     }
     Ok(sums.map(|s| s / REPS as f64))

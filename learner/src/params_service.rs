@@ -21,9 +21,10 @@ use tch::{Device, Tensor};
 
 use agent::model::Model;
 use wire::config::ModelConfig;
-use wire::protocol::{Body, Params, UpToDate};
+use wire::protocol::{Body, Params, ProtocolError, UpToDate};
 use wire::transport::ParamsServer;
 
+use crate::batcher::drop_reason;
 use crate::receive::{receive_loop, Flow};
 
 /// The weights of one version: (var-store name, tensor on the learner's device).
@@ -73,8 +74,23 @@ pub struct ParamsStats {
     pub params_sent: AtomicU64,
     pub up_to_date_sent: AtomicU64,
     pub refused: AtomicU64,
+    /// Refused requests by reason (`crate::batcher::drop_reason`'s names).
+    refused_by: Mutex<std::collections::BTreeMap<&'static str, u64>>,
     /// Versions serialized and encoded (once each).
     pub encodes: AtomicU64,
+}
+
+impl ParamsStats {
+    /// Refused requests by reason, for meta.json.
+    pub fn refused_by_reason(&self) -> serde_json::Value {
+        let by = self.refused_by.lock().unwrap();
+        by.iter().map(|(reason, n)| (reason.to_string(), serde_json::Value::from(*n))).collect()
+    }
+
+    fn refuse(&self, reason: &'static str) -> u64 {
+        *self.refused_by.lock().unwrap().entry(reason).or_default() += 1;
+        self.refused.fetch_add(1, Ordering::Relaxed) + 1
+    }
 }
 
 pub struct ParamsService {
@@ -184,19 +200,19 @@ fn serve(
                     }
                 }
                 other => {
-                    // REP must answer before its next receive: say which version is
-                    // current; the asker (if it is ours) asks again.
-                    let n = stats.refused.fetch_add(1, Ordering::Relaxed) + 1;
-                    if wire::log_throttle::worth_logging(n) {
-                        match other {
-                            Err(e) => tracing::warn!("refused params request ({n} so far): {e}"),
-                            Ok(b) => tracing::warn!(
-                            "refused {} on the params socket ({n} so far): expected ParamsRequest",
-                            b.kind()
-                        ),
+                    // REP must answer before its next receive: with the refusal,
+                    // which holds nothing; the asker (if it is ours) asks again.
+                    let why = match other {
+                        Err(e) => e,
+                        Ok(b) => {
+                            ProtocolError::UnexpectedBody { got: b.kind(), want: "ParamsRequest" }
                         }
+                    };
+                    let n = stats.refuse(drop_reason(&why));
+                    if wire::log_throttle::worth_logging(n) {
+                        tracing::warn!("refused params request ({n} so far): {why}");
                     }
-                    server.reply(&up_to_date)
+                    server.refuse(&why)
                 }
             };
             if let Err(e) = sent {

@@ -14,7 +14,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, Context, Result};
 use tch::Device;
@@ -85,9 +85,12 @@ struct Served {
 
 impl Services {
     fn start(args: &TrainArgs, s: &Settings, model: &Model, version: u64) -> Result<Self> {
-        // The run's key, made with the run directory: every message is tagged
-        // with it, so only processes that can read the run directory take part.
-        let creds = Credentials::of(&s.run_dir)?;
+        // The run's key, made with the run directory: on tcp every message is
+        // sealed with it, so only processes that can read the run directory
+        // take part. Nothing sealed before this start is taken: after a
+        // --resume, that keeps the last session's messages (replays of them
+        // included) out.
+        let creds = Credentials::of(&s.run_dir)?.refusing_sealed_before(SystemTime::now());
         let run_dir = &s.run_dir;
         let trajectories_address =
             args.trajectories_address.clone().unwrap_or_else(|| run_dir.ipc("trajectories"));
@@ -500,6 +503,7 @@ impl<'a> Session<'a> {
             stats.up_to_date_sent.load(Ordering::Relaxed),
             stats.encodes.load(Ordering::Relaxed),
         );
+        let params_refused = stats.refused_by_reason();
         drop(served.params);
         let meta = &mut logs.meta;
         meta.set("final_counters", serde_json::to_value(&counters)?);
@@ -509,6 +513,7 @@ impl<'a> Session<'a> {
             meta.set("central_inference", c.to_json());
         }
         meta.set("actors_disconnected", served.gone.into());
+        meta.set("params_refused", params_refused);
         if let Some(why) = &failure {
             meta.set("failure", why.clone().into());
         }

@@ -109,7 +109,10 @@ pub fn serve(args: ServeArgs) -> Result<()> {
     }
     let mut writer = Writer::new(writer_options(&args, &run_dir, meta_config))?;
     let address = args.episodes_address.clone().unwrap_or_else(|| run_dir.ipc("episodes"));
-    let creds = wire::auth::Credentials::of(&run_dir)?;
+    // On tcp nothing sealed before this recorder started is taken: a replay
+    // of an earlier session's episodes is refused.
+    let creds =
+        wire::auth::Credentials::of(&run_dir)?.refusing_sealed_before(std::time::SystemTime::now());
     let pull = Pull::bind(&address, &creds, args.max_message_bytes, args.allow_remote)
         .with_context(|| format!("bind the episode socket {address}"))?;
     Endpoints::merge_into(

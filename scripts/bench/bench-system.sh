@@ -6,10 +6,11 @@
 # the learner, emulation, the rest), and on a GPU how busy it was
 # (nvidia-smi, sampled every second). With `--inference both` it measures
 # the actors' own inference and then central inference, with the same
-# processes, one after the other.
+# processes, one after the other; with `--transport both`, each over ipc and
+# then over tcp loopback, where every message is sealed (wire::seal).
 #
 #   scripts/bench/bench-system.sh [--seconds 120] [--actors 1] [--envs 4] [--game seaquest] [--preset paper]
-#                           [--device cpu] [--inference actors|central|both]
+#                           [--device cpu] [--inference actors|central|both] [--transport ipc|tcp|both]
 #                           [-- extra flags for learner and actors, e.g. --precision bf16]
 #
 # Flags (`--flag value` or `--flag=value`):
@@ -24,6 +25,10 @@
 #   --inference MODE     actors: each actor runs its model; central: the learner
 #                        does, and each actor plays 2 groups of E envs; both: one
 #                        run of each (default: actors)
+#   --transport T        ipc: the run directory's sockets, unsealed (a local
+#                        run); tcp: loopback ports, every message sealed (what
+#                        a run across nodes pays); both: one run of each, per
+#                        inference mode (default: ipc)
 #   --learner-threads N  the learner's torch threads (default: 1)
 #   --warmup-timeout S   give up when the learner has not logged 4 updates after
 #                        S seconds, or when a process exits during the warm-up
@@ -34,7 +39,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 seconds=120 actors=1 envs=4 game=seaquest preset=paper unroll=20 batch=8 warmup_timeout=600 extra=()
-device=cpu inference=actors learner_threads=1
+device=cpu inference=actors learner_threads=1 transport=ipc
 usage() { sed -n '2,/^set -euo pipefail/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'; }
 . "$ROOT/scripts/lib/flags.sh"
 while (($#)); do
@@ -50,6 +55,7 @@ while (($#)); do
     --device | --device=*) flag_set device "$@"; shift "$FLAG_SHIFT" ;;
     --inference | --inference=*) flag_set inference "$@"; shift "$FLAG_SHIFT" ;;
     --learner-threads | --learner-threads=*) flag_set learner_threads "$@"; shift "$FLAG_SHIFT" ;;
+    --transport | --transport=*) flag_set transport "$@"; shift "$FLAG_SHIFT" ;;
     -h | --help) usage; exit 0 ;;
     --) shift; extra=("$@"); break ;;
     *) flag_unknown "$1" ;;
@@ -60,6 +66,11 @@ case "$inference" in
   actors | central) modes=("$inference") ;;
   both) modes=(actors central) ;;
   *) flag_die "--inference is actors, central or both, not '$inference'" ;;
+esac
+case "$transport" in
+  ipc | tcp) transports=("$transport") ;;
+  both) transports=(ipc tcp) ;;
+  *) flag_die "--transport is ipc, tcp or both, not '$transport'" ;;
 esac
 # AAA_NO_BUILD=1: run the binaries as they are (AAA_BIN_DIR, else target/release).
 if [ "${AAA_NO_BUILD:-0}" != 1 ]; then
@@ -87,14 +98,29 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# One measurement with the learner's --inference $1.
+# A loopback port nobody listens on now.
+free_port() {
+  local p
+  while :; do
+    p=$((20000 + RANDOM % 40000))
+    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+  done
+}
+
+# One measurement with the learner's --inference $1 over transport $2.
 measure() {
-local mode=$1 i p
+local mode=$1 via=$2 i p
 runs=$(mktemp -d)
 pids=() running=()
 common=(--runs-root "$runs" --xpid bench --game "$game" --preset "$preset" --unroll-length "$unroll")
+addresses=()
+if [[ "$via" == tcp ]]; then
+  # The learner's sockets on loopback ports; the actors read them from endpoints.json.
+  addresses=(--trajectories-address "tcp://127.0.0.1:$(free_port)"
+    --params-address "tcp://127.0.0.1:$(free_port)" --inference-address "tcp://127.0.0.1:$(free_port)")
+fi
 "$BIN/learner" "${common[@]}" --device "$device" --threads "$learner_threads" --batch-size "$batch" \
-  --total-frames 1e12 --checkpoint-interval-s 1e9 --inference "$mode" "${extra[@]}" \
+  --total-frames 1e12 --checkpoint-interval-s 1e9 --inference "$mode" "${addresses[@]}" "${extra[@]}" \
   >"$runs/learner.log" 2>&1 &
 pids=($!) running=($!)
 for ((i = 0; i < actors; i++)); do
@@ -142,7 +168,7 @@ running=()
 
 local per_actor="$envs envs"
 [[ "$mode" == central ]] && per_actor="2 groups x $envs envs, no model"
-echo "system: $game, $preset preset, learner on $device (T=$unroll, B=$batch, $learner_threads thread(s)), inference: $mode, $actors actor(s) x $per_actor (1 thread each) ${extra[*]}"
+echo "system: $game, $preset preset, learner on $device (T=$unroll, B=$batch, $learner_threads thread(s)), inference: $mode, $actors actor(s) x $per_actor (1 thread each), transport: $via ${extra[*]}"
 awk -v f0="$f0" -v f1="$f1" -v t0="$t0" -v t1="$t1" 'BEGIN { printf "environment frames/s: %.1f  (%d frames in %.0f s)\n", (f1 - f0) / (t1 - t0), f1 - f0, t1 - t0 }'
 printf '%-10s %12s\n' process "CPU s"
 sub() { awk -v a="$1" -v b="$2" 'BEGIN { print a - b }'; }
@@ -164,6 +190,8 @@ runs=""
 }
 
 for mode in "${modes[@]}"; do
-  measure "$mode"
-  echo
+  for via in "${transports[@]}"; do
+    measure "$mode" "$via"
+    echo
+  done
 done

@@ -10,7 +10,7 @@ use tests::{checkpoints, interrupt, meta, signal, stop, wait_timeout, wait_until
 use wire::auth::Credentials;
 use wire::config::ModelConfig;
 use wire::fixtures;
-use wire::protocol::Body;
+use wire::protocol::{Body, Refusal};
 use wire::rundir::{Endpoints, RunDir};
 use wire::transport::{InferenceClient, TransportError};
 
@@ -58,10 +58,11 @@ fn central_inference_survives_actors_coming_and_going_and_bad_requests() {
         run.log("actor-0")
     );
 
-    // Malformed requests: bytes that are no message (no answer; on ipc no
-    // tag is checked, the operating system keeps strangers out), and a
-    // request of the wrong shape (answered with Restart); then a request on
-    // a stream the learner does not know, past step 0.
+    // Malformed requests: bytes that are no message (answered with the
+    // one-byte refusal; on ipc nothing is sealed, the operating system keeps
+    // strangers out), and a request of the wrong shape (answered with
+    // Restart); then a request on a stream the learner does not know, past
+    // step 0.
     let run_dir = RunDir::new(run.dir.path(), &run.xpid).unwrap();
     let address =
         Endpoints::read(&run_dir.endpoints()).unwrap().inference.expect("inference address");
@@ -73,7 +74,8 @@ fn central_inference_survives_actors_coming_and_going_and_bad_requests() {
     .unwrap();
     raw.dial(&address).unwrap();
     raw.send(nng::Message::from(&b"not a request"[..])).unwrap();
-    assert!(matches!(raw.recv(), Err(nng::Error::TimedOut)), "nothing unreadable is answered");
+    let refusal = raw.recv().expect("an answer");
+    assert_eq!(refusal.as_slice(), [Refusal::Invalid as u8], "the refusal, holding nothing else");
     let creds = Credentials::of(&run_dir).unwrap();
     let client = InferenceClient::dial(&address, &creds, 1 << 24).unwrap();
     let cfg = ModelConfig::small(3);

@@ -12,7 +12,7 @@ use tests::{interrupt, wait_timeout, TestRun};
 use wire::auth::Credentials;
 use wire::config::ModelConfig;
 use wire::fixtures;
-use wire::protocol::{Body, ParamsRequest, ProtocolError};
+use wire::protocol::{Body, ParamsRequest, ProtocolError, Refusal};
 use wire::transport::{ParamsClient, Push};
 
 const SMALL: [&str; 6] = ["--preset", "small", "--game", "catch", "--unroll-length", "20"];
@@ -74,12 +74,11 @@ fn a_forger_without_the_key_is_dropped_and_counted_and_the_real_actor_learned_fr
     for _ in 0..forged_requests {
         let request = Body::ParamsRequest(ParamsRequest { actor_id: 9, version: 0 });
         let answer = client.request(&request, Duration::from_secs(30)).unwrap();
-        // The learner answers (REP must), tagged with the run's key. The
-        // forger's client refuses it as unauthenticated, but the bytes are
-        // not encrypted: the run id and version in them are readable. It
-        // holds no weights because the forged request was refused.
+        // The learner answers (REP must) with the one-byte refusal, which
+        // holds nothing, not even the run's current version.
         let what = answer.as_ref().map(Body::kind);
-        assert!(matches!(answer, Err(ProtocolError::Unauthenticated)), "the forger got {what:?}");
+        let unreadable = ProtocolError::RefusedByPeer(Refusal::Unreadable);
+        assert!(answer.as_ref().err() == Some(&unreadable), "the forger got {what:?}");
     }
     let chunks = Push::dial(&episodes, &forger).unwrap();
     let forged_chunks = 5;
@@ -120,7 +119,7 @@ fn a_forger_without_the_key_is_dropped_and_counted_and_the_real_actor_learned_fr
         "{learner_log}"
     );
     let recorder_log = run.log("recorder");
-    assert!(recorder_log.contains("without this run's tag"), "{recorder_log}");
+    assert!(recorder_log.contains("not sealed with this run's key"), "{recorder_log}");
     assert!(recorder_log.contains(&format!("dropped={forged_chunks}")), "{recorder_log}");
     assert!(
         !recorder_log.contains("uid=a9-"),

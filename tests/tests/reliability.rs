@@ -15,6 +15,7 @@ use wire::config::ModelConfig;
 use wire::fixtures;
 use wire::protocol::{encode, Array, Body, ParamsRequest, Trajectory};
 use wire::rundir::Endpoints;
+use wire::seal::End;
 
 const SMALL: [&str; 6] = ["--preset", "small", "--game", "catch", "--unroll-length", "20"];
 const T: usize = 20;
@@ -420,8 +421,8 @@ fn bad_messages_to_a_running_learner_are_dropped_counted_and_harmless() {
     let run = TestRun::new("bad-input");
     // B = 4 good trajectories make an update; T = 20 small trajectories are
     // ~120 KB, so 1 MB is a generous maximum that a 3 MB message exceeds.
-    // On tcp, where messages carry the run's tag (on ipc the operating system
-    // keeps strangers out, and messages go untagged).
+    // On tcp, where messages are sealed with the run's key (on ipc the
+    // operating system keeps strangers out, and messages go as they are).
     let [t, p] = [free_port(), free_port()].map(|port| -> &'static str {
         Box::leak(format!("tcp://127.0.0.1:{port}").into_boxed_str())
     });
@@ -447,12 +448,13 @@ fn bad_messages_to_a_running_learner_are_dropped_counted_and_harmless() {
 
     let push = raw_push(&trajectories);
     let send_raw = |bytes: Vec<u8>| push.send(nng::Message::from(&bytes[..])).unwrap();
-    // Bad bytes that carry the run's tag, as a buggy process of the run could
-    // send: they get past the tag check and reach the decoder and validation.
+    // Bad bytes sealed with the run's key, as a buggy process of the run could
+    // send: they get past the seal and reach the decoder and validation.
     let creds = Credentials::new(&xpid, RunKey::load_file(&run.run_dir().join("run.key")).unwrap());
-    let send = |bytes: Vec<u8>| send_raw(creds.seal(bytes));
+    let actor = creds.for_address(&trajectories, End::Dialer).unwrap();
+    let send = |bytes: Vec<u8>| send_raw(actor.seal(&bytes, None).0);
     let good = encode(&xpid, &Body::Trajectory(Box::new(trajectory(8, 1)))).unwrap();
-    let (random, truncated, untagged) = (30, 20, 10);
+    let (random, truncated, unsealed) = (30, 20, 10);
     for _ in 0..random {
         let n = rng.gen_range(0..4096);
         send((0..n).map(|_| rng.gen()).collect());
@@ -460,17 +462,16 @@ fn bad_messages_to_a_running_learner_are_dropped_counted_and_harmless() {
     for _ in 0..truncated {
         send(good[..rng.gen_range(0..good.len())].to_vec());
     }
-    // Without the run's tag: random bytes, and good messages tagged with another
+    // Not sealed with the run's key: random bytes, and good messages sealed with another
     // key (a forger who knows the run id) are dropped unread.
-    for _ in 0..untagged / 2 {
+    for _ in 0..unsealed / 2 {
         let n = rng.gen_range(0..4096);
         send_raw((0..n).map(|_| rng.gen()).collect());
     }
-    let forger = Credentials::ephemeral(&xpid);
-    for seed in 0..untagged / 2 {
-        send_raw(forger.seal(
-            encode(&xpid, &Body::Trajectory(Box::new(trajectory(8, 30 + seed as u64)))).unwrap(),
-        ));
+    let forger = Credentials::ephemeral(&xpid).for_address(&trajectories, End::Dialer).unwrap();
+    for seed in 0..unsealed / 2 {
+        let body = Body::Trajectory(Box::new(trajectory(8, 30 + seed as u64)));
+        send_raw(forger.seal(&encode(&xpid, &body).unwrap(), None).0);
     }
     let mut other_version = good.clone();
     let at = other_version.windows(8).position(|w| w == b"protocol").unwrap() + 8;
@@ -500,19 +501,18 @@ fn bad_messages_to_a_running_learner_are_dropped_counted_and_harmless() {
     let request = |run: &str| {
         encode(run, &Body::ParamsRequest(ParamsRequest { actor_id: 1, version: 0 })).unwrap()
     };
+    let asker = creds.for_address(&params, End::Dialer).unwrap();
+    let forger = Credentials::ephemeral(&xpid).for_address(&params, End::Dialer).unwrap();
     for body in [
-        creds.seal(vec![0xc1u8, 0x00, 0x13]),
-        creds.seal(request("another-run")),
-        forger.seal(request(&xpid)),
+        asker.seal(&[0xc1u8, 0x00, 0x13], None).0,
+        asker.seal(&request("another-run"), None).0,
+        forger.seal(&request(&xpid), None).0,
     ] {
         let req = nng::Socket::new(nng::Protocol::Req0).unwrap();
         req.dial(&params).unwrap();
         req.send(nng::Message::from(&body[..])).unwrap();
         let reply = req.recv().unwrap();
-        assert!(
-            matches!(wire::transport::open(&reply, &creds), Ok(Body::UpToDate(_))),
-            "the refusal is tagged by the learner and carries no weights"
-        );
+        assert_eq!(reply.len(), 1, "the one-byte refusal: it carries no weights");
     }
 
     wait_until(120, "two updates", || run.log("learner"), || steps(&run).len() >= 2);
@@ -524,7 +524,7 @@ fn bad_messages_to_a_running_learner_are_dropped_counted_and_harmless() {
     let counts = &m["trajectories_per_actor"];
     let unknown = &counts["unknown"]["dropped"];
     assert_eq!(unknown["undecodable"], random + truncated, "{counts}\n{log}");
-    assert_eq!(unknown["unauthenticated"], untagged, "{counts}\n{log}");
+    assert_eq!(unknown["unauthenticated"], unsealed, "{counts}\n{log}");
     assert_eq!(unknown["wrong_protocol"], 1, "{counts}");
     assert_eq!(unknown["wrong_run"], 1, "{counts}");
     assert_eq!(unknown["unexpected_body"], 1, "{counts}");

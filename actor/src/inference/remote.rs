@@ -19,7 +19,7 @@ use anyhow::Result;
 
 use wire::auth::Credentials;
 use wire::config::ModelConfig;
-use wire::protocol::{Body, Observations, Restart};
+use wire::protocol::{Body, Observations, ProtocolError, Restart};
 use wire::rundir::RunDir;
 use wire::transport::{InferenceClient, TransportError};
 
@@ -132,6 +132,9 @@ impl Inference for Remote<'_> {
             Ok(Ok(Body::Restart(Restart { reason, .. }))) => Reply::StartOver(reason),
             Ok(Ok(other)) => {
                 Reply::StartOver(format!("the learner answered with {}", other.kind()))
+            }
+            Ok(Err(ProtocolError::RefusedByPeer(why))) if !why.worth_retrying() => {
+                anyhow::bail!("the learner refused our inference request: {why}")
             }
             Ok(Err(e)) => Reply::StartOver(format!("the learner's answer was refused: {e}")),
             Err(TransportError::TimedOut) => {

@@ -1,16 +1,18 @@
-//! Throughput of paper-sized trajectories over `ipc://`: encode + send +
-//! receive + decode through our protocol, next to raw NNG moving the same
-//! number of bytes in the same run.
+//! Throughput of paper-sized trajectories: encode + send + receive + decode
+//! through our protocol on ipc (unsealed) and on tcp (sealed), next to raw NNG
+//! moving the same number of bytes, and the protocol on raw sockets unsealed
+//! and sealed on the same path, in the same run.
 //!
 //! cargo bench -p wire --bench transport -- [--messages N]
 
 use std::time::{Duration, Instant};
 
 use nng::{Protocol, Socket};
-use wire::auth::{Credentials, TAG_BYTES};
+use wire::auth::{Channel, Credentials};
 use wire::config::ModelConfig;
 use wire::fixtures;
 use wire::protocol::{decode, encode, encode_into, Body};
+use wire::seal::{End, HEADER_BYTES, OVERHEAD};
 use wire::transport::{Pull, Push, DEFAULT_MAX_MESSAGE_BYTES};
 
 const RUN: &str = "bench";
@@ -56,50 +58,40 @@ fn main() {
     let raw = start.elapsed();
     sender.join().unwrap();
 
-    // The protocol on raw sockets, untagged and tagged: the two runs differ in
-    // the tag alone, so their difference is what the tag costs (what tcp
-    // pays; ipc in a private directory goes untagged).
+    // The protocol on raw sockets, as it is and sealed: the two runs differ
+    // in the sealing alone, so their difference is what sealing costs (what
+    // tcp pays; ipc in a private directory goes unsealed).
     let body = Body::Trajectory(Box::new(trajectory.clone()));
     let creds = Credentials::ephemeral(RUN);
-    let untagged = raw_protocol_path(dir.path(), "untagged", &body, &cfg, messages, None);
-    let tagged = raw_protocol_path(dir.path(), "tagged", &body, &cfg, messages, Some(&creds));
+    let tcp = loopback();
+    let channels = (
+        creds.for_address(&tcp, End::Dialer).unwrap(),
+        creds.for_address(&tcp, End::Listener).unwrap(),
+    );
+    let bare = raw_protocol_path(dir.path(), "bare", &body, &cfg, messages, None);
+    let sealed = raw_protocol_path(dir.path(), "sealed", &body, &cfg, messages, Some(&channels));
 
-    // Ours, on ipc in a private directory: encode on the sender, decode +
-    // validate on the receiver, no tag (the operating system keeps others
-    // out; wire::auth::Guard::Os).
-    let address = format!("ipc://{}/ours", dir.path().display());
-    let pull = Pull::bind(&address, &creds, DEFAULT_MAX_MESSAGE_BYTES, false).unwrap();
-    let sender = std::thread::spawn({
-        let address = address.clone();
-        let creds = creds.clone();
-        let body = body.clone();
-        move || {
-            let push = Push::dial(&address, &creds).unwrap();
-            for _ in 0..messages {
-                push.send(&body, None).unwrap();
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    });
-    let receive = || match pull.recv(None).unwrap().unwrap().unwrap() {
-        Body::Trajectory(t) => t.validate(&cfg, 50).unwrap(),
-        other => panic!("got {}", other.kind()),
-    };
-    receive();
-    let start = Instant::now();
-    for _ in 1..messages {
-        receive();
-    }
-    let ours = start.elapsed();
-    sender.join().unwrap();
+    // Ours: encode (+ seal) on the sender, (open +) decode + validate on the
+    // receiver. On ipc in a private directory nothing is sealed (the
+    // operating system keeps others out; wire::auth::Guard::Os); on tcp
+    // loopback everything is.
+    let ipc = format!("ipc://{}/ours", dir.path().display());
+    let ours_ipc = ours(&ipc, &creds, &body, &cfg, messages);
+    let ours_tcp = ours(&tcp, &creds, &body, &cfg, messages);
 
-    // The tag alone: made once by the sender, checked once by the receiver.
-    let sealed = wire::transport::seal(&creds, &body).unwrap();
-    let start = Instant::now();
+    // Sealing alone, on one core: seal once, open once.
+    let (dialer, listener) = &channels;
+    let plain = encode(RUN, &body).unwrap();
+    let (mut seal_time, mut open_time) = (Duration::ZERO, Duration::ZERO);
     for _ in 0..20 {
-        std::hint::black_box(creds.key().tag(&sealed[..sealed.len() - TAG_BYTES]));
+        let start = Instant::now();
+        let (mut bytes, _) = std::hint::black_box(dialer.seal(&plain, None));
+        seal_time += start.elapsed();
+        let start = Instant::now();
+        std::hint::black_box(listener.open(&mut bytes, None).unwrap());
+        open_time += start.elapsed();
     }
-    let tag_each = start.elapsed().as_secs_f64() / 20.0;
+    let (seal_each, open_each) = (seal_time.as_secs_f64() / 20.0, open_time.as_secs_f64() / 20.0);
 
     let n = (messages - 1) as f64;
     let rate = |d: Duration| n / d.as_secs_f64();
@@ -109,56 +101,101 @@ fn main() {
         size as f64 / 1e6,
         messages
     );
-    println!("{:<66} {:>12} {:>10}", "path", "messages/s", "GB/s");
-    println!("{:<66} {:>12.1} {:>10.2}", "raw NNG ipc (same bytes)", rate(raw), gbps(raw));
-    println!(
-        "{:<66} {:>12.1} {:>10.2}",
-        "ours on ipc: encode + send + receive + decode + validate (untagged)",
-        rate(ours),
-        gbps(ours)
-    );
+    println!("{:<70} {:>12} {:>10}", "path", "messages/s", "GB/s");
     for (path, d) in [
-        ("raw sockets: the protocol, untagged", untagged),
-        ("raw sockets: the protocol, tagged", tagged),
+        ("raw NNG ipc (same bytes)", raw),
+        ("ours on ipc: encode + send + receive + decode + validate (unsealed)", ours_ipc),
+        ("ours on tcp loopback: the same, sealed", ours_tcp),
+        ("raw sockets on ipc: the protocol, unsealed", bare),
+        ("raw sockets on ipc: the protocol, sealed", sealed),
     ] {
-        println!("{:<66} {:>12.1} {:>10.2}", path, rate(d), gbps(d));
+        println!("{:<70} {:>12.1} {:>10.2}", path, rate(d), gbps(d));
     }
-    println!("ours / raw: {:.0}%", 100.0 * raw.as_secs_f64() / ours.as_secs_f64());
+    println!("ours on ipc / raw: {:.0}%", 100.0 * raw.as_secs_f64() / ours_ipc.as_secs_f64());
     println!(
-        "tag: {:.2} ms to make or check one message ({:.1} GB/s, keyed BLAKE3); on raw sockets \
-         the tagged protocol takes {:.2} ms per message, {:+.1}% against the untagged",
-        tag_each * 1e3,
-        size as f64 / tag_each / 1e9,
-        tagged.as_secs_f64() / n * 1e3,
-        100.0 * (tagged.as_secs_f64() / untagged.as_secs_f64() - 1.0)
+        "sealing ({:?}): {:.2} ms to seal and {:.2} ms to open one message ({:.1} and {:.1} GB/s \
+         on one core); on raw sockets the sealed protocol takes {:.2} ms per message, {:+.1}% \
+         against the unsealed",
+        wire::seal::Algorithm::preferred(),
+        seal_each * 1e3,
+        open_each * 1e3,
+        size as f64 / seal_each / 1e9,
+        size as f64 / open_each / 1e9,
+        sealed.as_secs_f64() / n * 1e3,
+        100.0 * (sealed.as_secs_f64() / bare.as_secs_f64() - 1.0)
     );
 }
 
-/// Encode (+ tag) + send on one thread, receive + (check +) decode + validate
-/// on this one, over raw NNG sockets; the time of `messages - 1` messages.
+/// A loopback tcp address nobody listens on now.
+fn loopback() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    format!("tcp://127.0.0.1:{port}")
+}
+
+/// Our sockets at `address`: the time of `messages - 1` trajectories from a
+/// sending thread, received, decoded and validated on this one.
+fn ours(
+    address: &str,
+    creds: &Credentials,
+    body: &Body,
+    cfg: &ModelConfig,
+    messages: usize,
+) -> Duration {
+    let pull = Pull::bind(address, creds, DEFAULT_MAX_MESSAGE_BYTES, false).unwrap();
+    let sender = std::thread::spawn({
+        let (address, creds, body) = (address.to_owned(), creds.clone(), body.clone());
+        move || {
+            let push = Push::dial(&address, &creds).unwrap();
+            for _ in 0..messages {
+                push.send(&body, None).unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    });
+    let receive = || match pull.recv(None).unwrap().unwrap().unwrap() {
+        Body::Trajectory(t) => t.validate(cfg, 50).unwrap(),
+        other => panic!("got {}", other.kind()),
+    };
+    receive();
+    let start = Instant::now();
+    for _ in 1..messages {
+        receive();
+    }
+    let elapsed = start.elapsed();
+    sender.join().unwrap();
+    elapsed
+}
+
+/// Encode (+ seal) + send on one thread, receive + (open +) decode +
+/// validate on this one, over raw NNG sockets on ipc; the time of
+/// `messages - 1` messages. `channels`: the sealing (dialer) and opening
+/// (listener) ends.
 fn raw_protocol_path(
     dir: &std::path::Path,
     name: &str,
     body: &Body,
     cfg: &ModelConfig,
     messages: usize,
-    creds: Option<&Credentials>,
+    channels: Option<&(Channel, Channel)>,
 ) -> Duration {
     let address = format!("ipc://{}/{name}", dir.display());
     let pull = Socket::new(Protocol::Pull0).unwrap();
     pull.listen(&address).unwrap();
     let sender = std::thread::spawn({
-        let (body, creds) = (body.clone(), creds.cloned());
+        let (body, dialer) = (body.clone(), channels.map(|c| c.0.clone()));
         move || {
             let push = Socket::new(Protocol::Push0).unwrap();
             push.dial(&address).unwrap();
             for _ in 0..messages {
                 let mut message =
-                    nng::Message::with_capacity(body.bulk_bytes() + 64 * 1024 + TAG_BYTES);
-                encode_into(&mut message, RUN, &body).unwrap();
-                if let Some(creds) = &creds {
-                    let tag = creds.key().tag(&message);
+                    nng::Message::with_capacity(body.bulk_bytes() + 64 * 1024 + OVERHEAD);
+                if let Some(dialer) = &dialer {
+                    message.push_back(&[0u8; HEADER_BYTES]);
+                    encode_into(&mut message, RUN, &body).unwrap();
+                    let (tag, _) = dialer.seal_in_place(&mut message, None).unwrap();
                     message.push_back(&tag);
+                } else {
+                    encode_into(&mut message, RUN, &body).unwrap();
                 }
                 push.send(message).unwrap();
             }
@@ -166,9 +203,9 @@ fn raw_protocol_path(
         }
     });
     let receive = || {
-        let message = pull.recv().unwrap();
-        let body = match creds {
-            Some(creds) => wire::transport::open(&message, creds),
+        let mut message = pull.recv().unwrap();
+        let body = match channels {
+            Some((_, listener)) => wire::transport::open(&mut message, listener),
             None => decode(&message, RUN),
         };
         match body.unwrap() {

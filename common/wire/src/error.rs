@@ -8,8 +8,14 @@ use crate::layout::DType;
 pub enum ProtocolError {
     #[error("cannot decode message: {0}")]
     Decode(String),
-    #[error("message without this run's tag (the key in <run dir>/run.key): two runs share an address, or it was forged or altered in flight; dropped unread")]
+    #[error("message not sealed with this run's key (<run dir>/run.key): two runs share an address, or it was forged or altered in flight; dropped unread")]
     Unauthenticated,
+    #[error("message taken before (replayed, or older than the sender's window); dropped")]
+    Replayed,
+    #[error("message sealed {seconds:.1} s before this process started: a replay of an old session's message, one an actor sent before a --resume, or a sender whose clock is behind (keep the nodes' clocks in sync); dropped")]
+    Stale { seconds: f64 },
+    #[error("the peer refused our message: {0}")]
+    RefusedByPeer(Refusal),
     #[error("cannot encode message: {0}")]
     Encode(String),
     #[error("protocol version {got} differs from ours ({want}): run the same build of actor, learner and recorder")]
@@ -32,6 +38,48 @@ pub enum ProtocolError {
     Fingerprint { got: String, want: String },
     #[error("{0}")]
     Invalid(String),
+}
+
+/// Why a peer refused a request, as its one-byte refusal says (the answer a
+/// REP socket owes to a request it could not take; it holds nothing else).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("it cannot open our messages: it holds another run's key (two runs share an address, or run.key differs between the nodes)")]
+    Unreadable = 1,
+    #[error("sealed before it started (it was restarted or resumed meanwhile); send again")]
+    Stale = 2,
+    #[error("it had taken this message before; send again")]
+    Replayed = 3,
+    #[error("it could not read our message: another run (two runs share an address) or another build (run the same build of actor, learner and recorder)")]
+    Invalid = 4,
+}
+
+impl Refusal {
+    /// The refusal for a request refused with `e`.
+    pub fn of(e: &ProtocolError) -> Self {
+        match e {
+            ProtocolError::Unauthenticated => Refusal::Unreadable,
+            ProtocolError::Stale { .. } => Refusal::Stale,
+            ProtocolError::Replayed => Refusal::Replayed,
+            _ => Refusal::Invalid,
+        }
+    }
+
+    /// The refusal a one-byte answer holds (anything unknown is `Invalid`).
+    pub fn from_byte(byte: Option<u8>) -> Self {
+        match byte {
+            Some(1) => Refusal::Unreadable,
+            Some(2) => Refusal::Stale,
+            Some(3) => Refusal::Replayed,
+            _ => Refusal::Invalid,
+        }
+    }
+
+    /// Whether asking again can help: a stale or replayed request was the
+    /// peer's restart or a lost answer; the others will be refused again.
+    pub fn worth_retrying(self) -> bool {
+        matches!(self, Refusal::Stale | Refusal::Replayed)
+    }
 }
 
 pub(crate) type Result<T> = std::result::Result<T, ProtocolError>;

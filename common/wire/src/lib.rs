@@ -1,6 +1,6 @@
 //! What every process of a run shares, with no libtorch: the wire protocol
 //! ([`protocol`]) and its NNG sockets ([`transport`]), the run's secret key
-//! ([`auth`]), the configuration every shape derives from ([`config`]), the
+//! ([`run_key`]), who may speak for a run ([`auth`]) and the sealing of messages on tcp ([`seal`]), the configuration every shape derives from ([`config`]), the
 //! per-step layouts ([`layout`]), the run directory ([`rundir`]: endpoints,
 //! checkpoints, how a run ended), the flags every process takes ([`args`]), the
 //! unroll buffer the batched policy fills ([`unroll`]) and the rule for
@@ -14,6 +14,7 @@ pub mod array;
 pub mod auth;
 pub mod checkpoint;
 pub mod config;
+pub mod connections;
 pub mod error;
 pub mod events;
 pub mod fixtures;
@@ -21,6 +22,8 @@ pub mod layout;
 pub mod log_throttle;
 pub mod private;
 pub mod protocol;
+pub mod run_key;
 pub mod rundir;
+pub mod seal;
 pub mod transport;
 pub mod unroll;

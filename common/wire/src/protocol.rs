@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::array::Array;
 use crate::config::ModelConfig;
-pub use crate::error::ProtocolError;
+pub use crate::error::{ProtocolError, Refusal};
 pub use crate::layout::DType;
 use crate::layout::{per_step_layout, Dim};
 

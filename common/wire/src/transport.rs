@@ -9,23 +9,31 @@
 //! themselves when the peer goes away and comes back, and nothing binds beyond
 //! loopback unless the caller says so ([`check_bind_address`]).
 //!
-//! On tcp every message is tagged with the run's key ([`crate::auth`]) and
-//! every received one is checked before it is decoded; on ipc, which binds
-//! only in a private directory, the operating system keeps others out and
-//! messages carry no tag ([`crate::auth::Guard`]). Each socket takes its
-//! guard from its address ([`Credentials::for_address`]).
+//! On tcp every message is sealed under the run's key ([`crate::seal`]:
+//! encrypted, authenticated, taken once) and every received one is opened
+//! before it is decoded; on ipc, which binds only in a private directory, the
+//! operating system keeps others out and messages go as they are
+//! ([`crate::auth::Guard`]). Each socket takes its guard from its address
+//! ([`Credentials::for_address`]). A reply is sealed for the request it
+//! answers; a request that cannot be opened is answered with a one-byte
+//! refusal that says why ([`Refusal`]), so its sender asks again at once
+//! instead of waiting out its timeout, or says what is wrong.
 //!
 //! A receive returns `Ok(Err(ProtocolError))` for a message that arrived but
-//! was refused (no valid tag, wrong run, bad bytes): the caller counts it and
-//! goes on. An `Err(TransportError)` means the socket itself failed.
+//! was refused (not sealed with the run's key, replayed, wrong run, bad
+//! bytes): the caller counts it and goes on. An `Err(TransportError)` means
+//! the socket itself failed.
 
 use std::time::Duration;
 
 use nng::options::{Options, ReconnectMaxTime, ReconnectMinTime, RecvMaxSize, RecvTimeout};
 use nng::{Message, Protocol, Socket};
 
-use crate::auth::{Credentials, Guard, TAG_BYTES};
+use crate::auth::{Channel, Credentials};
+pub use crate::connections::Connections;
+use crate::error::Refusal;
 use crate::protocol::{encode_into, Body, ProtocolError};
+use crate::seal::{End, SealId, HEADER_BYTES, OVERHEAD};
 
 /// Default maximum size of one received message: a paper-sized unroll
 /// (T = 50, 210x160x3 frames) is about 5 MB, so 64 MB leaves room for T = 500.
@@ -90,15 +98,15 @@ fn listen(
     creds: &Credentials,
     max_bytes: usize,
     allow_remote: bool,
-) -> Result<(Socket, Credentials)> {
+) -> Result<(Socket, Channel)> {
     let socket = Socket::new(protocol).map_err(socket_error("create socket for", address))?;
     listen_on(socket, address, creds, max_bytes, allow_remote, |_| Ok(()))
 }
 
 /// Binds `socket` at `address` after `configure` (pipe notifications must be
-/// set before the first peer connects); returns it with `creds` guarded for
-/// the address ([`Credentials::for_address`], which refuses an ipc directory
-/// others may enter before anything is bound there).
+/// set before the first peer connects); returns it with its channel, `creds`
+/// guarded for the address ([`Credentials::for_address`], which refuses an
+/// ipc directory others may enter before anything is bound there).
 fn listen_on(
     socket: Socket,
     address: &str,
@@ -106,9 +114,9 @@ fn listen_on(
     max_bytes: usize,
     allow_remote: bool,
     configure: impl FnOnce(&Socket) -> std::result::Result<(), nng::Error>,
-) -> Result<(Socket, Credentials)> {
+) -> Result<(Socket, Channel)> {
     check_bind_address(address, allow_remote)?;
-    let creds = creds.for_address(address)?;
+    let channel = creds.for_address(address, End::Listener)?;
     if let Some(path) = address.strip_prefix("ipc://") {
         // A socket file left by a killed process blocks the bind; nobody owns it.
         let _ = std::fs::remove_file(path);
@@ -116,18 +124,19 @@ fn listen_on(
     socket.set_opt::<RecvMaxSize>(max_bytes).map_err(socket_error("configure", address))?;
     configure(&socket).map_err(socket_error("configure", address))?;
     socket.listen(address).map_err(socket_error("bind", address))?;
-    Ok((socket, creds))
+    Ok((socket, channel))
 }
 
-/// Dials `address`; returns the socket with `creds` guarded for the address
-/// ([`Credentials::for_address`]), as [`listen_on`] does for a listener.
+/// Dials `address`; returns the socket with its channel, `creds` guarded for
+/// the address ([`Credentials::for_address`]), as [`listen_on`] does for a
+/// listener.
 fn dial(
     protocol: Protocol,
     address: &str,
     creds: &Credentials,
     max_bytes: usize,
-) -> Result<(Socket, Credentials)> {
-    let creds = creds.for_address(address)?;
+) -> Result<(Socket, Channel)> {
+    let channel = creds.for_address(address, End::Dialer)?;
     let socket = Socket::new(protocol).map_err(socket_error("create socket for", address))?;
     socket.set_opt::<RecvMaxSize>(max_bytes).map_err(socket_error("configure", address))?;
     socket
@@ -138,29 +147,68 @@ fn dial(
         .map_err(socket_error("configure", address))?;
     // Asynchronous dial: succeeds before the peer exists and redials forever.
     socket.dial_async(address).map_err(socket_error("dial", address))?;
-    Ok((socket, creds))
+    Ok((socket, channel))
 }
 
-fn encode_message(creds: &Credentials, body: &Body, capacity: usize) -> Result<Message> {
-    let mut message = Message::with_capacity(capacity + TAG_BYTES);
-    encode_into(&mut message, creds.run(), body)?;
-    if creds.guard() == Guard::Tag {
-        let tag = creds.key().tag(&message);
-        message.push_back(&tag);
+/// `body` encoded and sealed (a reply for the request `reply_to`), with the
+/// message's id (`None` where the channel does not seal).
+fn encode_message(
+    channel: &Channel,
+    body: &Body,
+    capacity: usize,
+    reply_to: Option<&SealId>,
+) -> Result<(Message, Option<SealId>)> {
+    let mut message = Message::with_capacity(capacity + channel.overhead());
+    message.push_back(&[0u8; HEADER_BYTES][..channel.header_bytes()]);
+    encode_into(&mut message, channel.run(), body)?;
+    let id = match channel.seal_in_place(&mut message, reply_to) {
+        None => None,
+        Some((tag, id)) => {
+            message.push_back(&tag);
+            Some(id)
+        }
+    };
+    Ok((message, id))
+}
+
+/// `body` encoded and sealed, as bytes: for tests and benchmarks that put
+/// messages on raw sockets.
+pub fn seal(
+    channel: &Channel,
+    body: &Body,
+) -> std::result::Result<(Vec<u8>, Option<SealId>), ProtocolError> {
+    Ok(channel.seal(&crate::protocol::encode(channel.run(), body)?, None))
+}
+
+/// Opens `sealed` in place, then decodes: bytes not sealed for this run are
+/// never parsed.
+pub fn open(sealed: &mut [u8], channel: &Channel) -> std::result::Result<Body, ProtocolError> {
+    opened(sealed, channel, None).map(|(body, _)| body)
+}
+
+/// [`open`], also returning the message's id (which a reply to it names). A
+/// dialer passes the id of the request it waits on (`answering`).
+fn opened(
+    sealed: &mut [u8],
+    channel: &Channel,
+    answering: Option<&SealId>,
+) -> std::result::Result<(Body, Option<SealId>), ProtocolError> {
+    let (plain, id) = channel.open(sealed, answering)?;
+    Ok((crate::protocol::decode(plain, channel.run())?, id))
+}
+
+/// A dialer's read of the answer to its request `answering`: a message of
+/// at most one byte is the peer's refusal ([`ProtocolError::RefusedByPeer`];
+/// no message of the protocol is that short, sealed or not).
+fn open_answer(
+    sealed: &mut [u8],
+    channel: &Channel,
+    answering: Option<&SealId>,
+) -> std::result::Result<Body, ProtocolError> {
+    if sealed.len() <= 1 {
+        return Err(ProtocolError::RefusedByPeer(Refusal::from_byte(sealed.first().copied())));
     }
-    Ok(message)
-}
-
-/// `body` encoded and tagged, as bytes: for a message sent many times.
-pub fn seal(creds: &Credentials, body: &Body) -> std::result::Result<Vec<u8>, ProtocolError> {
-    Ok(creds.seal(crate::protocol::encode(creds.run(), body)?))
-}
-
-/// Checks the tag, then decodes: bytes without this run's tag are never
-/// parsed.
-pub fn open(sealed: &[u8], creds: &Credentials) -> std::result::Result<Body, ProtocolError> {
-    let message = creds.open(sealed).ok_or(ProtocolError::Unauthenticated)?;
-    crate::protocol::decode(message, creds.run())
+    opened(sealed, channel, answering).map(|(body, _)| body)
 }
 
 /// Capacity for the encoded message. It must cover the whole message: NNG
@@ -181,90 +229,13 @@ fn failure(action: &'static str, source: nng::Error) -> TransportError {
     }
 }
 
-fn receive(
-    socket: &Socket,
-    creds: &Credentials,
-    timeout: Option<Duration>,
-) -> Result<Option<std::result::Result<Body, ProtocolError>>> {
+/// The next message on `socket`, waiting up to `timeout` (forever if None).
+fn receive(socket: &Socket, timeout: Option<Duration>) -> Result<Option<Message>> {
     socket.set_opt::<RecvTimeout>(timeout).map_err(socket_error("configure", "socket"))?;
     match socket.recv() {
-        Ok(message) => Ok(Some(open(&message, creds))),
+        Ok(message) => Ok(Some(message)),
         Err(nng::Error::TimedOut) => Ok(None),
         Err(source) => Err(failure("receive on", source)),
-    }
-}
-
-/// The senders connected to a [`Pull`] socket. A connection is tied to the
-/// actor id of the first message that came over it, so when an actor dies
-/// (`kill -9`, node failure) or its connection is cut (a message over the
-/// maximum size makes NNG close it), the socket logs which actor went away and
-/// counts it.
-#[derive(Default)]
-pub struct Connections {
-    state: std::sync::Mutex<ConnectionState>,
-}
-
-#[derive(Default)]
-struct ConnectionState {
-    open: usize,
-    closed: u64,
-    actors: std::collections::HashMap<nng::Pipe, u32>,
-    gone: std::collections::BTreeMap<u32, u64>,
-}
-
-impl Connections {
-    /// Connections open now.
-    pub fn open(&self) -> usize {
-        self.state.lock().unwrap().open
-    }
-
-    /// Connections closed so far, of any sender.
-    pub fn closed(&self) -> u64 {
-        self.state.lock().unwrap().closed
-    }
-
-    /// Per actor id: how many of its connections closed so far.
-    pub fn gone(&self) -> std::collections::BTreeMap<u32, u64> {
-        self.state.lock().unwrap().gone.clone()
-    }
-
-    fn event(&self, pipe: nng::Pipe, event: nng::PipeEvent) {
-        let mut s = self.state.lock().unwrap();
-        match event {
-            nng::PipeEvent::AddPost => s.open += 1,
-            nng::PipeEvent::RemovePost => {
-                s.open = s.open.saturating_sub(1);
-                s.closed += 1;
-                let open = s.open;
-                match s.actors.remove(&pipe) {
-                    Some(actor) => {
-                        let n = {
-                            let n = s.gone.entry(actor).or_default();
-                            *n += 1;
-                            *n
-                        };
-                        tracing::warn!(
-                            "actor {actor} disconnected (gone {n} time(s); {open} connection(s) open)"
-                        );
-                    }
-                    None => tracing::info!(
-                        "a connection closed before it carried a valid message ({open} open)"
-                    ),
-                }
-            }
-            _ => {}
-        }
-    }
-
-    /// The first valid message on a connection names its actor: logged, as
-    /// the counterpart of "disconnected", so a restarted learner shows which
-    /// actors found it again.
-    fn seen(&self, pipe: nng::Pipe, actor: u32) {
-        let mut s = self.state.lock().unwrap();
-        if let std::collections::hash_map::Entry::Vacant(entry) = s.actors.entry(pipe) {
-            entry.insert(actor);
-            tracing::info!("actor {actor} connected ({} connection(s) open)", s.open);
-        }
     }
 }
 
@@ -282,7 +253,7 @@ fn sender(body: &Body) -> Option<u32> {
 /// The receiving end of a PUSH -> PULL pipeline (learner, recorder).
 pub struct Pull {
     socket: Socket,
-    creds: Credentials,
+    channel: Channel,
     connections: std::sync::Arc<Connections>,
 }
 
@@ -293,14 +264,14 @@ impl Pull {
         max_bytes: usize,
         allow_remote: bool,
     ) -> Result<Self> {
-        let (socket, creds) =
-            listen(Protocol::Pull0, address, creds, max_bytes + TAG_BYTES, allow_remote)?;
+        let (socket, channel) =
+            listen(Protocol::Pull0, address, creds, max_bytes + OVERHEAD, allow_remote)?;
         let connections = std::sync::Arc::new(Connections::default());
         let c = connections.clone();
         socket
             .pipe_notify(move |pipe, event| c.event(pipe, event))
             .map_err(socket_error("configure", address))?;
-        Ok(Pull { socket, creds, connections })
+        Ok(Pull { socket, channel, connections })
     }
 
     /// Who is connected, and which actors went away.
@@ -313,43 +284,32 @@ impl Pull {
         &self,
         timeout: Option<Duration>,
     ) -> Result<Option<std::result::Result<Body, ProtocolError>>> {
-        self.socket.set_opt::<RecvTimeout>(timeout).map_err(socket_error("configure", "socket"))?;
-        match self.socket.recv() {
-            Ok(mut message) => {
-                let body = open(&message, &self.creds);
-                if let (Ok(body), Some(pipe)) = (&body, message.pipe()) {
-                    if let Some(actor) = sender(body) {
-                        self.connections.seen(pipe, actor);
-                    }
-                }
-                Ok(Some(body))
+        let Some(mut message) = receive(&self.socket, timeout)? else { return Ok(None) };
+        let body = open(&mut message, &self.channel);
+        if let (Ok(body), Some(pipe)) = (&body, message.pipe()) {
+            if let Some(actor) = sender(body) {
+                self.connections.seen(pipe, actor);
             }
-            Err(nng::Error::TimedOut) => Ok(None),
-            Err(source) => Err(failure("receive on", source)),
         }
+        Ok(Some(body))
     }
 
     /// Raw bytes of the next message, for benchmarks that measure decoding apart.
     pub fn recv_raw(&self, timeout: Option<Duration>) -> Result<Option<Message>> {
-        self.socket.set_opt::<RecvTimeout>(timeout).map_err(socket_error("configure", "socket"))?;
-        match self.socket.recv() {
-            Ok(message) => Ok(Some(message)),
-            Err(nng::Error::TimedOut) => Ok(None),
-            Err(source) => Err(failure("receive on", source)),
-        }
+        receive(&self.socket, timeout)
     }
 }
 
 /// The sending end of a PUSH -> PULL pipeline (actor).
 pub struct Push {
     socket: Socket,
-    creds: Credentials,
+    channel: Channel,
 }
 
 impl Push {
     pub fn dial(address: &str, creds: &Credentials) -> Result<Self> {
-        let (socket, creds) = dial(Protocol::Push0, address, creds, 1 << 20)?;
-        Ok(Push { socket, creds })
+        let (socket, channel) = dial(Protocol::Push0, address, creds, 1 << 20)?;
+        Ok(Push { socket, channel })
     }
 
     /// Sends, waiting while the receiver's queue is full: a slow learner slows
@@ -359,14 +319,14 @@ impl Push {
         self.socket
             .set_opt::<nng::options::SendTimeout>(timeout)
             .map_err(socket_error("configure", "socket"))?;
-        let message = encode_message(&self.creds, body, capacity_hint(body))?;
+        let (message, _) = encode_message(&self.channel, body, capacity_hint(body), None)?;
         self.socket.send(message).map_err(|(_, source)| failure("send on", source))
     }
 
     /// Sends without waiting; `Ok(false)` when no peer can take it now (the
     /// message is dropped). For streams that must never stall acting.
     pub fn try_send(&self, body: &Body) -> Result<bool> {
-        let message = encode_message(&self.creds, body, capacity_hint(body))?;
+        let (message, _) = encode_message(&self.channel, body, capacity_hint(body), None)?;
         match self.socket.try_send(message) {
             Ok(()) => Ok(true),
             Err((_, nng::Error::TryAgain)) => Ok(false),
@@ -378,62 +338,92 @@ impl Push {
 /// The learner's REP socket that answers [`crate::protocol::ParamsRequest`]s.
 pub struct ParamsServer {
     socket: Socket,
-    creds: Credentials,
+    channel: Channel,
+    /// The id of the request received last, which the answer is sealed for.
+    asking: std::sync::Mutex<Option<SealId>>,
 }
 
 impl ParamsServer {
     pub fn bind(address: &str, creds: &Credentials, allow_remote: bool) -> Result<Self> {
-        let (socket, creds) = listen(Protocol::Rep0, address, creds, 1 << 16, allow_remote)?;
-        Ok(ParamsServer { socket, creds })
+        let (socket, channel) = listen(Protocol::Rep0, address, creds, 1 << 16, allow_remote)?;
+        Ok(ParamsServer { socket, channel, asking: Default::default() })
     }
 
-    /// Waits for the next request. A refused message still needs a reply
-    /// before the next receive: call [`ParamsServer::reply`] with whatever
-    /// answer fits (the REP socket enforces strict alternation).
+    /// Waits for the next request. Every request needs an answer before the
+    /// next receive (the REP socket enforces strict alternation): a refused
+    /// one gets [`ParamsServer::refuse`].
     pub fn recv(
         &self,
         timeout: Option<Duration>,
     ) -> Result<Option<std::result::Result<Body, ProtocolError>>> {
-        receive(&self.socket, &self.creds, timeout)
+        let Some(mut message) = receive(&self.socket, timeout)? else { return Ok(None) };
+        let opened = opened(&mut message, &self.channel, None);
+        *self.asking.lock().unwrap() = opened.as_ref().ok().and_then(|(_, id)| *id);
+        Ok(Some(opened.map(|(body, _)| body)))
     }
 
-    /// Answers the request received last. `encoded` (from [`ParamsServer::encode`],
-    /// tagged) lets the caller serialize a large `Params` once per version and
-    /// answer many actors with it.
+    /// Answers the request received last with `encoded` (from
+    /// [`ParamsServer::encode`]), sealed for that request: the caller encodes
+    /// a large `Params` once per version and answers many actors with it.
     pub fn reply_encoded(&self, encoded: &[u8]) -> Result<()> {
-        self.socket.send(Message::from(encoded)).map_err(|(_, source)| TransportError::Socket {
-            action: "reply on",
-            address: "socket".into(),
-            source,
-        })
+        let mut message = Message::with_capacity(encoded.len() + self.channel.overhead());
+        message.push_back(&[0u8; HEADER_BYTES][..self.channel.header_bytes()]);
+        message.push_back(encoded);
+        let asking = self.asking.lock().unwrap().take();
+        if let Some((tag, _)) = self.channel.seal_in_place(&mut message, asking.as_ref()) {
+            message.push_back(&tag);
+        }
+        self.send(message)
     }
 
     pub fn reply(&self, body: &Body) -> Result<()> {
         self.reply_encoded(&self.encode(body)?)
     }
 
+    /// Answers the request received last, refused with `why` (it could not
+    /// be opened, or was not a params request), with the one-byte refusal
+    /// ([`Refusal`]), which holds nothing else: the asker, if it is of the
+    /// run, asks again or says what is wrong.
+    pub fn refuse(&self, why: &ProtocolError) -> Result<()> {
+        self.asking.lock().unwrap().take();
+        self.send(Message::from(&[Refusal::of(why) as u8][..]))
+    }
+
+    /// `body`'s encoding, not yet sealed (each answer is sealed for its request).
     pub fn encode(&self, body: &Body) -> Result<Vec<u8>> {
-        Ok(seal(&self.creds, body)?)
+        Ok(crate::protocol::encode(self.channel.run(), body)?)
+    }
+
+    fn send(&self, message: Message) -> Result<()> {
+        self.socket.send(message).map_err(|(_, source)| TransportError::Socket {
+            action: "reply on",
+            address: "socket".into(),
+            source,
+        })
     }
 }
 
 /// The actor's REQ socket for parameters.
 pub struct ParamsClient {
     socket: Socket,
-    creds: Credentials,
+    channel: Channel,
 }
 
 impl ParamsClient {
     pub fn dial(address: &str, creds: &Credentials, max_bytes: usize) -> Result<Self> {
-        let (socket, creds) = dial(Protocol::Req0, address, creds, max_bytes + TAG_BYTES)?;
-        // Re-send a request that got no answer (learner restarted meanwhile).
+        let (socket, channel) = dial(Protocol::Req0, address, creds, max_bytes + OVERHEAD)?;
+        // Never re-send the same bytes: the learner takes a sealed message
+        // once. A request that got no answer times out and the caller asks
+        // again with a new one.
         socket
-            .set_opt::<nng::options::protocol::reqrep::ResendTime>(Some(Duration::from_secs(5)))
+            .set_opt::<nng::options::protocol::reqrep::ResendTime>(None)
             .map_err(socket_error("configure", address))?;
-        Ok(ParamsClient { socket, creds })
+        Ok(ParamsClient { socket, channel })
     }
 
-    /// Sends `body` and waits up to `timeout` for the answer.
+    /// Sends `body` and waits up to `timeout` for the answer. A learner that
+    /// could not take the request answers with a refusal
+    /// ([`ProtocolError::RefusedByPeer`]): ask again.
     pub fn request(
         &self,
         body: &Body,
@@ -442,21 +432,26 @@ impl ParamsClient {
         self.socket
             .set_opt::<nng::options::SendTimeout>(Some(timeout))
             .map_err(socket_error("configure", "socket"))?;
-        let message = encode_message(&self.creds, body, 256)?;
+        let (message, asked) = encode_message(&self.channel, body, 256, None)?;
         self.socket.send(message).map_err(|(_, source)| failure("send on", source))?;
-        receive(&self.socket, &self.creds, Some(timeout))?.ok_or(TransportError::TimedOut)
+        let mut answer = receive(&self.socket, Some(timeout))?.ok_or(TransportError::TimedOut)?;
+        Ok(open_answer(&mut answer, &self.channel, asked.as_ref()))
     }
 }
 
 /// Where an answer to one [`InferenceServer`] request goes: the request's
-/// NNG header (connection and request id), copied onto the reply.
-pub struct ReplyTo(Vec<u8>);
+/// NNG header (connection and request id), copied onto the reply, and the
+/// request's id, which the reply is sealed for.
+pub struct ReplyTo {
+    header: Vec<u8>,
+    request: Option<SealId>,
+}
 
 /// The learner's socket for central inference: a raw REP socket, so that many
 /// actors' requests can be held at once, batched, and answered in any order.
 pub struct InferenceServer {
     socket: Socket,
-    creds: Credentials,
+    channel: Channel,
     connections: std::sync::Arc<Connections>,
 }
 
@@ -471,13 +466,13 @@ impl InferenceServer {
             .map_err(socket_error("create socket for", address))?;
         let connections = std::sync::Arc::new(Connections::default());
         let c = connections.clone();
-        let max_bytes = max_bytes + TAG_BYTES;
-        let (socket, creds) =
+        let max_bytes = max_bytes + OVERHEAD;
+        let (socket, channel) =
             listen_on(raw.socket, address, creds, max_bytes, allow_remote, move |socket| {
                 socket.set_opt::<nng::options::SendTimeout>(Some(Duration::from_secs(1)))?;
                 socket.pipe_notify(move |pipe, event| c.event(pipe, event))
             })?;
-        Ok(InferenceServer { socket, creds, connections })
+        Ok(InferenceServer { socket, channel, connections })
     }
 
     /// Who is connected, and which actors went away.
@@ -485,35 +480,37 @@ impl InferenceServer {
         self.connections.clone()
     }
 
-    /// Waits up to `timeout` for one request. A refused one comes with no
-    /// [`ReplyTo`]: nothing that cannot be read is answered.
+    /// Waits up to `timeout` for one request. One that cannot be opened is
+    /// answered here with the one-byte refusal ([`Refusal`]: its sender
+    /// starts over at once) and comes back as its error, with no [`ReplyTo`].
     #[allow(clippy::type_complexity)]
     pub fn recv(
         &self,
         timeout: Option<Duration>,
     ) -> Result<Option<std::result::Result<(ReplyTo, Body), ProtocolError>>> {
-        self.socket.set_opt::<RecvTimeout>(timeout).map_err(socket_error("configure", "socket"))?;
-        match self.socket.recv() {
-            Ok(mut message) => {
-                let body = match open(&message, &self.creds) {
-                    Ok(body) => body,
-                    Err(e) => return Ok(Some(Err(e))),
-                };
-                if let (Some(actor), Some(pipe)) = (sender(&body), message.pipe()) {
-                    self.connections.seen(pipe, actor);
-                }
-                Ok(Some(Ok((ReplyTo(message.as_header().as_slice().to_vec()), body))))
+        let Some(mut message) = receive(&self.socket, timeout)? else { return Ok(None) };
+        let header = message.as_header().as_slice().to_vec();
+        let (body, request) = match opened(&mut message, &self.channel, None) {
+            Ok(opened) => opened,
+            Err(e) => {
+                let mut refusal = Message::from(&[Refusal::of(&e) as u8][..]);
+                refusal.as_mut_header().push_back(&header);
+                let _ = self.socket.send(refusal);
+                return Ok(Some(Err(e)));
             }
-            Err(nng::Error::TimedOut) => Ok(None),
-            Err(source) => Err(failure("receive on", source)),
+        };
+        if let (Some(actor), Some(pipe)) = (sender(&body), message.pipe()) {
+            self.connections.seen(pipe, actor);
         }
+        Ok(Some(Ok((ReplyTo { header, request }, body))))
     }
 
     /// Answers one request. Does not wait on the actor: a raw REP socket
     /// drops an answer whose connection has gone or is full.
     pub fn reply(&self, to: &ReplyTo, body: &Body) -> Result<()> {
-        let mut message = encode_message(&self.creds, body, capacity_hint(body))?;
-        message.as_mut_header().push_back(&to.0);
+        let (mut message, _) =
+            encode_message(&self.channel, body, capacity_hint(body), to.request.as_ref())?;
+        message.as_mut_header().push_back(&to.header);
         match self.socket.send(message) {
             Ok(()) => Ok(()),
             Err((_, source)) => Err(failure("reply on", source)),
@@ -531,12 +528,14 @@ pub struct InferenceClient {
     ctx: nng::Context,
     aio: nng::Aio,
     results: std::sync::mpsc::Receiver<nng::AioResult>,
-    creds: Credentials,
+    channel: Channel,
+    /// The id of the request waiting for its answer.
+    asked: std::sync::Mutex<Option<SealId>>,
 }
 
 impl InferenceClient {
     pub fn dial(address: &str, creds: &Credentials, max_bytes: usize) -> Result<Self> {
-        let (socket, creds) = dial(Protocol::Req0, address, creds, max_bytes + TAG_BYTES)?;
+        let (socket, channel) = dial(Protocol::Req0, address, creds, max_bytes + OVERHEAD)?;
         // Never re-send on our own: a step answered twice would advance the
         // learner's copy of the environment twice. A lost answer is a timeout,
         // and the actor starts the group over.
@@ -550,7 +549,8 @@ impl InferenceClient {
             let _ = tx.lock().map(|tx| tx.send(result));
         })
         .map_err(socket_error("set up", address))?;
-        Ok(InferenceClient { _socket: socket, ctx, aio, results, creds })
+        let asked = Default::default();
+        Ok(InferenceClient { _socket: socket, ctx, aio, results, channel, asked })
     }
 
     /// Sends a request, waiting up to `timeout` for a learner to take it,
@@ -560,7 +560,8 @@ impl InferenceClient {
         self.aio.cancel();
         self.aio.wait();
         while self.results.try_recv().is_ok() {}
-        let message = encode_message(&self.creds, body, capacity_hint(body))?;
+        let (message, id) = encode_message(&self.channel, body, capacity_hint(body), None)?;
+        *self.asked.lock().unwrap() = id;
         self.ctx.send(&self.aio, message).map_err(|(_, source)| failure("send on", source))?;
         match self.results.recv_timeout(timeout) {
             Ok(nng::AioResult::Send(Ok(()))) => {}
@@ -575,10 +576,14 @@ impl InferenceClient {
     }
 
     /// Waits up to `timeout` for the answer to the last request; a timeout
-    /// leaves it waiting.
+    /// leaves it waiting. The learner's refusal of the request is
+    /// [`ProtocolError::RefusedByPeer`].
     pub fn recv(&self, timeout: Duration) -> Result<std::result::Result<Body, ProtocolError>> {
         match self.results.recv_timeout(timeout) {
-            Ok(nng::AioResult::Recv(Ok(message))) => Ok(open(&message, &self.creds)),
+            Ok(nng::AioResult::Recv(Ok(mut message))) => {
+                let asked = *self.asked.lock().unwrap();
+                Ok(open_answer(&mut message, &self.channel, asked.as_ref()))
+            }
             Ok(nng::AioResult::Recv(Err(source))) => Err(failure("receive on", source)),
             Ok(_) => Err(failure("receive on", nng::Error::IncorrectState)),
             Err(_) => Err(TransportError::TimedOut),
@@ -592,38 +597,85 @@ mod tests {
     use crate::protocol::UpToDate;
 
     /// A message altered on the way (one byte flipped between the sender's
-    /// tag and the receiver) is refused unread; the same message intact is
-    /// taken, and so is the next one: the connection stays usable.
+    /// seal and the receiver) is refused unread; the same message intact is
+    /// taken once, a second copy is refused as a replay, and the connection
+    /// stays usable.
     #[test]
-    fn a_byte_flipped_in_flight_is_dropped() {
-        // On tcp, where messages are tagged.
+    fn a_byte_flipped_in_flight_or_a_replay_is_dropped() {
+        // On tcp, where messages are sealed.
         let address = loopback();
-        let creds = Credentials::ephemeral("run").for_address(&address).unwrap();
+        let creds = Credentials::ephemeral("run");
         let pull = Pull::bind(&address, &creds, 1 << 20, false).unwrap();
         let wire = Socket::new(Protocol::Push0).unwrap();
         wire.dial(&address).unwrap();
-        let sealed = seal(&creds, &Body::UpToDate(UpToDate { version: 7 })).unwrap();
+        let actor = creds.for_address(&address, End::Dialer).unwrap();
+        let (sealed, _) = seal(&actor, &Body::UpToDate(UpToDate { version: 7 })).unwrap();
         let timeout = Some(Duration::from_secs(10));
-        for i in [0, sealed.len() / 2, sealed.len() - TAG_BYTES - 1, sealed.len() - 1] {
+        let receive = |bytes: &[u8]| {
+            wire.send(Message::from(bytes)).unwrap();
+            pull.recv(timeout).unwrap().expect("a message")
+        };
+        for i in [0, 20, HEADER_BYTES - 1, sealed.len() / 2, sealed.len() - 17, sealed.len() - 1] {
             let mut altered = sealed.clone();
             altered[i] ^= 0x10;
-            wire.send(Message::from(&altered[..])).unwrap();
-            let got = pull.recv(timeout).unwrap().expect("a message");
+            let got = receive(&altered);
             assert!(matches!(got, Err(ProtocolError::Unauthenticated)), "byte {i}: {got:?}");
         }
-        wire.send(Message::from(&sealed[..])).unwrap();
-        let got = pull.recv(timeout).unwrap().expect("a message");
+        let got = receive(&sealed);
         assert!(matches!(got, Ok(Body::UpToDate(UpToDate { version: 7 }))), "{got:?}");
+        assert!(matches!(receive(&sealed), Err(ProtocolError::Replayed)));
         // Another run's key, with our run id: refused as well.
-        let forged = seal(&Credentials::ephemeral("run"), &Body::UpToDate(UpToDate { version: 8 }));
-        wire.send(Message::from(&forged.unwrap()[..])).unwrap();
-        let got = pull.recv(timeout).unwrap().expect("a message");
-        assert!(matches!(got, Err(ProtocolError::Unauthenticated)), "{got:?}");
+        let forger = Credentials::ephemeral("run").for_address(&address, End::Dialer).unwrap();
+        let (forged, _) = seal(&forger, &Body::UpToDate(UpToDate { version: 8 })).unwrap();
+        assert!(matches!(receive(&forged), Err(ProtocolError::Unauthenticated)));
+        let (next, _) = seal(&actor, &Body::UpToDate(UpToDate { version: 9 })).unwrap();
+        assert!(matches!(receive(&next), Ok(Body::UpToDate(UpToDate { version: 9 }))));
+    }
+
+    /// A params request replayed byte for byte gets the refusal, not an
+    /// answer; the answer to the real one opens only for that request.
+    #[test]
+    fn a_replayed_params_request_gets_the_refusal() {
+        let address = loopback();
+        let creds = Credentials::ephemeral("run");
+        let server = ParamsServer::bind(&address, &creds, false).unwrap();
+        let actor = creds.for_address(&address, End::Dialer).unwrap();
+        let request = Body::UpToDate(UpToDate { version: 1 });
+        let (sealed, asked) = seal(&actor, &request).unwrap();
+        let (_, other) = seal(&actor, &request).unwrap();
+        let raw = Socket::new(Protocol::Req0).unwrap();
+        raw.dial(&address).unwrap();
+        raw.set_opt::<RecvTimeout>(Some(Duration::from_secs(10))).unwrap();
+        let timeout = Some(Duration::from_secs(10));
+        for replay in [false, true] {
+            raw.send(Message::from(&sealed[..])).unwrap();
+            match server.recv(timeout).unwrap().expect("a request") {
+                Ok(_) => {
+                    assert!(!replay, "the replay was taken");
+                    server.reply(&Body::UpToDate(UpToDate { version: 2 })).unwrap();
+                    let mut answer = raw.recv().unwrap();
+                    let mut copy = answer.as_slice().to_vec();
+                    assert!(
+                        open_answer(&mut copy, &actor, other.as_ref()).is_err(),
+                        "another request's"
+                    );
+                    let got = open_answer(&mut answer, &actor, asked.as_ref());
+                    assert!(matches!(got, Ok(Body::UpToDate(UpToDate { version: 2 }))), "{got:?}");
+                }
+                Err(e) => {
+                    assert!(replay && e == ProtocolError::Replayed, "{e}");
+                    server.refuse(&e).unwrap();
+                    let mut answer = raw.recv().unwrap();
+                    let got = open_answer(&mut answer, &actor, asked.as_ref());
+                    assert_eq!(got.unwrap_err(), ProtocolError::RefusedByPeer(Refusal::Replayed));
+                }
+            }
+        }
     }
 
     /// Two clients' requests are held at once and answered in the reverse
-    /// order; each client gets its own answer. Bytes without the run's tag
-    /// are refused without an answer, and the socket goes on.
+    /// order; each client gets its own answer. Bytes not sealed for the run
+    /// get the refusal (an empty answer), and the socket goes on.
     #[test]
     fn inference_requests_are_answered_in_any_order() {
         use crate::protocol::Restart;
@@ -657,6 +709,8 @@ mod tests {
         raw.send(Message::from(&b"not a message"[..])).unwrap();
         let got = server.recv(Some(timeout)).unwrap().expect("a message");
         assert!(matches!(got, Err(ProtocolError::Unauthenticated)));
+        raw.set_opt::<RecvTimeout>(Some(timeout)).unwrap();
+        assert_eq!(raw.recv().unwrap().as_slice(), [Refusal::Unreadable as u8], "the refusal");
         clients[0].send(&Body::UpToDate(UpToDate { version: 5 }), timeout).unwrap();
         let (to, _) = server.recv(Some(timeout)).unwrap().unwrap().unwrap();
         server.reply(&to, &Body::UpToDate(UpToDate { version: 6 })).unwrap();
@@ -683,10 +737,10 @@ mod tests {
     }
 
     /// ipc in a private directory carries the bare encoding (the operating
-    /// system keeps others out); tcp carries it with the run's tag. An ipc
+    /// system keeps others out); tcp carries it sealed, unreadable. An ipc
     /// socket in a directory others may enter is refused on both ends.
     #[test]
-    fn messages_are_tagged_on_tcp_only() {
+    fn messages_are_sealed_on_tcp_only() {
         use std::os::unix::fs::PermissionsExt;
         let creds = Credentials::ephemeral("run");
         let body = Body::UpToDate(UpToDate { version: 3 });
@@ -695,9 +749,12 @@ mod tests {
         crate::private::private_dir(dir.path()).unwrap();
         let ipc = format!("ipc://{}/pull", dir.path().display());
         assert_eq!(on_the_wire(&ipc, &creds, &body), bare);
-        let tagged = on_the_wire(&loopback(), &creds, &body);
-        assert_eq!(tagged.len(), bare.len() + TAG_BYTES);
-        assert_eq!(creds.open(&tagged), Some(&bare[..]));
+        let tcp = loopback();
+        let mut sealed = on_the_wire(&tcp, &creds, &body);
+        assert_eq!(sealed.len(), bare.len() + OVERHEAD);
+        assert!(!sealed.windows(3).any(|w| w == b"run"), "the run id is not readable");
+        let learner = creds.for_address(&tcp, End::Listener).unwrap();
+        assert_eq!(learner.open(&mut sealed, None).unwrap().0, &bare[..]);
 
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o750)).unwrap();
         let refused = |e: TransportError| e.to_string().contains("chmod 700");
