@@ -124,10 +124,11 @@ pub fn analyze(args: AnalyzeArgs) -> Result<()> {
         bail!(
             "none of the {} episodes in {} has an `objects` dataset: no object positions were \
              recorded. Actors record them for games that report them (the built-in `catch`, and \
-             `seaquest` from its RAM); record episodes of one of those to analyse attention \
+             from the RAM: {}); record episodes of one of those to analyse attention \
              (docs/attention-analysis.md)",
             episodes.len(),
-            show(&args.paths)
+            show(&args.paths),
+            env::ale::games_with_objects().join(", ")
         );
     };
     if !without_objects.is_empty() {

@@ -14,9 +14,12 @@
 //!   minimal or full action set, episodic life, fire on reset, resize/grayscale.
 //!
 //! Object positions for analysis come from the RAM where a decoder exists
-//! ([`object_decoder`]: Seaquest, in [`seaquest`]); other games report none.
+//! ([`object_decoder`]): Seaquest's own ([`seaquest`]), and the games declared
+//! as tables ([`games`], read by [`objects`]); other games report none.
 
 mod emulator;
+pub mod games;
+pub mod objects;
 mod palette;
 pub mod seaquest;
 
@@ -68,16 +71,34 @@ pub struct AtariEnv {
     decode_objects: Option<ObjectDecoder>,
 }
 
-/// Object positions from the 128-byte RAM: (name, row, col) in frame pixels,
-/// every name of the game each time, NaN where the object is absent.
-pub type ObjectDecoder = fn(&[u8; RAM_SIZE]) -> Vec<(&'static str, f32, f32)>;
+/// Reads object positions from the 128-byte RAM: (name, row, col) in frame
+/// pixels, every name of the game each time, NaN where the object is absent.
+#[derive(Clone, Copy)]
+pub enum ObjectDecoder {
+    Seaquest,
+    Table(&'static objects::Game),
+}
 
-/// The RAM decoder of `game`'s objects, if this crate has one (Seaquest).
+impl ObjectDecoder {
+    pub fn decode(self, ram: &[u8; RAM_SIZE]) -> Vec<(&'static str, f32, f32)> {
+        match self {
+            ObjectDecoder::Seaquest => seaquest::objects(ram),
+            ObjectDecoder::Table(game) => game.positions(ram),
+        }
+    }
+}
+
+/// The RAM decoder of `game`'s objects, if this crate has one.
 pub fn object_decoder(game: &str) -> Option<ObjectDecoder> {
     match game {
-        "seaquest" => Some(seaquest::objects),
-        _ => None,
+        "seaquest" => Some(ObjectDecoder::Seaquest),
+        _ => games::table(game).map(ObjectDecoder::Table),
     }
+}
+
+/// The games whose objects are read from the RAM, by ROM name.
+pub fn games_with_objects() -> Vec<&'static str> {
+    std::iter::once("seaquest").chain(games::TABLES.iter().map(|g| g.name)).collect()
 }
 
 impl AtariEnv {
@@ -327,7 +348,7 @@ impl Environment for AtariEnv {
 
     fn objects(&self) -> Vec<(&'static str, f32, f32)> {
         match self.decode_objects {
-            Some(decode) => decode(&self.ale.ram()),
+            Some(decoder) => decoder.decode(&self.ale.ram()),
             None => Vec::new(),
         }
     }

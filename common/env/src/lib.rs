@@ -200,9 +200,10 @@ pub trait Environment: Send {
     /// The 128-byte Atari RAM after the last frame; `None` for other games.
     fn ram(&self) -> Option<[u8; 128]>;
     /// Ground-truth object centres as (name, row, col) in `render_rgb` pixels.
-    /// Atari games read them from the RAM where a decoder exists (Seaquest:
-    /// [`ale::seaquest`], every name each step, NaN where absent); others
-    /// report none.
+    /// Atari games read them from the RAM where a decoder exists
+    /// ([`ale::games_with_objects`]: Seaquest's own, [`ale::seaquest`], and
+    /// the tables of [`ale::games`]; every name each step, NaN where absent);
+    /// others report none.
     fn objects(&self) -> Vec<(&'static str, f32, f32)>;
 }
 

@@ -1,0 +1,272 @@
+//! Object positions read from the RAM, for games declared as a table: one
+//! [`Game`] per game (in [`super::games`]), each object a sprite whose top
+//! left corner comes from RAM bytes plus offsets, with its size, when it is
+//! on screen and its colours. Seaquest, whose lanes and sprite kinds need
+//! logic, has its own decoder ([`super::seaquest`]).
+//!
+//! The addresses and offsets are facts read from two published tables (each
+//! game's file names its sources): the AtariARI annotations of Anand et al.
+//! 2019 (`atariari/benchmark/ram_annotations.py`) and OCAtari's RAM
+//! extraction (Delfosse et al. 2023, `ocatari/ram/<game>.py`), and checked
+//! here against the frames ([`check`]).
+//!
+//! Positions are centres in the coordinates of every object position of this
+//! project: (row, column) of the 210x160 frame, pixel (r, c) centred at
+//! (r, c). An absent object is NaN, NaN; every object of the game is reported
+//! every step, in the declared order. The kind of an object is its name
+//! without the `_<number>` suffix (`recorder analyze` groups by kind).
+
+use super::RAM_SIZE;
+
+/// One game's objects.
+pub struct Game {
+    /// The ROM name (`ale_py/roms/<name>.bin`).
+    pub name: &'static str,
+    pub objects: &'static [Object],
+}
+
+/// Where a coordinate of an object's top-left corner comes from.
+#[derive(Clone, Copy, Debug)]
+pub enum Coord {
+    /// A RAM byte plus an offset, in frame pixels.
+    Ram(usize, f32),
+    /// A fixed place (a paddle that moves along one axis only).
+    Fixed(f32),
+    /// Computed from the RAM; `None`: not on screen.
+    From(fn(&[u8; RAM_SIZE]) -> Option<f32>),
+}
+
+impl Coord {
+    fn read(self, ram: &[u8; RAM_SIZE]) -> Option<f32> {
+        match self {
+            Coord::Ram(addr, offset) => Some(f32::from(ram[addr]) + offset),
+            Coord::Fixed(v) => Some(v),
+            Coord::From(f) => f(ram),
+        }
+    }
+}
+
+/// When an object is on screen.
+#[derive(Clone, Copy, Debug)]
+pub enum Presence {
+    Always,
+    /// While the RAM byte is not 0.
+    NonZero(usize),
+    /// While `f` says so.
+    When(fn(&[u8; RAM_SIZE]) -> bool),
+}
+
+/// One object: a sprite of `size` (height, width) whose top-left pixel is
+/// (`top`, `left`), drawn in one of `colours` (RGB, the NTSC palette's).
+#[derive(Clone, Copy, Debug)]
+pub struct Object {
+    pub name: &'static str,
+    pub top: Coord,
+    pub left: Coord,
+    pub size: (f32, f32),
+    pub present: Presence,
+    pub colours: &'static [[u8; 3]],
+}
+
+/// The frame's size.
+const ROWS: f32 = 210.0;
+const COLUMNS: f32 = 160.0;
+
+impl Object {
+    /// The centre (row, column) of the sprite, or None when it is absent or
+    /// wholly off the frame.
+    pub fn centre(&self, ram: &[u8; RAM_SIZE]) -> Option<(f32, f32)> {
+        let present = match self.present {
+            Presence::Always => true,
+            Presence::NonZero(addr) => ram[addr] != 0,
+            Presence::When(f) => f(ram),
+        };
+        if !present {
+            return None;
+        }
+        let (top, left) = (self.top.read(ram)?, self.left.read(ram)?);
+        let (h, w) = self.size;
+        let on_frame = top + h > 0.0 && top < ROWS && left + w > 0.0 && left < COLUMNS;
+        on_frame.then(|| (top + (h - 1.0) / 2.0, left + (w - 1.0) / 2.0))
+    }
+}
+
+impl Game {
+    /// Every object as (name, row, column), NaN where absent, in order.
+    pub fn positions(&self, ram: &[u8; RAM_SIZE]) -> Vec<(&'static str, f32, f32)> {
+        self.objects
+            .iter()
+            .map(|o| {
+                let (r, c) = o.centre(ram).unwrap_or((f32::NAN, f32::NAN));
+                (o.name, r, c)
+            })
+            .collect()
+    }
+}
+
+/// The check of a game's table against its frames: random play, and for
+/// every reported object whether a pixel of its colour lies within its
+/// sprite's box, widened by a tolerance, around the reported centre.
+#[cfg(test)]
+pub mod check {
+    use super::*;
+    use crate::ale::Ale;
+    use rand::{Rng, SeedableRng};
+    use std::collections::BTreeMap;
+
+    /// Per kind: (positions checked, positions that landed on their colour).
+    pub type Report = BTreeMap<String, (usize, usize)>;
+
+    /// The kind of an object: its name without the `_<number>` suffix.
+    pub fn kind(name: &str) -> &str {
+        name.trim_end_matches(|c: char| c.is_ascii_digit()).trim_end_matches('_')
+    }
+
+    /// How a game's check is run and what it must reach.
+    #[derive(Clone, Copy)]
+    pub struct Expect {
+        /// Emulator frames of random play.
+        pub frames: usize,
+        /// Pixels the box around a reported centre is widened by.
+        pub tolerance: f32,
+        /// Frames whose maximum is compared (2: as recorded, the maximum of
+        /// a step's last two frames; more for games that draw sprites in
+        /// turns, a few per frame).
+        pub pool: usize,
+        /// Positions each kind needs at least (rare kinds excepted).
+        pub min_checked: usize,
+        /// Share of a kind's positions that must land on its colour.
+        pub min_share: f64,
+        /// Kinds that random play may not show (checked when they appear).
+        pub rare: &'static [&'static str],
+    }
+
+    pub const EXPECT: Expect = Expect {
+        frames: 4000,
+        tolerance: 2.0,
+        pool: 2,
+        min_checked: 200,
+        min_share: 0.9,
+        rare: &[],
+    };
+
+    /// Plays `expect.frames` emulator frames of `game` with random actions
+    /// (each held a few frames), and checks each frame's reported objects:
+    /// a position lands when the pixels of the object's colour within its
+    /// box, widened by `expect.tolerance`, in that frame or in the maximum of
+    /// the last `expect.pool` frames, have their bounding box's centre within
+    /// `expect.tolerance` plus a quarter of the sprite's size of it (how the recorded frames are made; many
+    /// games draw some sprites every other frame). `shift` moves every
+    /// reported column by that much (0: the table as it is; otherwise the
+    /// check of the check: a wrong offset must fail).
+    pub fn play(game: &Game, expect: &Expect, shift: f32) -> Report {
+        let rom = crate::find_rom(game.name, None).expect("the game's ROM (scripts/bootstrap.sh)");
+        let mut ale = Ale::load(&rom, 3, 0.0).expect("ALE loads the ROM");
+        let actions = ale.minimal_action_set();
+        let mut rng = rand_pcg::Pcg64::seed_from_u64(11);
+        let (h, w) = ale.screen_size();
+        let mut recent: std::collections::VecDeque<Vec<u8>> = Default::default();
+        let mut report = Report::new();
+        let mut action = actions[0];
+        for i in 0..expect.frames {
+            if i % 8 == 0 {
+                action = actions[rng.gen_range(0..actions.len())];
+            }
+            ale.act(action);
+            if ale.game_over() {
+                ale.reset_game();
+                continue;
+            }
+            let mut frame = if recent.len() >= expect.pool.max(1) {
+                recent.pop_front().expect("a frame")
+            } else {
+                vec![0u8; h * w * 3]
+            };
+            ale.screen_rgb(&mut frame);
+            recent.push_back(frame);
+            let frame = recent.back().expect("this frame");
+            let mut pooled = frame.clone();
+            for other in &recent {
+                pooled.iter_mut().zip(other).for_each(|(p, o)| *p = (*p).max(*o));
+            }
+            let ram = ale.ram();
+            for object in game.objects {
+                let Some((r, c)) = object.centre(&ram) else { continue };
+                let c = c + shift;
+                let tolerance = expect.tolerance;
+                let (dr, dc) = (object.size.0 / 2.0 + tolerance, object.size.1 / 2.0 + tolerance);
+                // The box of the object's colour in the window: its centre
+                // must be near the reported one (a sprite's shape changes as
+                // it animates, so a quarter of its size is allowed on top).
+                let mut found: Option<(usize, usize, usize, usize)> = None;
+                for rr in window(r, dr, h) {
+                    for cc in window(c, dc, w) {
+                        let p = (rr * w + cc) * 3;
+                        let on = object
+                            .colours
+                            .iter()
+                            .any(|k| k[..] == frame[p..p + 3] || k[..] == pooled[p..p + 3]);
+                        if on {
+                            let b = found.get_or_insert((rr, rr, cc, cc));
+                            *b = (b.0.min(rr), b.1.max(rr), b.2.min(cc), b.3.max(cc));
+                        }
+                    }
+                }
+                let hit = found.is_some_and(|(r0, r1, c0, c1)| {
+                    let (fr, fc) = ((r0 + r1) as f32 / 2.0, (c0 + c1) as f32 / 2.0);
+                    (fr - r).abs() <= tolerance + object.size.0 / 4.0
+                        && (fc - c).abs() <= tolerance + object.size.1 / 4.0
+                });
+                let e = report.entry(kind(object.name).to_string()).or_default();
+                e.0 += 1;
+                e.1 += usize::from(hit);
+            }
+        }
+        report
+    }
+
+    fn window(centre: f32, half: f32, len: usize) -> impl Iterator<Item = usize> {
+        let lo = (centre - half).ceil().max(0.0) as usize;
+        let hi = ((centre + half).floor().max(-1.0) as isize).min(len as isize - 1);
+        (lo as isize..=hi).map(|i| i as usize)
+    }
+
+    /// The per-game test: every kind (but rare ones) checked at least
+    /// `min_checked` times, and every kind on its colour at least
+    /// `min_share` of them; the same table shifted sideways by more than the
+    /// widest box must fail for most kinds, or the check could not catch a
+    /// wrong offset.
+    pub fn assert_matches(game: &Game, expect: Expect) {
+        let report = play(game, &expect, 0.0);
+        println!("{}: per kind (checked, on its colour): {report:?}", game.name);
+        for object in game.objects {
+            let kind = kind(object.name);
+            let (n, hit) = report.get(kind).copied().unwrap_or_default();
+            assert!(
+                n >= expect.min_checked || expect.rare.contains(&kind),
+                "{}: {kind}: only {n} positions checked",
+                game.name
+            );
+            assert!(
+                hit as f64 >= expect.min_share * n as f64,
+                "{}: {kind}: {hit} of {n} positions on the object's colour",
+                game.name
+            );
+        }
+        // Shifted sideways by more than the widest box: most kinds must fail
+        // (a kind may still match where its neighbours share its colour).
+        let widest = game.objects.iter().map(|o| o.size.1).fold(0.0, f32::max);
+        let by = widest + 2.0 * expect.tolerance + 5.0;
+        let shifted = play(game, &expect, by);
+        println!("{}: shifted by {by:.0} px: {shifted:?}", game.name);
+        let failing = shifted
+            .values()
+            .filter(|&&(n, hit)| (hit as f64) < expect.min_share * n as f64)
+            .count();
+        assert!(
+            2 * failing > shifted.len(),
+            "{}: shifted by more than a sprite's width, the table still matches: {shifted:?}",
+            game.name
+        );
+    }
+}
