@@ -76,8 +76,10 @@ pub fn analyze(args: AnalyzeArgs) -> Result<()> {
     if episodes.is_empty() {
         bail!(
             "no recorded episodes with steps in {} (closed episodes-*.h5 segments; \
-             `recorder inspect` lists them)",
-            show(&args.paths)
+             `recorder inspect` lists them). Games whose episodes carry object positions: \
+             catch and, from the RAM, {}.",
+            show(&args.paths),
+            env::ale::games_with_objects().join(" ")
         );
     }
     let (lo, hi) = version_range(&episodes)?;
