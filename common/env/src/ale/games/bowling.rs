@@ -4,6 +4,31 @@
 //! `ocatari/ram/bowling.py`.
 
 use crate::ale::objects::{Coord, Game, Object, Presence};
+use crate::ale::RAM_SIZE;
+
+fn pin_top<const P: usize>(ram: &[u8; RAM_SIZE]) -> Option<f32> {
+    Some(169.0 - 2.0 * f32::from(ram[47 + P]))
+}
+
+fn pin_left<const P: usize>(ram: &[u8; RAM_SIZE]) -> Option<f32> {
+    Some(135.0 - 2.0 * f32::from(ram[57 + P]))
+}
+
+fn pin_standing<const P: usize>(ram: &[u8; RAM_SIZE]) -> bool {
+    ram[57 + P] < 250
+}
+
+/// Pin `P` (bytes 47 + P and 57 + P).
+const fn pin<const P: usize>(name: &'static str) -> Object {
+    Object {
+        name,
+        top: Coord::From(pin_top::<P>),
+        left: Coord::From(pin_left::<P>),
+        size: (4.0, 2.0),
+        present: Presence::When(pin_standing::<P>),
+        colours: &[[45, 50, 184]],
+    }
+}
 
 pub const GAME: Game = Game {
     name: "bowling",
@@ -24,86 +49,16 @@ pub const GAME: Game = Game {
             present: Presence::Always,
             colours: &[[45, 50, 184]],
         },
-        Object {
-            name: "pin_0",
-            top: Coord::From(|ram| Some(169.0 - 2.0 * f32::from(ram[47]))),
-            left: Coord::From(|ram| Some(135.0 - 2.0 * f32::from(ram[57]))),
-            size: (4.0, 2.0),
-            present: Presence::When(|ram| ram[57] < 250),
-            colours: &[[45, 50, 184]],
-        },
-        Object {
-            name: "pin_1",
-            top: Coord::From(|ram| Some(169.0 - 2.0 * f32::from(ram[48]))),
-            left: Coord::From(|ram| Some(135.0 - 2.0 * f32::from(ram[58]))),
-            size: (4.0, 2.0),
-            present: Presence::When(|ram| ram[58] < 250),
-            colours: &[[45, 50, 184]],
-        },
-        Object {
-            name: "pin_2",
-            top: Coord::From(|ram| Some(169.0 - 2.0 * f32::from(ram[49]))),
-            left: Coord::From(|ram| Some(135.0 - 2.0 * f32::from(ram[59]))),
-            size: (4.0, 2.0),
-            present: Presence::When(|ram| ram[59] < 250),
-            colours: &[[45, 50, 184]],
-        },
-        Object {
-            name: "pin_3",
-            top: Coord::From(|ram| Some(169.0 - 2.0 * f32::from(ram[50]))),
-            left: Coord::From(|ram| Some(135.0 - 2.0 * f32::from(ram[60]))),
-            size: (4.0, 2.0),
-            present: Presence::When(|ram| ram[60] < 250),
-            colours: &[[45, 50, 184]],
-        },
-        Object {
-            name: "pin_4",
-            top: Coord::From(|ram| Some(169.0 - 2.0 * f32::from(ram[51]))),
-            left: Coord::From(|ram| Some(135.0 - 2.0 * f32::from(ram[61]))),
-            size: (4.0, 2.0),
-            present: Presence::When(|ram| ram[61] < 250),
-            colours: &[[45, 50, 184]],
-        },
-        Object {
-            name: "pin_5",
-            top: Coord::From(|ram| Some(169.0 - 2.0 * f32::from(ram[52]))),
-            left: Coord::From(|ram| Some(135.0 - 2.0 * f32::from(ram[62]))),
-            size: (4.0, 2.0),
-            present: Presence::When(|ram| ram[62] < 250),
-            colours: &[[45, 50, 184]],
-        },
-        Object {
-            name: "pin_6",
-            top: Coord::From(|ram| Some(169.0 - 2.0 * f32::from(ram[53]))),
-            left: Coord::From(|ram| Some(135.0 - 2.0 * f32::from(ram[63]))),
-            size: (4.0, 2.0),
-            present: Presence::When(|ram| ram[63] < 250),
-            colours: &[[45, 50, 184]],
-        },
-        Object {
-            name: "pin_7",
-            top: Coord::From(|ram| Some(169.0 - 2.0 * f32::from(ram[54]))),
-            left: Coord::From(|ram| Some(135.0 - 2.0 * f32::from(ram[64]))),
-            size: (4.0, 2.0),
-            present: Presence::When(|ram| ram[64] < 250),
-            colours: &[[45, 50, 184]],
-        },
-        Object {
-            name: "pin_8",
-            top: Coord::From(|ram| Some(169.0 - 2.0 * f32::from(ram[55]))),
-            left: Coord::From(|ram| Some(135.0 - 2.0 * f32::from(ram[65]))),
-            size: (4.0, 2.0),
-            present: Presence::When(|ram| ram[65] < 250),
-            colours: &[[45, 50, 184]],
-        },
-        Object {
-            name: "pin_9",
-            top: Coord::From(|ram| Some(169.0 - 2.0 * f32::from(ram[56]))),
-            left: Coord::From(|ram| Some(135.0 - 2.0 * f32::from(ram[66]))),
-            size: (4.0, 2.0),
-            present: Presence::When(|ram| ram[66] < 250),
-            colours: &[[45, 50, 184]],
-        },
+        pin::<0>("pin_0"),
+        pin::<1>("pin_1"),
+        pin::<2>("pin_2"),
+        pin::<3>("pin_3"),
+        pin::<4>("pin_4"),
+        pin::<5>("pin_5"),
+        pin::<6>("pin_6"),
+        pin::<7>("pin_7"),
+        pin::<8>("pin_8"),
+        pin::<9>("pin_9"),
     ],
 };
 

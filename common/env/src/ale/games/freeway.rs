@@ -5,6 +5,18 @@
 
 use crate::ale::objects::{Coord, Game, Object, Presence};
 
+/// A car: its lane's top row, the byte of its column, its colour.
+const fn car(name: &'static str, top: f32, x: usize, colours: &'static [[u8; 3]]) -> Object {
+    Object {
+        name,
+        top: Coord::Fixed(top),
+        left: Coord::Ram(x, -3.0),
+        size: (10.0, 8.0),
+        present: Presence::Always,
+        colours,
+    }
+}
+
 pub const GAME: Game = Game {
     name: "freeway",
     objects: &[
@@ -16,86 +28,16 @@ pub const GAME: Game = Game {
             present: Presence::Always,
             colours: &[[252, 252, 84]],
         },
-        Object {
-            name: "car_0",
-            top: Coord::Fixed(27.0),
-            left: Coord::Ram(117, -3.0),
-            size: (10.0, 8.0),
-            present: Presence::Always,
-            colours: &[[167, 26, 26]],
-        },
-        Object {
-            name: "car_1",
-            top: Coord::Fixed(43.0),
-            left: Coord::Ram(116, -3.0),
-            size: (10.0, 8.0),
-            present: Presence::Always,
-            colours: &[[180, 231, 117]],
-        },
-        Object {
-            name: "car_2",
-            top: Coord::Fixed(59.0),
-            left: Coord::Ram(115, -3.0),
-            size: (10.0, 8.0),
-            present: Presence::Always,
-            colours: &[[105, 105, 15]],
-        },
-        Object {
-            name: "car_3",
-            top: Coord::Fixed(75.0),
-            left: Coord::Ram(114, -3.0),
-            size: (10.0, 8.0),
-            present: Presence::Always,
-            colours: &[[228, 111, 111]],
-        },
-        Object {
-            name: "car_4",
-            top: Coord::Fixed(91.0),
-            left: Coord::Ram(113, -3.0),
-            size: (10.0, 8.0),
-            present: Presence::Always,
-            colours: &[[24, 26, 167]],
-        },
-        Object {
-            name: "car_5",
-            top: Coord::Fixed(107.0),
-            left: Coord::Ram(112, -3.0),
-            size: (10.0, 8.0),
-            present: Presence::Always,
-            colours: &[[162, 98, 33]],
-        },
-        Object {
-            name: "car_6",
-            top: Coord::Fixed(123.0),
-            left: Coord::Ram(111, -3.0),
-            size: (10.0, 8.0),
-            present: Presence::Always,
-            colours: &[[84, 92, 214]],
-        },
-        Object {
-            name: "car_7",
-            top: Coord::Fixed(139.0),
-            left: Coord::Ram(110, -3.0),
-            size: (10.0, 8.0),
-            present: Presence::Always,
-            colours: &[[184, 50, 50]],
-        },
-        Object {
-            name: "car_8",
-            top: Coord::Fixed(155.0),
-            left: Coord::Ram(109, -3.0),
-            size: (10.0, 8.0),
-            present: Presence::Always,
-            colours: &[[135, 183, 84]],
-        },
-        Object {
-            name: "car_9",
-            top: Coord::Fixed(171.0),
-            left: Coord::Ram(108, -3.0),
-            size: (10.0, 8.0),
-            present: Presence::Always,
-            colours: &[[210, 210, 64]],
-        },
+        car("car_0", 27.0, 117, &[[167, 26, 26]]),
+        car("car_1", 43.0, 116, &[[180, 231, 117]]),
+        car("car_2", 59.0, 115, &[[105, 105, 15]]),
+        car("car_3", 75.0, 114, &[[228, 111, 111]]),
+        car("car_4", 91.0, 113, &[[24, 26, 167]]),
+        car("car_5", 107.0, 112, &[[162, 98, 33]]),
+        car("car_6", 123.0, 111, &[[84, 92, 214]]),
+        car("car_7", 139.0, 110, &[[184, 50, 50]]),
+        car("car_8", 155.0, 109, &[[135, 183, 84]]),
+        car("car_9", 171.0, 108, &[[210, 210, 64]]),
     ],
 };
 
