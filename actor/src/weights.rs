@@ -35,6 +35,13 @@ pub fn ask(client: &ParamsClient, actor_id: u32, version: u64) -> Result<Fetched
             std::thread::sleep(std::time::Duration::from_secs(1));
             Ok(Fetched::NoAnswer)
         }
+        Ok(Err(ProtocolError::Unauthenticated)) => {
+            // Not opened: damaged or forged on the way (another run's key
+            // shows as the learner's `Unreadable` refusal instead). Asked again.
+            tracing::warn!("the learner's answer could not be opened; asking again in 1 s");
+            std::thread::sleep(std::time::Duration::from_secs(1));
+            Ok(Fetched::NoAnswer)
+        }
         Ok(Err(e)) => Err(e).context("the learner's answer was refused"),
         Err(TransportError::TimedOut) => Ok(Fetched::NoAnswer),
         Err(e) => Err(e.into()),

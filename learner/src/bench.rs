@@ -25,7 +25,7 @@ use agent::precision::Precision;
 use wire::auth::{Channel, Credentials};
 use wire::config::ModelConfig;
 use wire::protocol::{decode, Array, Body, ParamsRequest, Trajectory};
-use wire::seal::End;
+use wire::seal::{End, Service};
 use wire::transport::{seal, ParamsClient};
 
 use crate::batcher::build_batch;
@@ -157,7 +157,7 @@ fn measure_loop(
     // The sockets are ipc in the run's private directory: nothing is sealed
     // (wire::auth::Guard::Os), as in a local run.
     let creds = Credentials::of(&run_dir)?;
-    let channel = creds.for_address(&trajectories_address, End::Dialer)?;
+    let channel = creds.for_address(&trajectories_address, End::Dialer, Service::Stream)?;
     let messages: Vec<Vec<u8>> = trajectories
         .into_iter()
         .map(|tr| seal(&channel, &Body::Trajectory(Box::new(tr))).map(|(bytes, _)| bytes))

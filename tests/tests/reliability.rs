@@ -15,7 +15,7 @@ use wire::config::ModelConfig;
 use wire::fixtures;
 use wire::protocol::{encode, Array, Body, ParamsRequest, Trajectory};
 use wire::rundir::Endpoints;
-use wire::seal::End;
+use wire::seal::{End, Service};
 
 const SMALL: [&str; 6] = ["--preset", "small", "--game", "catch", "--unroll-length", "20"];
 const T: usize = 20;
@@ -451,7 +451,7 @@ fn bad_messages_to_a_running_learner_are_dropped_counted_and_harmless() {
     // Bad bytes sealed with the run's key, as a buggy process of the run could
     // send: they get past the seal and reach the decoder and validation.
     let creds = Credentials::new(&xpid, RunKey::load_file(&run.run_dir().join("run.key")).unwrap());
-    let actor = creds.for_address(&trajectories, End::Dialer).unwrap();
+    let actor = creds.for_address(&trajectories, End::Dialer, Service::Stream).unwrap();
     let send = |bytes: Vec<u8>| send_raw(actor.seal(&bytes, None).0);
     let good = encode(&xpid, &Body::Trajectory(Box::new(trajectory(8, 1)))).unwrap();
     let (random, truncated, unsealed) = (30, 20, 10);
@@ -468,7 +468,9 @@ fn bad_messages_to_a_running_learner_are_dropped_counted_and_harmless() {
         let n = rng.gen_range(0..4096);
         send_raw((0..n).map(|_| rng.gen()).collect());
     }
-    let forger = Credentials::ephemeral(&xpid).for_address(&trajectories, End::Dialer).unwrap();
+    let forger = Credentials::ephemeral(&xpid)
+        .for_address(&trajectories, End::Dialer, Service::Stream)
+        .unwrap();
     for seed in 0..unsealed / 2 {
         let body = Body::Trajectory(Box::new(trajectory(8, 30 + seed as u64)));
         send_raw(forger.seal(&encode(&xpid, &body).unwrap(), None).0);
@@ -501,8 +503,9 @@ fn bad_messages_to_a_running_learner_are_dropped_counted_and_harmless() {
     let request = |run: &str| {
         encode(run, &Body::ParamsRequest(ParamsRequest { actor_id: 1, version: 0 })).unwrap()
     };
-    let asker = creds.for_address(&params, End::Dialer).unwrap();
-    let forger = Credentials::ephemeral(&xpid).for_address(&params, End::Dialer).unwrap();
+    let asker = creds.for_address(&params, End::Dialer, Service::Params).unwrap();
+    let forger =
+        Credentials::ephemeral(&xpid).for_address(&params, End::Dialer, Service::Params).unwrap();
     for body in [
         asker.seal(&[0xc1u8, 0x00, 0x13], None).0,
         asker.seal(&request("another-run"), None).0,

@@ -15,7 +15,7 @@ use wire::auth::{Credentials, RunKey};
 use wire::config::ModelConfig;
 use wire::fixtures;
 use wire::protocol::{encode, Body, ParamsRequest};
-use wire::seal::End;
+use wire::seal::{End, Service};
 use wire::transport::ParamsClient;
 
 const SMALL: [&str; 6] = ["--preset", "small", "--game", "catch", "--unroll-length", "20"];
@@ -125,8 +125,8 @@ fn captured_traffic_is_unreadable_and_replays_are_refused_also_after_a_resume() 
         (t.actor_id, t.params_version) = (3, 1);
         encode(&run.xpid, &Body::Trajectory(Box::new(t))).unwrap()
     };
-    let actor = creds.for_address(&trajectories, End::Dialer).unwrap();
-    let asker = creds.for_address(&params, End::Dialer).unwrap();
+    let actor = creds.for_address(&trajectories, End::Dialer, Service::Stream).unwrap();
+    let asker = creds.for_address(&params, End::Dialer, Service::Params).unwrap();
     let (sent, _) = actor.seal(&trajectory(1), None);
     let (kept, _) = actor.seal(&trajectory(2), None); // never sent in this session
     let params_request = encode(&run.xpid, &request).unwrap();
@@ -178,7 +178,10 @@ fn captured_traffic_is_unreadable_and_replays_are_refused_also_after_a_resume() 
         || run.log("learner-2").contains("(stale, 2 so far)"),
     );
     // A message sealed now is taken.
-    let (fresh, _) = creds.for_address(&params, End::Dialer).unwrap().seal(&params_request, None);
+    let (fresh, _) = creds
+        .for_address(&params, End::Dialer, Service::Params)
+        .unwrap()
+        .seal(&params_request, None);
     assert!(ask(&fresh) > weights.weights.len(), "a new request gets the weights");
     assert!(stop(&mut learner, "the resumed learner", || run.log("learner-2")).success());
     let m = meta(&run);

@@ -18,7 +18,7 @@ use wire::auth::Credentials;
 use wire::config::ModelConfig;
 use wire::fixtures;
 use wire::protocol::{encode, ActionSteps, Actions, Array, Body};
-use wire::seal::{End, OVERHEAD};
+use wire::seal::{End, Service, OVERHEAD};
 use wire::transport::{open, InferenceClient, InferenceServer};
 
 const RUN: &str = "bench";
@@ -177,8 +177,8 @@ fn one_core_opens(cfg: &ModelConfig, envs: usize) {
     let creds = Credentials::ephemeral(RUN);
     let tcp = "tcp://127.0.0.1:1";
     let (actor, learner) = (
-        creds.for_address(tcp, End::Dialer).unwrap(),
-        creds.for_address(tcp, End::Listener).unwrap(),
+        creds.for_address(tcp, End::Dialer, Service::Inference).unwrap(),
+        creds.for_address(tcp, End::Listener, Service::Inference).unwrap(),
     );
     let request = fixtures::observations(cfg, envs, 1, 0, &[], 3);
     let plain = encode(RUN, &Body::Observations(Box::new(request))).unwrap();

@@ -12,7 +12,7 @@ use wire::auth::{Channel, Credentials};
 use wire::config::ModelConfig;
 use wire::fixtures;
 use wire::protocol::{decode, encode, encode_into, Body};
-use wire::seal::{End, HEADER_BYTES, OVERHEAD};
+use wire::seal::{End, Service, HEADER_BYTES, OVERHEAD};
 use wire::transport::{Pull, Push, DEFAULT_MAX_MESSAGE_BYTES};
 
 const RUN: &str = "bench";
@@ -65,8 +65,8 @@ fn main() {
     let creds = Credentials::ephemeral(RUN);
     let tcp = loopback();
     let channels = (
-        creds.for_address(&tcp, End::Dialer).unwrap(),
-        creds.for_address(&tcp, End::Listener).unwrap(),
+        creds.for_address(&tcp, End::Dialer, Service::Stream).unwrap(),
+        creds.for_address(&tcp, End::Listener, Service::Stream).unwrap(),
     );
     let bare = raw_protocol_path(dir.path(), "bare", &body, &cfg, messages, None);
     let sealed = raw_protocol_path(dir.path(), "sealed", &body, &cfg, messages, Some(&channels));

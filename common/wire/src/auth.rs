@@ -23,7 +23,7 @@ use std::sync::Arc;
 use crate::protocol::ProtocolError;
 pub use crate::run_key::{AuthError, RunKey, KEY_FILE};
 use crate::rundir::RunDir;
-use crate::seal::{End, SealId, Sealing, HEADER_BYTES, OVERHEAD, TAG_BYTES};
+use crate::seal::{End, SealId, Sealing, Service, HEADER_BYTES, OVERHEAD, TAG_BYTES};
 
 /// What a process needs to speak for its run: the run id every message names
 /// and the key its sockets seal with. The sockets take this, so a socket
@@ -66,7 +66,7 @@ impl Credentials {
         &self.run
     }
 
-    /// A socket's guard at `address`, held at `end`: the operating system's
+    /// A socket's guard at `address`, held at `end` of a `service` socket: the operating system's
     /// ([`Guard::Os`]) on `ipc://` in a private directory (made private if it
     /// is new), sealing on anything else. Both ends of a socket decide from
     /// the same address, so they agree. An ipc address in a directory others
@@ -76,11 +76,15 @@ impl Credentials {
         &self,
         address: &str,
         end: End,
+        service: Service,
     ) -> Result<Channel, crate::private::NotPrivate> {
         let guard = match address.strip_prefix("ipc://") {
-            None => {
-                Guard::Sealed(Arc::new(Sealing::new(self.key.clone(), end, self.not_before_us)))
-            }
+            None => Guard::Sealed(Arc::new(Sealing::new(
+                self.key.clone(),
+                end,
+                service,
+                self.not_before_us,
+            ))),
             Some(path) => {
                 crate::private::socket_dir(Path::new(path))?;
                 Guard::Os
@@ -192,12 +196,12 @@ mod tests {
         let creds = Credentials::ephemeral("run");
         let dir = tempfile::tempdir().unwrap();
         let ipc = format!("ipc://{}/socket", dir.path().join("sock").display());
-        let os = creds.for_address(&ipc, End::Dialer).unwrap();
+        let os = creds.for_address(&ipc, End::Dialer, Service::Stream).unwrap();
         assert!(matches!(os.guard(), Guard::Os));
         assert_eq!(os.seal(b"frames", None), (b"frames".to_vec(), None));
         let tcp = "tcp://127.0.0.1:5555";
-        let actor = creds.for_address(tcp, End::Dialer).unwrap();
-        let learner = creds.for_address(tcp, End::Listener).unwrap();
+        let actor = creds.for_address(tcp, End::Dialer, Service::Stream).unwrap();
+        let learner = creds.for_address(tcp, End::Listener, Service::Stream).unwrap();
         let (mut sealed, id) = actor.seal(b"frames", None);
         assert_eq!(sealed.len(), 6 + OVERHEAD);
         let mut copy = sealed.clone();
@@ -209,7 +213,7 @@ mod tests {
     fn debug_does_not_show_the_key() {
         let creds = Credentials::new("run", RunKey::from_bytes([0xab; 32]));
         assert!(!format!("{creds:?}").contains("ab"), "{creds:?}");
-        let channel = creds.for_address("tcp://127.0.0.1:1", End::Dialer).unwrap();
+        let channel = creds.for_address("tcp://127.0.0.1:1", End::Dialer, Service::Stream).unwrap();
         assert!(!format!("{channel:?}").contains("ab"), "{channel:?}");
     }
 }

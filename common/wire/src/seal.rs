@@ -8,9 +8,10 @@
 //!
 //! - **Keys.** Each socket end, when it is made, picks a random 128-bit
 //!   sender id. It seals under a key derived (BLAKE3's key derivation) from
-//!   the run key, the algorithm, the direction (dialer to listener, or back)
-//!   and that sender id. A message can therefore not be reflected back to its
-//!   sender, and no two sockets ever share a key.
+//!   the run key, the algorithm, the direction (dialer to listener, or back),
+//!   the kind of socket ([`Service`]) and that sender id. A message can
+//!   therefore not be reflected back to its sender nor moved to another
+//!   socket of the run, and no two sockets ever share a key.
 //! - **Nonces.** The nonce is the sender's message counter, so under one key
 //!   no nonce is ever used twice.
 //! - **Replay.** A listener (learner, recorder) keeps, per sender, a window of
@@ -105,6 +106,20 @@ pub enum End {
     Dialer,
 }
 
+/// Which kind of socket a message travels on. Part of every key, so a
+/// message sealed for one socket of the run opens on no other (an actor's
+/// params request sent to the inference port cannot draw an answer that
+/// would then open on the params socket).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Service {
+    /// PUSH -> PULL: trajectories to the learner, episodes to the recorder.
+    Stream = 1,
+    /// REQ <-> REP: params requests and the weights.
+    Params = 2,
+    /// REQ <-> raw REP: central inference's observations and actions.
+    Inference = 3,
+}
+
 /// Who sealed a message and its number among that sender's messages: what a
 /// reply is bound to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -165,6 +180,7 @@ struct Peer {
 pub struct Sealing {
     run_key: RunKey,
     end: End,
+    service: Service,
     me: [u8; 16],
     algorithm: Algorithm,
     key: LessSafeKey,
@@ -182,8 +198,15 @@ impl std::fmt::Debug for Sealing {
     }
 }
 
-/// The key `sender`, at `end`, seals with under `algorithm`.
-fn derive(run_key: &RunKey, algorithm: Algorithm, end: End, sender: &[u8; 16]) -> LessSafeKey {
+/// The key `sender`, at `end` of a `service` socket, seals with under
+/// `algorithm`.
+fn derive(
+    run_key: &RunKey,
+    algorithm: Algorithm,
+    end: End,
+    service: Service,
+    sender: &[u8; 16],
+) -> LessSafeKey {
     // Fixed, distinct contexts (BLAKE3's rule for key derivation): one per
     // algorithm and direction, so no key serves two of them.
     let context = match (algorithm, end) {
@@ -200,9 +223,10 @@ fn derive(run_key: &RunKey, algorithm: Algorithm, end: End, sender: &[u8; 16]) -
             "attention-agents wire 2026-12-05 ChaCha20-Poly1305 sealed by a dialer"
         }
     };
-    let mut material = [0u8; 48];
+    let mut material = [0u8; 49];
     material[..32].copy_from_slice(run_key.bytes());
-    material[32..].copy_from_slice(sender);
+    material[32..48].copy_from_slice(sender);
+    material[48] = service as u8;
     let key = blake3::derive_key(context, &material);
     LessSafeKey::new(UnboundKey::new(algorithm.ring(), &key).expect("a 32-byte key"))
 }
@@ -230,14 +254,15 @@ impl Sealing {
     /// A new socket end: a fresh random sender id and a counter from 0.
     /// `not_before` (microseconds since the epoch): refuse messages sealed
     /// earlier.
-    pub fn new(run_key: RunKey, end: End, not_before_us: Option<u64>) -> Self {
+    pub fn new(run_key: RunKey, end: End, service: Service, not_before_us: Option<u64>) -> Self {
         let mut me = [0u8; 16];
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut me);
         let algorithm = Algorithm::preferred();
         Sealing {
-            key: derive(&run_key, algorithm, end, &me),
+            key: derive(&run_key, algorithm, end, service, &me),
             run_key,
             end,
+            service,
             me,
             algorithm,
             counter: AtomicU64::new(0),
@@ -250,7 +275,7 @@ impl Sealing {
     /// algorithms must open anywhere).
     pub fn with_algorithm(mut self, algorithm: Algorithm) -> Self {
         self.algorithm = algorithm;
-        self.key = derive(&self.run_key, algorithm, self.end, &self.me);
+        self.key = derive(&self.run_key, algorithm, self.end, self.service, &self.me);
         self
     }
 
@@ -301,25 +326,22 @@ impl Sealing {
         let counter = u64::from_le_bytes(header[17..25].try_into().expect("8 bytes"));
         let sealed_at = u64::from_le_bytes(header[25..33].try_into().expect("8 bytes"));
         let id = SealId { sender, counter };
+        if counter == u64::MAX {
+            // No sealer ever uses it (see `seal_in_place`); the window
+            // arithmetic need not hold it.
+            return Err(ProtocolError::Unauthenticated);
+        }
         let theirs = match self.end {
             End::Listener => End::Dialer,
             End::Dialer => End::Listener,
         };
-        // The key, derived once per sender; a replay already taken is
-        // refused before the (costly) decryption, and again after it under
-        // the lock, where two copies opened at once cannot both pass.
-        let known = {
-            let peers = self.peers.lock().unwrap();
-            peers.get(&(algorithm, sender)).map(|p| {
-                let mut probe = Window { top: p.window.top, seen: p.window.seen };
-                (p.key.clone(), self.end == End::Dialer || probe.take(counter))
-            })
-        };
-        let key = match known {
-            Some((_, false)) => return Err(ProtocolError::Replayed),
-            Some((key, true)) => key,
-            None => Arc::new(derive(&self.run_key, algorithm, theirs, &sender)),
-        };
+        // The key, derived once per sender. Nothing is judged before the
+        // message is authenticated: a forgery is `Unauthenticated` whatever
+        // counter it claims, and tells nothing of the window.
+        let known = self.peers.lock().unwrap().get(&(algorithm, sender)).map(|p| p.key.clone());
+        let key = known.unwrap_or_else(|| {
+            Arc::new(derive(&self.run_key, algorithm, theirs, self.service, &sender))
+        });
         let (aad, len) = aad(header, answering);
         let plain = key
             .open_in_place(nonce(counter), Aad::from(&aad[..len]), body)
@@ -331,6 +353,7 @@ impl Sealing {
                 });
             }
         }
+        // Taken under the lock: of two copies opened at once, one passes.
         let mut peers = self.peers.lock().unwrap();
         let peer = peers
             .entry((algorithm, sender))
@@ -365,7 +388,10 @@ mod tests {
 
     fn pair() -> (Sealing, Sealing) {
         let key = RunKey::random();
-        (Sealing::new(key.clone(), End::Dialer, None), Sealing::new(key, End::Listener, None))
+        (
+            Sealing::new(key.clone(), End::Dialer, Service::Stream, None),
+            Sealing::new(key, End::Listener, Service::Stream, None),
+        )
     }
 
     #[test]
@@ -382,11 +408,37 @@ mod tests {
         // Reflected back to a dialer (its own direction's key): refused.
         assert_eq!(open(&actor, &bytes, None), Err(ProtocolError::Unauthenticated));
         // Another run's key: refused.
-        let stranger = Sealing::new(RunKey::random(), End::Listener, None);
+        let stranger = Sealing::new(RunKey::random(), End::Listener, Service::Stream, None);
         assert_eq!(open(&stranger, &bytes, None), Err(ProtocolError::Unauthenticated));
         assert_eq!(
             open(&learner, &bytes[..OVERHEAD - 1], None),
             Err(ProtocolError::Unauthenticated)
+        );
+    }
+
+    /// A message sealed for one kind of socket opens on no other, and a
+    /// forged header (the counter no sealer uses, a taken counter) is refused
+    /// as unauthenticated, without a panic and without telling the window.
+    #[test]
+    fn a_message_opens_on_its_own_kind_of_socket_only_and_forged_headers_are_refused() {
+        let key = RunKey::random();
+        let actor = Sealing::new(key.clone(), End::Dialer, Service::Params, None);
+        let params = Sealing::new(key.clone(), End::Listener, Service::Params, None);
+        let inference = Sealing::new(key, End::Listener, Service::Inference, None);
+        let (bytes, _) = sealed(&actor, b"params request", None);
+        assert_eq!(open(&inference, &bytes, None), Err(ProtocolError::Unauthenticated));
+        assert_eq!(open(&params, &bytes, None).unwrap(), b"params request");
+        let mut forged = bytes.clone();
+        forged[17..25].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert_eq!(open(&params, &forged, None), Err(ProtocolError::Unauthenticated));
+        let mut taken = bytes.clone();
+        let last = taken.len() - 1;
+        taken[last] ^= 1;
+        assert_eq!(open(&params, &taken, None), Err(ProtocolError::Unauthenticated));
+        assert_eq!(
+            open(&params, &bytes, None),
+            Err(ProtocolError::Replayed),
+            "the real copy again"
         );
     }
 
@@ -397,7 +449,8 @@ mod tests {
         for i in 0..bytes.len() {
             for bit in [0x01, 0x80] {
                 // A fresh listener each time, so no window hides a failure.
-                let learner = Sealing::new(actor.run_key.clone(), End::Listener, None);
+                let learner =
+                    Sealing::new(actor.run_key.clone(), End::Listener, Service::Stream, None);
                 let mut altered = bytes.clone();
                 altered[i] ^= bit;
                 assert!(open(&learner, &altered, None).is_err(), "byte {i} bit {bit:#x}");
@@ -434,10 +487,11 @@ mod tests {
     #[test]
     fn messages_sealed_before_the_receiver_started_are_stale() {
         let key = RunKey::random();
-        let actor = Sealing::new(key.clone(), End::Dialer, None);
+        let actor = Sealing::new(key.clone(), End::Dialer, Service::Stream, None);
         let (old, _) = sealed(&actor, b"before", None);
         std::thread::sleep(std::time::Duration::from_millis(5));
-        let resumed = Sealing::new(key, End::Listener, Some(unix_micros(SystemTime::now())));
+        let resumed =
+            Sealing::new(key, End::Listener, Service::Stream, Some(unix_micros(SystemTime::now())));
         assert!(matches!(open(&resumed, &old, None), Err(ProtocolError::Stale { .. })));
         let (new, _) = sealed(&actor, b"after", None);
         assert_eq!(open(&resumed, &new, None).unwrap(), b"after");

@@ -33,7 +33,7 @@ use crate::auth::{Channel, Credentials};
 pub use crate::connections::Connections;
 use crate::error::Refusal;
 use crate::protocol::{encode_into, Body, ProtocolError};
-use crate::seal::{End, SealId, HEADER_BYTES, OVERHEAD};
+use crate::seal::{End, SealId, Service, HEADER_BYTES, OVERHEAD};
 
 /// Default maximum size of one received message: a paper-sized unroll
 /// (T = 50, 210x160x3 frames) is about 5 MB, so 64 MB leaves room for T = 500.
@@ -94,13 +94,14 @@ fn socket_error(action: &'static str, address: &str) -> impl FnOnce(nng::Error) 
 
 fn listen(
     protocol: Protocol,
+    service: Service,
     address: &str,
     creds: &Credentials,
     max_bytes: usize,
     allow_remote: bool,
 ) -> Result<(Socket, Channel)> {
     let socket = Socket::new(protocol).map_err(socket_error("create socket for", address))?;
-    listen_on(socket, address, creds, max_bytes, allow_remote, |_| Ok(()))
+    listen_on(socket, service, address, creds, max_bytes, allow_remote, |_| Ok(()))
 }
 
 /// Binds `socket` at `address` after `configure` (pipe notifications must be
@@ -109,6 +110,7 @@ fn listen(
 /// ipc directory others may enter before anything is bound there).
 fn listen_on(
     socket: Socket,
+    service: Service,
     address: &str,
     creds: &Credentials,
     max_bytes: usize,
@@ -116,7 +118,7 @@ fn listen_on(
     configure: impl FnOnce(&Socket) -> std::result::Result<(), nng::Error>,
 ) -> Result<(Socket, Channel)> {
     check_bind_address(address, allow_remote)?;
-    let channel = creds.for_address(address, End::Listener)?;
+    let channel = creds.for_address(address, End::Listener, service)?;
     if let Some(path) = address.strip_prefix("ipc://") {
         // A socket file left by a killed process blocks the bind; nobody owns it.
         let _ = std::fs::remove_file(path);
@@ -132,11 +134,12 @@ fn listen_on(
 /// listener.
 fn dial(
     protocol: Protocol,
+    service: Service,
     address: &str,
     creds: &Credentials,
     max_bytes: usize,
 ) -> Result<(Socket, Channel)> {
-    let channel = creds.for_address(address, End::Dialer)?;
+    let channel = creds.for_address(address, End::Dialer, service)?;
     let socket = Socket::new(protocol).map_err(socket_error("create socket for", address))?;
     socket.set_opt::<RecvMaxSize>(max_bytes).map_err(socket_error("configure", address))?;
     socket
@@ -264,8 +267,14 @@ impl Pull {
         max_bytes: usize,
         allow_remote: bool,
     ) -> Result<Self> {
-        let (socket, channel) =
-            listen(Protocol::Pull0, address, creds, max_bytes + OVERHEAD, allow_remote)?;
+        let (socket, channel) = listen(
+            Protocol::Pull0,
+            Service::Stream,
+            address,
+            creds,
+            max_bytes + OVERHEAD,
+            allow_remote,
+        )?;
         let connections = std::sync::Arc::new(Connections::default());
         let c = connections.clone();
         socket
@@ -308,7 +317,7 @@ pub struct Push {
 
 impl Push {
     pub fn dial(address: &str, creds: &Credentials) -> Result<Self> {
-        let (socket, channel) = dial(Protocol::Push0, address, creds, 1 << 20)?;
+        let (socket, channel) = dial(Protocol::Push0, Service::Stream, address, creds, 1 << 20)?;
         Ok(Push { socket, channel })
     }
 
@@ -345,7 +354,8 @@ pub struct ParamsServer {
 
 impl ParamsServer {
     pub fn bind(address: &str, creds: &Credentials, allow_remote: bool) -> Result<Self> {
-        let (socket, channel) = listen(Protocol::Rep0, address, creds, 1 << 16, allow_remote)?;
+        let (socket, channel) =
+            listen(Protocol::Rep0, Service::Params, address, creds, 1 << 16, allow_remote)?;
         Ok(ParamsServer { socket, channel, asking: Default::default() })
     }
 
@@ -411,12 +421,16 @@ pub struct ParamsClient {
 
 impl ParamsClient {
     pub fn dial(address: &str, creds: &Credentials, max_bytes: usize) -> Result<Self> {
-        let (socket, channel) = dial(Protocol::Req0, address, creds, max_bytes + OVERHEAD)?;
-        // Never re-send the same bytes: the learner takes a sealed message
-        // once. A request that got no answer times out and the caller asks
-        // again with a new one.
+        let (socket, channel) =
+            dial(Protocol::Req0, Service::Params, address, creds, max_bytes + OVERHEAD)?;
+        // Re-send a request that got no answer (the learner restarted
+        // meanwhile). Without it, NNG ends the pending receive with an error
+        // the moment the learner's connection closes. A learner takes a
+        // sealed message once, so the copy is refused (`Stale` after a
+        // restart, `Replayed` if the first one was taken), and the caller
+        // asks again with a new request.
         socket
-            .set_opt::<nng::options::protocol::reqrep::ResendTime>(None)
+            .set_opt::<nng::options::protocol::reqrep::ResendTime>(Some(Duration::from_secs(5)))
             .map_err(socket_error("configure", address))?;
         Ok(ParamsClient { socket, channel })
     }
@@ -467,11 +481,18 @@ impl InferenceServer {
         let connections = std::sync::Arc::new(Connections::default());
         let c = connections.clone();
         let max_bytes = max_bytes + OVERHEAD;
-        let (socket, channel) =
-            listen_on(raw.socket, address, creds, max_bytes, allow_remote, move |socket| {
+        let (socket, channel) = listen_on(
+            raw.socket,
+            Service::Inference,
+            address,
+            creds,
+            max_bytes,
+            allow_remote,
+            move |socket| {
                 socket.set_opt::<nng::options::SendTimeout>(Some(Duration::from_secs(1)))?;
                 socket.pipe_notify(move |pipe, event| c.event(pipe, event))
-            })?;
+            },
+        )?;
         Ok(InferenceServer { socket, channel, connections })
     }
 
@@ -535,7 +556,8 @@ pub struct InferenceClient {
 
 impl InferenceClient {
     pub fn dial(address: &str, creds: &Credentials, max_bytes: usize) -> Result<Self> {
-        let (socket, channel) = dial(Protocol::Req0, address, creds, max_bytes + OVERHEAD)?;
+        let (socket, channel) =
+            dial(Protocol::Req0, Service::Inference, address, creds, max_bytes + OVERHEAD)?;
         // Never re-send on our own: a step answered twice would advance the
         // learner's copy of the environment twice. A lost answer is a timeout,
         // and the actor starts the group over.
@@ -608,7 +630,7 @@ mod tests {
         let pull = Pull::bind(&address, &creds, 1 << 20, false).unwrap();
         let wire = Socket::new(Protocol::Push0).unwrap();
         wire.dial(&address).unwrap();
-        let actor = creds.for_address(&address, End::Dialer).unwrap();
+        let actor = creds.for_address(&address, End::Dialer, Service::Stream).unwrap();
         let (sealed, _) = seal(&actor, &Body::UpToDate(UpToDate { version: 7 })).unwrap();
         let timeout = Some(Duration::from_secs(10));
         let receive = |bytes: &[u8]| {
@@ -625,7 +647,9 @@ mod tests {
         assert!(matches!(got, Ok(Body::UpToDate(UpToDate { version: 7 }))), "{got:?}");
         assert!(matches!(receive(&sealed), Err(ProtocolError::Replayed)));
         // Another run's key, with our run id: refused as well.
-        let forger = Credentials::ephemeral("run").for_address(&address, End::Dialer).unwrap();
+        let forger = Credentials::ephemeral("run")
+            .for_address(&address, End::Dialer, Service::Stream)
+            .unwrap();
         let (forged, _) = seal(&forger, &Body::UpToDate(UpToDate { version: 8 })).unwrap();
         assert!(matches!(receive(&forged), Err(ProtocolError::Unauthenticated)));
         let (next, _) = seal(&actor, &Body::UpToDate(UpToDate { version: 9 })).unwrap();
@@ -639,7 +663,7 @@ mod tests {
         let address = loopback();
         let creds = Credentials::ephemeral("run");
         let server = ParamsServer::bind(&address, &creds, false).unwrap();
-        let actor = creds.for_address(&address, End::Dialer).unwrap();
+        let actor = creds.for_address(&address, End::Dialer, Service::Params).unwrap();
         let request = Body::UpToDate(UpToDate { version: 1 });
         let (sealed, asked) = seal(&actor, &request).unwrap();
         let (_, other) = seal(&actor, &request).unwrap();
@@ -753,7 +777,7 @@ mod tests {
         let mut sealed = on_the_wire(&tcp, &creds, &body);
         assert_eq!(sealed.len(), bare.len() + OVERHEAD);
         assert!(!sealed.windows(3).any(|w| w == b"run"), "the run id is not readable");
-        let learner = creds.for_address(&tcp, End::Listener).unwrap();
+        let learner = creds.for_address(&tcp, End::Listener, Service::Stream).unwrap();
         assert_eq!(learner.open(&mut sealed, None).unwrap().0, &bare[..]);
 
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o750)).unwrap();

@@ -210,7 +210,8 @@ fn receive(
         |message| {
             let (to, body) = match message {
                 Ok(request) => request,
-                // Nothing that cannot be read is answered: its sender times out.
+                // One that cannot be opened was answered with the refusal
+                // (`InferenceServer::recv`); one that cannot be decoded too.
                 Err(e) => {
                     counters.drop_request(drop_reason(&e), &e);
                     return Flow::Continue;
