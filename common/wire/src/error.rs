@@ -1,5 +1,6 @@
 //! Why a message was refused ([`ProtocolError`]): every failure to read or
-//! check a message is one of these, never a panic.
+//! check a message is one of these, never a panic. Why a socket failed
+//! ([`TransportError`]), and why a peer refused our request ([`Refusal`]).
 
 use crate::layout::DType;
 
@@ -80,6 +81,31 @@ impl Refusal {
     pub fn worth_retrying(self) -> bool {
         matches!(self, Refusal::Stale | Refusal::Replayed)
     }
+}
+
+/// Why a socket could not be made or used ([`crate::transport`]). A message
+/// that arrived but was refused is a [`ProtocolError`] instead.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("cannot {action} {address}: {source}")]
+    Socket {
+        action: &'static str,
+        address: String,
+        #[source]
+        source: nng::Error,
+    },
+    #[error("{0}")]
+    Protocol(#[from] ProtocolError),
+    #[error("address {0:?} is not loopback: binding there exposes the run to the network; pass --allow-remote to do it on purpose")]
+    NotLoopback(String),
+    #[error("address {0:?} is neither ipc://<path> nor tcp://<host>:<port>")]
+    BadAddress(String),
+    #[error("the ipc socket's directory is not private: {0}")]
+    NotPrivate(#[from] crate::private::NotPrivate),
+    #[error("timed out")]
+    TimedOut,
+    #[error("socket closed")]
+    Closed,
 }
 
 pub(crate) type Result<T> = std::result::Result<T, ProtocolError>;

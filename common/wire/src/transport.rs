@@ -39,28 +39,7 @@ use crate::seal::{End, SealId, Service, HEADER_BYTES, OVERHEAD};
 /// (T = 50, 210x160x3 frames) is about 5 MB, so 64 MB leaves room for T = 500.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 64 << 20;
 
-#[derive(Debug, thiserror::Error)]
-pub enum TransportError {
-    #[error("cannot {action} {address}: {source}")]
-    Socket {
-        action: &'static str,
-        address: String,
-        #[source]
-        source: nng::Error,
-    },
-    #[error("{0}")]
-    Protocol(#[from] ProtocolError),
-    #[error("address {0:?} is not loopback: binding there exposes the run to the network; pass --allow-remote to do it on purpose")]
-    NotLoopback(String),
-    #[error("address {0:?} is neither ipc://<path> nor tcp://<host>:<port>")]
-    BadAddress(String),
-    #[error("the ipc socket's directory is not private: {0}")]
-    NotPrivate(#[from] crate::private::NotPrivate),
-    #[error("timed out")]
-    TimedOut,
-    #[error("socket closed")]
-    Closed,
-}
+pub use crate::error::TransportError;
 
 type Result<T> = std::result::Result<T, TransportError>;
 
