@@ -136,6 +136,13 @@ impl Inference for Remote<'_> {
             Ok(Err(ProtocolError::RefusedByPeer(why))) if !why.worth_retrying() => {
                 anyhow::bail!("the learner refused our inference request: {why}")
             }
+            Ok(Err(ProtocolError::RefusedByPeer(why))) => {
+                // Stale or replayed: the learner restarted, or this node's
+                // clock is behind its. The group starts over; a short pause
+                // keeps a clock behind from turning that into a busy loop.
+                std::thread::sleep(Duration::from_millis(100));
+                Reply::StartOver(format!("the learner refused our request: {why}"))
+            }
             Ok(Err(e)) => Reply::StartOver(format!("the learner's answer was refused: {e}")),
             Err(TransportError::TimedOut) => {
                 if self.sent_at[group].elapsed() < self.timeout {
