@@ -19,32 +19,37 @@ pub enum Fetched {
     NoAnswer,
 }
 
-/// Asks the learner for weights newer than `version` (0: none held). An
-/// answer that is not one (another body, or one that cannot be opened) is
-/// an error: it means another run's learner, or a bug.
+/// Asks the learner for weights newer than `version` (0: none held). A
+/// request the learner refused as stale or replayed, and an answer that
+/// cannot be opened (damaged or forged on the way), are asked for again a
+/// second later. Any other answer that is not one (another body, a refusal
+/// as unreadable or invalid) is an error: it means another run's learner, or
+/// a bug.
 pub fn ask(client: &ParamsClient, actor_id: u32, version: u64) -> Result<Fetched> {
     let request = Body::ParamsRequest(ParamsRequest { actor_id, version });
     match client.request(&request, PATIENCE) {
         Ok(Ok(Body::Params(params))) => Ok(Fetched::Params(Box::new(params))),
         Ok(Ok(Body::UpToDate(_))) => Ok(Fetched::UpToDate),
         Ok(Ok(other)) => bail!("the learner answered a params request with {}", other.kind()),
-        Ok(Err(ProtocolError::RefusedByPeer(why))) if why.worth_retrying() => {
-            // Sealed before the learner started (it was resumed meanwhile),
-            // or a copy it had taken: asked again a second later.
-            tracing::warn!("the learner refused the params request ({why}); asking again in 1 s");
-            std::thread::sleep(std::time::Duration::from_secs(1));
-            Ok(Fetched::NoAnswer)
-        }
-        Ok(Err(ProtocolError::Unauthenticated)) => {
-            // Not opened: damaged or forged on the way (another run's key
-            // shows as the learner's `Unreadable` refusal instead). Asked again.
-            tracing::warn!("the learner's answer could not be opened; asking again in 1 s");
+        // Sealed before the learner started (it was resumed meanwhile), a
+        // copy it had taken, or an answer damaged on the way (another run's
+        // key shows as the learner's `Unreadable` refusal instead).
+        Ok(Err(e)) if worth_asking_again(&e) => {
+            tracing::warn!("params request: {e}; asking again in 1 s");
             std::thread::sleep(std::time::Duration::from_secs(1));
             Ok(Fetched::NoAnswer)
         }
         Ok(Err(e)) => Err(e).context("the learner's answer was refused"),
         Err(TransportError::TimedOut) => Ok(Fetched::NoAnswer),
         Err(e) => Err(e.into()),
+    }
+}
+
+fn worth_asking_again(e: &ProtocolError) -> bool {
+    match e {
+        ProtocolError::RefusedByPeer(why) => why.worth_retrying(),
+        ProtocolError::Unauthenticated => true,
+        _ => false,
     }
 }
 

@@ -12,7 +12,7 @@ use wire::auth::{Channel, Credentials};
 use wire::config::ModelConfig;
 use wire::fixtures;
 use wire::protocol::{decode, encode, encode_into, Body};
-use wire::seal::{End, Service, HEADER_BYTES, OVERHEAD};
+use wire::seal::{End, Service, OVERHEAD};
 use wire::transport::{Pull, Push, DEFAULT_MAX_MESSAGE_BYTES};
 
 const RUN: &str = "bench";
@@ -84,14 +84,14 @@ fn main() {
     let (dialer, listener) = &channels;
     let plain = encode(RUN, &body).unwrap();
     let (mut seal_time, mut open_time) = (Duration::ZERO, Duration::ZERO);
-    let mut framed = vec![0u8; HEADER_BYTES + plain.len()];
+    let mut framed = Vec::with_capacity(plain.len() + OVERHEAD);
     for _ in 0..20 {
-        framed.truncate(HEADER_BYTES + plain.len());
-        framed[HEADER_BYTES..].copy_from_slice(&plain);
+        framed.clear();
+        framed.extend_from_slice(dialer.header_room());
+        framed.extend_from_slice(&plain);
         let start = Instant::now();
-        let (tag, _) = dialer.seal_in_place(&mut framed, None).unwrap();
+        dialer.seal_buffer(&mut framed, None).unwrap();
         seal_time += start.elapsed();
-        framed.extend_from_slice(&tag);
         let start = Instant::now();
         std::hint::black_box(listener.open(&mut framed, None).unwrap());
         open_time += start.elapsed();
@@ -195,10 +195,9 @@ fn raw_protocol_path(
                 let mut message =
                     nng::Message::with_capacity(body.bulk_bytes() + 64 * 1024 + OVERHEAD);
                 if let Some(dialer) = &dialer {
-                    message.push_back(&[0u8; HEADER_BYTES]);
+                    message.push_back(dialer.header_room());
                     encode_into(&mut message, RUN, &body).unwrap();
-                    let (tag, _) = dialer.seal_in_place(&mut message, None).unwrap();
-                    message.push_back(&tag);
+                    dialer.seal_buffer(&mut message, None).unwrap();
                 } else {
                     encode_into(&mut message, RUN, &body).unwrap();
                 }

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use crate::protocol::ProtocolError;
 pub use crate::run_key::{AuthError, RunKey, KEY_FILE};
 use crate::rundir::RunDir;
-use crate::seal::{End, SealId, Sealing, Service, HEADER_BYTES, OVERHEAD, TAG_BYTES};
+use crate::seal::{End, SealId, Sealing, Service, HEADER_BYTES, OVERHEAD};
 
 /// What a process needs to speak for its run: the run id every message names
 /// and the key its sockets seal with. The sockets take this, so a socket
@@ -123,11 +123,13 @@ impl Channel {
         &self.guard
     }
 
-    /// Bytes a sealed message holds before its plaintext (0 under [`Guard::Os`]).
-    pub fn header_bytes(&self) -> usize {
+    /// What a message starts with before its plaintext is written: room
+    /// for the header sealing writes (nothing under [`Guard::Os`]).
+    pub fn header_room(&self) -> &'static [u8] {
+        const ROOM: [u8; HEADER_BYTES] = [0; HEADER_BYTES];
         match self.guard {
-            Guard::Os => 0,
-            Guard::Sealed(_) => HEADER_BYTES,
+            Guard::Os => &[],
+            Guard::Sealed(_) => &ROOM,
         }
     }
 
@@ -139,33 +141,29 @@ impl Channel {
         }
     }
 
-    /// Seals `framed[header_bytes()..]` in place (see [`Sealing::seal_in_place`]);
-    /// returns the tag to append and the message's id, or `None` under
-    /// [`Guard::Os`], where there is nothing to do.
-    pub fn seal_in_place(
-        &self,
-        framed: &mut [u8],
-        reply_to: Option<&SealId>,
-    ) -> Option<([u8; TAG_BYTES], SealId)> {
-        match &self.guard {
-            Guard::Os => None,
-            Guard::Sealed(sealing) => Some(sealing.seal_in_place(framed, reply_to)),
-        }
+    /// Seals `buffer` (its [`Channel::header_room`], then the plaintext) in
+    /// place and appends the tag; returns the message's id. Under
+    /// [`Guard::Os`] the buffer stays as it is and there is no id. A reply
+    /// passes the id of the request it answers. The one sealing step of
+    /// every message: nng messages, byte vectors.
+    pub fn seal_buffer<B>(&self, buffer: &mut B, reply_to: Option<&SealId>) -> Option<SealId>
+    where
+        B: std::ops::DerefMut<Target = [u8]> + for<'a> Extend<&'a u8>,
+    {
+        let Guard::Sealed(sealing) = &self.guard else { return None };
+        let (tag, id) = sealing.seal_in_place(buffer, reply_to);
+        buffer.extend(&tag);
+        Some(id)
     }
 
     /// `plain` sealed, as bytes, with its id (`None` under [`Guard::Os`],
     /// where the bytes are `plain`).
     pub fn seal(&self, plain: &[u8], reply_to: Option<&SealId>) -> (Vec<u8>, Option<SealId>) {
         let mut framed = Vec::with_capacity(plain.len() + self.overhead());
-        framed.resize(self.header_bytes(), 0);
+        framed.extend_from_slice(self.header_room());
         framed.extend_from_slice(plain);
-        match self.seal_in_place(&mut framed, reply_to) {
-            None => (framed, None),
-            Some((tag, id)) => {
-                framed.extend_from_slice(&tag);
-                (framed, Some(id))
-            }
-        }
+        let id = self.seal_buffer(&mut framed, reply_to);
+        (framed, id)
     }
 
     /// The plaintext of `sealed`, opened in place, and its id; under

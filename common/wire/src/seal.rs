@@ -279,10 +279,6 @@ impl Sealing {
         self
     }
 
-    pub fn algorithm(&self) -> Algorithm {
-        self.algorithm
-    }
-
     /// Seals `framed[HEADER_BYTES..]` in place, writing the header into
     /// `framed[..HEADER_BYTES]`; returns the tag to append and the message's
     /// id. A reply passes the id of the request it answers.

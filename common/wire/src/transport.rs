@@ -33,7 +33,7 @@ use crate::auth::{Channel, Credentials};
 pub use crate::connections::Connections;
 use crate::error::Refusal;
 use crate::protocol::{encode_into, Body, ProtocolError};
-use crate::seal::{End, SealId, Service, HEADER_BYTES, OVERHEAD};
+use crate::seal::{End, SealId, Service, OVERHEAD};
 
 /// Default maximum size of one received message: a paper-sized unroll
 /// (T = 50, 210x160x3 frames) is about 5 MB, so 64 MB leaves room for T = 500.
@@ -141,15 +141,9 @@ fn encode_message(
     reply_to: Option<&SealId>,
 ) -> Result<(Message, Option<SealId>)> {
     let mut message = Message::with_capacity(capacity + channel.overhead());
-    message.push_back(&[0u8; HEADER_BYTES][..channel.header_bytes()]);
+    message.push_back(channel.header_room());
     encode_into(&mut message, channel.run(), body)?;
-    let id = match channel.seal_in_place(&mut message, reply_to) {
-        None => None,
-        Some((tag, id)) => {
-            message.push_back(&tag);
-            Some(id)
-        }
-    };
+    let id = channel.seal_buffer(&mut message, reply_to);
     Ok((message, id))
 }
 
@@ -177,6 +171,11 @@ fn opened(
 ) -> std::result::Result<(Body, Option<SealId>), ProtocolError> {
     let (plain, id) = channel.open(sealed, answering)?;
     Ok((crate::protocol::decode(plain, channel.run())?, id))
+}
+
+/// The answer to a request refused with `why`: its one byte ([`Refusal`]).
+fn refusal(why: &ProtocolError) -> Message {
+    Message::from(&[Refusal::of(why) as u8][..])
 }
 
 /// A dialer's read of the answer to its request `answering`: a message of
@@ -356,12 +355,10 @@ impl ParamsServer {
     /// a large `Params` once per version and answers many actors with it.
     pub fn reply_encoded(&self, encoded: &[u8]) -> Result<()> {
         let mut message = Message::with_capacity(encoded.len() + self.channel.overhead());
-        message.push_back(&[0u8; HEADER_BYTES][..self.channel.header_bytes()]);
+        message.push_back(self.channel.header_room());
         message.push_back(encoded);
         let asking = self.asking.lock().unwrap().take();
-        if let Some((tag, _)) = self.channel.seal_in_place(&mut message, asking.as_ref()) {
-            message.push_back(&tag);
-        }
+        self.channel.seal_buffer(&mut message, asking.as_ref());
         self.send(message)
     }
 
@@ -375,7 +372,7 @@ impl ParamsServer {
     /// run, asks again or says what is wrong.
     pub fn refuse(&self, why: &ProtocolError) -> Result<()> {
         self.asking.lock().unwrap().take();
-        self.send(Message::from(&[Refusal::of(why) as u8][..]))
+        self.send(refusal(why))
     }
 
     /// `body`'s encoding, not yet sealed (each answer is sealed for its request).
@@ -493,9 +490,9 @@ impl InferenceServer {
         let (body, request) = match opened(&mut message, &self.channel, None) {
             Ok(opened) => opened,
             Err(e) => {
-                let mut refusal = Message::from(&[Refusal::of(&e) as u8][..]);
-                refusal.as_mut_header().push_back(&header);
-                let _ = self.socket.send(refusal);
+                let mut answer = refusal(&e);
+                answer.as_mut_header().push_back(&header);
+                let _ = self.socket.send(answer);
                 return Ok(Some(Err(e)));
             }
         };
@@ -596,6 +593,7 @@ impl InferenceClient {
 mod tests {
     use super::*;
     use crate::protocol::UpToDate;
+    use crate::seal::HEADER_BYTES;
 
     /// A message altered on the way (one byte flipped between the sender's
     /// seal and the receiver) is refused unread; the same message intact is

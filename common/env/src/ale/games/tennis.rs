@@ -39,9 +39,7 @@ pub const GAME: Game = Game {
             top: Coord::From(|ram| Some(ball_top(ram))),
             left: Coord::Ram(16, -2.0),
             size: (2.0, 2.0),
-            present: Presence::When(|ram| {
-                ram[16] > 2 && !(98.0..113.0).contains(&(ball_top(ram) - 0.5).ceil())
-            }),
+            present: Presence::When(|ram| ram[16] > 2 && !(98.0..113.0).contains(&ball_top(ram))),
             colours: &[[236, 236, 236]],
         },
         Object {
