@@ -129,9 +129,9 @@ pub mod check {
         pub frames: usize,
         /// Pixels the box around a reported centre is widened by.
         pub tolerance: f32,
-        /// Frames whose maximum is compared (2: as recorded, the maximum of
-        /// a step's last two frames; more for games that draw sprites in
-        /// turns, a few per frame).
+        /// Frames looked at, each and as their maximum (2: as recorded, the
+        /// maximum of a step's last two frames; more for games that draw
+        /// sprites in turns, a few per frame).
         pub pool: usize,
         /// Positions each kind needs at least (rare kinds excepted).
         pub min_checked: usize,
@@ -153,10 +153,13 @@ pub mod check {
     /// Plays `expect.frames` emulator frames of `game` with random actions
     /// (each held a few frames), and checks each frame's reported objects:
     /// a position lands when the pixels of the object's colour within its
-    /// box, widened by `expect.tolerance`, in that frame or in the maximum of
-    /// the last `expect.pool` frames, have their bounding box's centre within
-    /// `expect.tolerance` plus a quarter of the sprite's size of it (how the recorded frames are made; many
-    /// games draw some sprites every other frame). `shift` moves every
+    /// box, widened by `expect.tolerance`, in any of the last `expect.pool`
+    /// frames or in their maximum, have their bounding box's centre within
+    /// `expect.tolerance` plus a quarter of the sprite's size of it. Many
+    /// games draw some sprites every other frame, or one in four; the
+    /// recorded frames are the maximum of two, where a sprite drawn over a
+    /// coloured background takes a colour of neither (Ms. Pac-Man's ghosts
+    /// over the maze's blue), so each frame is looked at too. `shift` moves every
     /// reported column by that much (0: the table as it is; otherwise the
     /// check of the check: a wrong offset must fail).
     pub fn play(game: &Game, expect: &Expect, shift: f32) -> Report {
@@ -184,8 +187,7 @@ pub mod check {
             };
             ale.screen_rgb(&mut frame);
             recent.push_back(frame);
-            let frame = recent.back().expect("this frame");
-            let mut pooled = frame.clone();
+            let mut pooled = recent.back().expect("this frame").clone();
             for other in &recent {
                 pooled.iter_mut().zip(other).for_each(|(p, o)| *p = (*p).max(*o));
             }
@@ -202,10 +204,9 @@ pub mod check {
                 for rr in window(r, dr, h) {
                     for cc in window(c, dc, w) {
                         let p = (rr * w + cc) * 3;
-                        let on = object
-                            .colours
-                            .iter()
-                            .any(|k| k[..] == frame[p..p + 3] || k[..] == pooled[p..p + 3]);
+                        let on = object.colours.iter().any(|k| {
+                            k[..] == pooled[p..p + 3] || recent.iter().any(|f| k[..] == f[p..p + 3])
+                        });
                         if on {
                             let b = found.get_or_insert((rr, rr, cc, cc));
                             *b = (b.0.min(rr), b.1.max(rr), b.2.min(cc), b.3.max(cc));
