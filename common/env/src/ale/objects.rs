@@ -153,8 +153,9 @@ pub mod check {
     /// Plays `expect.frames` emulator frames of `game` with random actions
     /// (each held a few frames), and checks each frame's reported objects:
     /// a position lands when the pixels of the object's colour within its
-    /// box, widened by `expect.tolerance`, in any of the last `expect.pool`
-    /// frames or in their maximum, have their bounding box's centre within
+    /// box, widened by `expect.tolerance`, in this frame and the maximum of
+    /// the last `expect.pool` frames, or else in one of those earlier frames
+    /// alone, have their bounding box's centre within
     /// `expect.tolerance` plus a quarter of the sprite's size of it. Many
     /// games draw some sprites every other frame, or one in four; the
     /// recorded frames are the maximum of two, where a sprite drawn over a
@@ -200,23 +201,30 @@ pub mod check {
                 // The box of the object's colour in the window: its centre
                 // must be near the reported one (a sprite's shape changes as
                 // it animates, so a quarter of its size is allowed on top).
-                let mut found: Option<(usize, usize, usize, usize)> = None;
-                for rr in window(r, dr, h) {
-                    for cc in window(c, dc, w) {
-                        let p = (rr * w + cc) * 3;
-                        let on = object.colours.iter().any(|k| {
-                            k[..] == pooled[p..p + 3] || recent.iter().any(|f| k[..] == f[p..p + 3])
-                        });
-                        if on {
-                            let b = found.get_or_insert((rr, rr, cc, cc));
-                            *b = (b.0.min(rr), b.1.max(rr), b.2.min(cc), b.3.max(cc));
+                // Looked for in this frame and the maximum together, then in
+                // each earlier frame alone (a box over several frames would
+                // stretch along the sprite's path).
+                let this = recent.len() - 1;
+                let hit = (0..=this).rev().any(|view| {
+                    let mut found: Option<(usize, usize, usize, usize)> = None;
+                    for rr in window(r, dr, h) {
+                        for cc in window(c, dc, w) {
+                            let p = (rr * w + cc) * 3;
+                            let on = object.colours.iter().any(|k| {
+                                k[..] == recent[view][p..p + 3]
+                                    || (view == this && k[..] == pooled[p..p + 3])
+                            });
+                            if on {
+                                let b = found.get_or_insert((rr, rr, cc, cc));
+                                *b = (b.0.min(rr), b.1.max(rr), b.2.min(cc), b.3.max(cc));
+                            }
                         }
                     }
-                }
-                let hit = found.is_some_and(|(r0, r1, c0, c1)| {
-                    let (fr, fc) = ((r0 + r1) as f32 / 2.0, (c0 + c1) as f32 / 2.0);
-                    (fr - r).abs() <= tolerance + object.size.0 / 4.0
-                        && (fc - c).abs() <= tolerance + object.size.1 / 4.0
+                    found.is_some_and(|(r0, r1, c0, c1)| {
+                        let (fr, fc) = ((r0 + r1) as f32 / 2.0, (c0 + c1) as f32 / 2.0);
+                        (fr - r).abs() <= tolerance + object.size.0 / 4.0
+                            && (fc - c).abs() <= tolerance + object.size.1 / 4.0
+                    })
                 });
                 let e = report.entry(kind(object.name).to_string()).or_default();
                 e.0 += 1;
