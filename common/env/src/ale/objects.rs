@@ -155,7 +155,8 @@ pub mod check {
     /// a position lands when the pixels of the object's colour within its
     /// box, widened by `expect.tolerance`, in this frame and the maximum of
     /// the last `expect.pool` frames, or else in one of those earlier frames
-    /// alone, have their bounding box's centre within
+    /// alone, have the bounding box of their part nearest it (pixels up to
+    /// [`GAP`] apart joined; see [`component_box`]) centred within
     /// `expect.tolerance` plus a quarter of the sprite's size of it. Many
     /// games draw some sprites every other frame, or one in four; the
     /// recorded frames are the maximum of two, where a sprite drawn over a
@@ -206,21 +207,15 @@ pub mod check {
                 // stretch along the sprite's path).
                 let this = recent.len() - 1;
                 let hit = (0..=this).rev().any(|view| {
-                    let mut found: Option<(usize, usize, usize, usize)> = None;
-                    for rr in window(r, dr, h) {
-                        for cc in window(c, dc, w) {
-                            let p = (rr * w + cc) * 3;
-                            let on = object.colours.iter().any(|k| {
-                                k[..] == recent[view][p..p + 3]
-                                    || (view == this && k[..] == pooled[p..p + 3])
-                            });
-                            if on {
-                                let b = found.get_or_insert((rr, rr, cc, cc));
-                                *b = (b.0.min(rr), b.1.max(rr), b.2.min(cc), b.3.max(cc));
-                            }
-                        }
-                    }
-                    found.is_some_and(|(r0, r1, c0, c1)| {
+                    let (rows, cols) = (window(r, dr, h), window(c, dc, w));
+                    let on = |rr: usize, cc: usize| {
+                        let p = (rr * w + cc) * 3;
+                        object.colours.iter().any(|k| {
+                            k[..] == recent[view][p..p + 3]
+                                || (view == this && k[..] == pooled[p..p + 3])
+                        })
+                    };
+                    component_box(rows, cols, on, (r, c)).is_some_and(|(r0, r1, c0, c1)| {
                         let (fr, fc) = ((r0 + r1) as f32 / 2.0, (c0 + c1) as f32 / 2.0);
                         (fr - r).abs() <= tolerance + object.size.0 / 4.0
                             && (fc - c).abs() <= tolerance + object.size.1 / 4.0
@@ -234,10 +229,75 @@ pub mod check {
         report
     }
 
-    fn window(centre: f32, half: f32, len: usize) -> impl Iterator<Item = usize> {
+    fn window(centre: f32, half: f32, len: usize) -> std::ops::Range<usize> {
         let lo = (centre - half).ceil().max(0.0) as usize;
-        let hi = ((centre + half).floor().max(-1.0) as isize).min(len as isize - 1);
-        (lo as isize..=hi).map(|i| i as usize)
+        let hi = ((centre + half).floor() + 1.0).clamp(0.0, len as f32) as usize;
+        lo..hi.max(lo)
+    }
+
+    /// The bounding box (r0, r1, c0, c1) of the object's pixels in the
+    /// window: the 8-connected parts of them within 2 pixels of the part
+    /// nearest the reported centre. Two objects of one colour on either side
+    /// of a wrong place are two parts, not one box centred on it.
+    fn component_box(
+        rows: std::ops::Range<usize>,
+        cols: std::ops::Range<usize>,
+        on: impl Fn(usize, usize) -> bool,
+        centre: (f32, f32),
+    ) -> Option<(usize, usize, usize, usize)> {
+        let (height, width) = (rows.len(), cols.len());
+        let mut mask = vec![false; height * width];
+        let mut nearest: Option<(f32, usize)> = None;
+        for (i, rr) in rows.clone().enumerate() {
+            for (j, cc) in cols.clone().enumerate() {
+                if on(rr, cc) {
+                    mask[i * width + j] = true;
+                    let d = (rr as f32 - centre.0).powi(2) + (cc as f32 - centre.1).powi(2);
+                    if nearest.is_none_or(|(best, _)| d < best) {
+                        nearest = Some((d, i * width + j));
+                    }
+                }
+            }
+        }
+        let (_, start) = nearest?;
+        // Grow from the nearest pixel over gaps of up to 2 pixels (a sprite
+        // drawn in stripes, or cut by the maximum of two frames).
+        let mut seen = vec![false; height * width];
+        let mut stack = vec![start];
+        seen[start] = true;
+        let (mut i0, mut i1, mut j0, mut j1) = (height, 0, width, 0);
+        while let Some(at) = stack.pop() {
+            let (i, j) = (at / width, at % width);
+            (i0, i1, j0, j1) = (i0.min(i), i1.max(i), j0.min(j), j1.max(j));
+            for ii in i.saturating_sub(GAP)..(i + GAP + 1).min(height) {
+                for jj in j.saturating_sub(GAP)..(j + GAP + 1).min(width) {
+                    let k = ii * width + jj;
+                    if mask[k] && !seen[k] {
+                        seen[k] = true;
+                        stack.push(k);
+                    }
+                }
+            }
+        }
+        Some((rows.start + i0, rows.start + i1, cols.start + j0, cols.start + j1))
+    }
+
+    /// The widest gap between two pixels of one object's part.
+    const GAP: usize = 3;
+
+    /// Two sprites of one colour on either side of a reported centre give
+    /// the nearer one's box, not one box centred between them; a sprite
+    /// drawn in stripes (gaps of one row) is one part.
+    #[test]
+    fn component_box_keeps_the_part_nearest_the_centre() {
+        // Columns 0..=4 and 11..=15 lit on rows 0..=3: centre (1.5, 6.5).
+        let two = |r: usize, c: usize| r < 4 && (c <= 4 || c >= 11);
+        assert_eq!(component_box(0..4, 0..16, two, (1.5, 6.5)), Some((0, 3, 0, 4)));
+        assert_eq!(component_box(0..4, 0..16, two, (1.5, 9.0)), Some((0, 3, 11, 15)));
+        // Every other row of a 9x5 sprite lit: one part.
+        let striped = |r: usize, c: usize| r.is_multiple_of(2) && r < 9 && (2..7).contains(&c);
+        assert_eq!(component_box(0..12, 0..10, striped, (4.0, 4.0)), Some((0, 8, 2, 6)));
+        assert_eq!(component_box(0..12, 0..10, |_, _| false, (4.0, 4.0)), None);
     }
 
     /// The per-game test: every kind (but rare ones) checked at least
