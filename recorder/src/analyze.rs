@@ -194,16 +194,6 @@ mod tests {
     }
 
     #[test]
-    fn kinds_drop_numbered_suffixes_only() {
-        assert_eq!(kind_of("enemy_11"), "enemy");
-        assert_eq!(kind_of("enemy_missile_2"), "enemy_missile");
-        assert_eq!(kind_of("player_missile"), "player_missile");
-        assert_eq!(kind_of("ball"), "ball");
-        assert_eq!(kind_of("_3"), "_3");
-        assert_eq!(kind_of("a_"), "a_");
-    }
-
-    #[test]
     fn cyclic_permutations_move_every_step() {
         for n in [2, 3, 10, 257] {
             let p = cyclic_permutation(n, n as u64);

@@ -90,17 +90,9 @@ pub fn entropy(map: &[f32]) -> f64 {
     -map.iter().map(|&v| f64::from(v) / total).filter(|&p| p > 0.0).map(|p| p * p.ln()).sum::<f64>()
 }
 
-/// The kind of an object: its name without a `_<number>` suffix.
-pub fn kind_of(name: &str) -> &str {
-    match name.rsplit_once('_') {
-        Some((kind, n))
-            if !kind.is_empty() && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) =>
-        {
-            kind
-        }
-        _ => name,
-    }
-}
+/// The kind of an object: its name without a `_<number>` suffix (one rule
+/// for the environments that name the objects and for this analysis).
+pub use env::ale::objects::kind as kind_of;
 
 /// SplitMix64, for the shuffle (no dependency for six lines).
 pub(super) fn splitmix64(state: &mut u64) -> u64 {

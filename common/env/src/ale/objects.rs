@@ -104,6 +104,38 @@ impl Game {
     }
 }
 
+/// Whether a sprite `height` rows tall with its top row at `top` is inside a
+/// field of `rows` (a playfield, a ski slope), a quarter of its height
+/// allowed over either edge: cut by more, it is not reported.
+pub fn within_rows(top: f32, height: f32, rows: std::ops::Range<f32>) -> bool {
+    top >= rows.start - height / 4.0 && top + height <= rows.end + height / 4.0
+}
+
+/// The kind of an object: its name without a `_<number>` suffix
+/// (`enemy_11` is an `enemy`, `player_missile` a `player_missile`). What
+/// `recorder analyze` groups by and the checks count by.
+pub fn kind(name: &str) -> &str {
+    match name.rsplit_once('_') {
+        Some((kind, n))
+            if !kind.is_empty() && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            kind
+        }
+        _ => name,
+    }
+}
+
+#[cfg(test)]
+#[test]
+fn kinds_drop_numbered_suffixes_only() {
+    assert_eq!(kind("enemy_11"), "enemy");
+    assert_eq!(kind("enemy_missile_2"), "enemy_missile");
+    assert_eq!(kind("player_missile"), "player_missile");
+    assert_eq!(kind("ball"), "ball");
+    assert_eq!(kind("_3"), "_3");
+    assert_eq!(kind("a_"), "a_");
+}
+
 /// The check of a game's table against its frames: random play, and for
 /// every reported object whether a pixel of its colour lies within its
 /// sprite's box, widened by a tolerance, around the reported centre.
@@ -116,11 +148,6 @@ pub mod check {
 
     /// Per kind: (positions checked, positions that landed on their colour).
     pub type Report = BTreeMap<String, (usize, usize)>;
-
-    /// The kind of an object: its name without the `_<number>` suffix.
-    pub fn kind(name: &str) -> &str {
-        name.trim_end_matches(|c: char| c.is_ascii_digit()).trim_end_matches('_')
-    }
 
     /// How a game's check is run and what it must reach.
     #[derive(Clone, Copy)]
@@ -206,8 +233,8 @@ pub mod check {
                 // each earlier frame alone (a box over several frames would
                 // stretch along the sprite's path).
                 let this = recent.len() - 1;
+                let (rows, cols) = (window(r, dr, h), window(c, dc, w));
                 let hit = (0..=this).rev().any(|view| {
-                    let (rows, cols) = (window(r, dr, h), window(c, dc, w));
                     let on = |rr: usize, cc: usize| {
                         let p = (rr * w + cc) * 3;
                         object.colours.iter().any(|k| {
@@ -215,11 +242,13 @@ pub mod check {
                                 || (view == this && k[..] == pooled[p..p + 3])
                         })
                     };
-                    component_box(rows, cols, on, (r, c)).is_some_and(|(r0, r1, c0, c1)| {
-                        let (fr, fc) = ((r0 + r1) as f32 / 2.0, (c0 + c1) as f32 / 2.0);
-                        (fr - r).abs() <= tolerance + object.size.0 / 4.0
-                            && (fc - c).abs() <= tolerance + object.size.1 / 4.0
-                    })
+                    component_box(rows.clone(), cols.clone(), on, (r, c)).is_some_and(
+                        |(r0, r1, c0, c1)| {
+                            let (fr, fc) = ((r0 + r1) as f32 / 2.0, (c0 + c1) as f32 / 2.0);
+                            (fr - r).abs() <= tolerance + object.size.0 / 4.0
+                                && (fc - c).abs() <= tolerance + object.size.1 / 4.0
+                        },
+                    )
                 });
                 let e = report.entry(kind(object.name).to_string()).or_default();
                 e.0 += 1;
@@ -236,8 +265,8 @@ pub mod check {
     }
 
     /// The bounding box (r0, r1, c0, c1) of the object's pixels in the
-    /// window: the 8-connected parts of them within 2 pixels of the part
-    /// nearest the reported centre. Two objects of one colour on either side
+    /// window: the part of them nearest the reported centre, pixels at most
+    /// [`GAP`] rows and columns apart counting as one part. Two objects of one colour on either side
     /// of a wrong place are two parts, not one box centred on it.
     fn component_box(
         rows: std::ops::Range<usize>,
@@ -260,8 +289,8 @@ pub mod check {
             }
         }
         let (_, start) = nearest?;
-        // Grow from the nearest pixel over gaps of up to 2 pixels (a sprite
-        // drawn in stripes, or cut by the maximum of two frames).
+        // Grow from the nearest pixel over gaps of up to GAP - 1 pixels (a
+        // sprite drawn in stripes, or cut by the maximum of two frames).
         let mut seen = vec![false; height * width];
         let mut stack = vec![start];
         seen[start] = true;
@@ -282,7 +311,7 @@ pub mod check {
         Some((rows.start + i0, rows.start + i1, cols.start + j0, cols.start + j1))
     }
 
-    /// The widest gap between two pixels of one object's part.
+    /// How far apart (rows, columns) two pixels of one part may be.
     const GAP: usize = 3;
 
     /// Two sprites of one colour on either side of a reported centre give

@@ -358,8 +358,7 @@ mod tests {
                 if r.is_nan() {
                     continue;
                 }
-                let kind =
-                    name.trim_end_matches(|ch: char| ch.is_ascii_digit()).trim_end_matches('_');
+                let kind = crate::ale::objects::kind(name);
                 let seen = match kind {
                     "enemy" => centre_near(frame, (r, c), (8.0, 6.0), |p| {
                         p != WATER && p != DIVER && !is_player_colour(p)

@@ -8,7 +8,7 @@
 //! `asteroid_<size>_<slot>`, while wholly inside the playfield (rows
 //! 18..195; the field wraps at its bottom).
 
-use crate::ale::objects::{Coord, Game, Object, Presence};
+use crate::ale::objects::{within_rows, Coord, Game, Object, Presence};
 use crate::ale::RAM_SIZE;
 
 /// A column from a horizontal-position byte (OCAtari's decoding).
@@ -79,12 +79,14 @@ fn rock_size(value: u8) -> usize {
     }
 }
 
+/// The rows rocks are drawn on (the field wraps at its bottom).
+const PLAYFIELD: std::ops::Range<f32> = 18.0..195.0;
+
 const ROCK_SIZES: [(f32, f32); 3] = [(28.0, 16.0), (15.0, 8.0), (8.0, 4.0)];
 
 fn rock_top<const A: usize, const SIZE: usize>(ram: &[u8; RAM_SIZE]) -> Option<f32> {
-    let (top, height) = (2.0 * f32::from(ram[A]) + 24.0, ROCK_SIZES[SIZE].0);
-    let inside = top >= 18.0 - height / 4.0 && top + height <= 195.0 + height / 4.0;
-    inside.then_some(top)
+    let top = 2.0 * f32::from(ram[A]) + 24.0;
+    within_rows(top, ROCK_SIZES[SIZE].0, PLAYFIELD).then_some(top)
 }
 
 fn rock_left<const A: usize>(ram: &[u8; RAM_SIZE]) -> Option<f32> {

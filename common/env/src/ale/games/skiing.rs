@@ -8,7 +8,7 @@
 //! is inside the slope's window (rows 32..178; a tree that would wrap past
 //! the right edge is not reported).
 
-use crate::ale::objects::{Coord, Game, Object, Presence};
+use crate::ale::objects::{within_rows, Coord, Game, Object, Presence};
 use crate::ale::RAM_SIZE;
 
 const TREE: &[[u8; 3]] = &[[110, 156, 66], [82, 126, 45], [158, 208, 101], [72, 160, 72]];
@@ -21,18 +21,11 @@ const KIND_MOGUL: u8 = 5;
 const KIND_GATE: u8 = 2;
 
 /// The rows the slope is drawn on.
-const SLOPE_TOP: f32 = 32.0;
-const SLOPE_BOTTOM: f32 = 178.0;
+const SLOPE: std::ops::Range<f32> = 32.0..178.0;
 
 /// A slot's top row before clipping: rows count up the slope in byte 86 + s.
 fn slot_top<const S: usize>(ram: &[u8; RAM_SIZE], offset: f32) -> f32 {
-    SLOPE_BOTTOM - f32::from(ram[86 + S]) + offset
-}
-
-/// Inside the slope's window, a quarter of the sprite's height allowed over
-/// either edge.
-fn on_slope(top: f32, height: f32) -> bool {
-    top >= SLOPE_TOP - height / 4.0 && top + height <= SLOPE_BOTTOM + height / 4.0
+    SLOPE.end - f32::from(ram[86 + S]) + offset
 }
 
 /// A tree's drawn height: byte 54 + s, at most the sprite's 30 rows (it is
@@ -46,7 +39,7 @@ const TREE_SIZE: (f32, f32) = (30.0, 16.0);
 /// The top of a 30-row box centred on the drawn part of the tree.
 fn tree_top<const S: usize>(ram: &[u8; RAM_SIZE]) -> Option<f32> {
     let (top, drawn) = (slot_top::<S>(ram, 4.0), tree_height::<S>(ram));
-    on_slope(top, drawn).then_some(top + (drawn - TREE_SIZE.0) / 2.0)
+    within_rows(top, drawn, SLOPE).then_some(top + (drawn - TREE_SIZE.0) / 2.0)
 }
 
 fn tree_left<const S: usize>(ram: &[u8; RAM_SIZE]) -> Option<f32> {
@@ -64,12 +57,12 @@ fn is_tree<const S: usize>(ram: &[u8; RAM_SIZE]) -> bool {
 
 fn mogul_top<const S: usize>(ram: &[u8; RAM_SIZE]) -> Option<f32> {
     let top = slot_top::<S>(ram, 3.0);
-    on_slope(top, 7.0).then_some(top)
+    within_rows(top, 7.0, SLOPE).then_some(top)
 }
 
 fn flag_top<const S: usize>(ram: &[u8; RAM_SIZE]) -> Option<f32> {
     let top = slot_top::<S>(ram, 4.0);
-    on_slope(top, 14.0).then_some(top)
+    within_rows(top, 14.0, SLOPE).then_some(top)
 }
 
 /// A gate's flags: the left one at the slot's column + 1, the right one 32
