@@ -64,11 +64,13 @@ cleanup() { local p; for p in "${pids[@]}"; do kill -INT "$p" 2>/dev/null || tru
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# Waits up to 120 s for `$2` to appear; fails with the end of log `$3`.
+# Waits up to 120 s until the command `$3...` succeeds; fails naming `$1`
+# with the end of log `$2`.
 wait_for() {
-  local what=$1 file=$2 log=$3 i
+  local what=$1 log=$2 i
+  shift 2
   for ((i = 0; i < 1200; i++)); do
-    [ -e "$file" ] && return 0
+    "$@" && return 0
     sleep 0.1
   done
   echo "attention-null.sh: no $what after 120 s; the end of $log:" >&2
@@ -89,13 +91,13 @@ for game in $games; do
   "$BIN/learner" "${common[@]}" --device cpu --threads 1 >"$dir/learner.out" 2>&1 &
   learner=$!
   pids=("$learner")
-  wait_for "checkpoint's run directory" "$dir/endpoints.json" "$dir/learner.out"
+  wait_for "checkpoint's run directory" "$dir/learner.out" test -e "$dir/endpoints.json"
   stop "$learner"
   ls "$dir/checkpoints" | grep -q '^ckpt-' || { echo "attention-null.sh: $game: the learner wrote no checkpoint" >&2; tail -n 20 "$dir/learner.out" >&2; exit 1; }
   "$BIN/recorder" serve "${common[@]}" >"$dir/recorder.out" 2>&1 &
   recorder=$!
   pids=("$recorder")
-  for ((i = 0; i < 1200; i++)); do grep -q episodes "$dir/endpoints.json" 2>/dev/null && break; sleep 0.1; done
+  wait_for "recorder's address" "$dir/recorder.out" grep -qs episodes "$dir/endpoints.json"
   "$BIN/actor" "${common[@]}" --eval --episodes "$episodes" --num-envs "$episodes" --threads 1 \
     --checkpoint "$dir" --max-frames "$max_frames" >"$dir/actor.out" 2>&1 ||
     { echo "attention-null.sh: $game: the actor failed; the end of its log:" >&2; tail -n 20 "$dir/actor.out" >&2; exit 1; }
